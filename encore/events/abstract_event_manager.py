@@ -1,0 +1,175 @@
+"""Abstract base classes of the event system.
+
+This module defines :class:`BaseEvent`, the root of every event class, and
+:class:`BaseEventManager`, the interface that every event manager offers.
+"""
+from __future__ import annotations
+
+import abc
+import logging
+from typing import Any, Callable, Optional
+
+logger = logging.getLogger(__name__)
+
+
+class BaseEvent(object):
+    """The root of the event class hierarchy.
+
+    Listeners subscribe to an event class and receive every instance of that
+    class and of its subclasses, so applications usually define small event
+    hierarchies of their own.
+
+    Parameters
+    ----------
+    source : object, optional
+        The object that generated the event.  Defaults to ``None``.
+    **kwargs
+        Any further keyword arguments become attributes of the event.
+
+    Attributes
+    ----------
+    source : object
+        The object that generated the event.
+
+    Notes
+    -----
+    Encore 0.8 replaced a missing ``source`` with a new empty list; here the
+    default is ``None`` (see the differences page).
+    """
+
+    def __init__(self, source: Any = None, **kwargs: Any) -> None:
+        self.source = source
+        self._handled = False
+        self.__dict__.update(kwargs)
+
+    def mark_as_handled(self) -> None:
+        """Mark the event as handled, so no lower-priority listener sees it.
+
+        A listener calls this to stop the dispatch of the event: the event
+        manager does not call any listener after the one that marked it.
+        """
+        self._handled = True
+
+    def pre_emit(self) -> None:
+        """Hook called by the event manager just before dispatch.
+
+        The default does nothing; subclasses may override it, for example to
+        record a timestamp.
+        """
+
+    def post_emit(self) -> None:
+        """Hook called by the event manager after every listener has run.
+
+        The default does nothing; subclasses may override it.
+        """
+
+    def __repr__(self) -> str:
+        attrs = ", ".join(
+            "{}={!r}".format(name, value)
+            for name, value in sorted(self.__dict__.items())
+            if not name.startswith("_")
+        )
+        return "{}({})".format(type(self).__name__, attrs)
+
+
+class BaseEventManager(abc.ABC):
+    """The interface of an event manager.
+
+    An event manager keeps, for every event class, the listeners connected
+    to it, and dispatches emitted events to them.  Concrete managers
+    implement the six methods below; :class:`~encore.events.event_manager.EventManager`
+    is the standard implementation.
+    """
+
+    @abc.abstractmethod
+    def connect(
+        self,
+        cls: type,
+        func: Callable[[BaseEvent], Any],
+        filter: Optional[dict] = None,
+        priority: int = 0,
+    ) -> None:
+        """Connect a listener to an event class and its subclasses.
+
+        Parameters
+        ----------
+        cls : type
+            The event class (a subclass of :class:`BaseEvent`).
+        func : callable
+            Called with the event as its only argument.
+        filter : dict, optional
+            Maps attribute names (dotted paths allowed) to values; the
+            listener is only called for events whose attributes are equal to
+            every value given.
+        priority : int, optional
+            Listeners with a higher priority are called first.
+        """
+
+    @abc.abstractmethod
+    def disconnect(self, cls: type, func: Callable[[BaseEvent], Any]) -> None:
+        """Disconnect a listener from an event class.
+
+        Parameters
+        ----------
+        cls : type
+            The event class the listener was connected to.
+        func : callable
+            The listener.
+
+        Raises
+        ------
+        KeyError
+            If ``func`` is not connected to ``cls``.
+        """
+
+    @abc.abstractmethod
+    def emit(self, event: BaseEvent, block: bool = True):
+        """Dispatch an event to the listeners of its class hierarchy.
+
+        Parameters
+        ----------
+        event : BaseEvent
+            The event to dispatch.
+        block : bool, optional
+            When ``False`` the dispatch happens on a new thread.
+
+        Returns
+        -------
+        threading.Thread or None
+            The dispatching thread when ``block`` is ``False``.
+        """
+
+    @abc.abstractmethod
+    def enable(self, cls: type) -> None:
+        """Enable the dispatch of events of a class.
+
+        Parameters
+        ----------
+        cls : type
+            The event class.
+        """
+
+    @abc.abstractmethod
+    def disable(self, cls: type) -> None:
+        """Disable the dispatch of events of a class and its subclasses.
+
+        Parameters
+        ----------
+        cls : type
+            The event class.
+        """
+
+    @abc.abstractmethod
+    def is_enabled(self, cls: type) -> bool:
+        """Whether events of a class are dispatched.
+
+        Parameters
+        ----------
+        cls : type
+            The event class.
+
+        Returns
+        -------
+        bool
+            ``False`` if the class or any of its ancestors is disabled.
+        """

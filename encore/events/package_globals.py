@@ -1,0 +1,71 @@
+"""The package-wide default event manager.
+
+Libraries that emit events (the stores of :mod:`encore.storage`, for
+example) use :func:`get_event_manager` when they are not given a manager of
+their own.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Optional
+
+from .abstract_event_manager import BaseEventManager
+
+_event_manager: Optional[BaseEventManager] = None
+_lock = threading.Lock()
+
+
+def get_event_manager() -> BaseEventManager:
+    """Return the package-wide event manager, creating it on first use.
+
+    Returns
+    -------
+    BaseEventManager
+        The manager set by :func:`set_event_manager`, or a new
+        :class:`~encore.events.event_manager.EventManager`.
+    """
+    global _event_manager
+    manager = _event_manager
+    if manager is None:
+        with _lock:
+            if _event_manager is None:
+                from .event_manager import EventManager
+
+                _event_manager = EventManager()
+            manager = _event_manager
+    return manager
+
+
+def set_event_manager(event_manager: BaseEventManager) -> None:
+    """Install the package-wide event manager.
+
+    Parameters
+    ----------
+    event_manager : BaseEventManager
+        The manager that :func:`get_event_manager` will return from now on.
+
+    Raises
+    ------
+    ValueError
+        If a different manager is already installed.  Installing the same
+        manager again is allowed.  (Encore 0.8 also refused when
+        :func:`get_event_manager` had merely been called before; here a
+        default manager created lazily that nobody has connected to may be
+        replaced.)
+    TypeError
+        If ``event_manager`` is not an event manager.
+    """
+    global _event_manager
+    if not isinstance(event_manager, BaseEventManager):
+        raise TypeError(
+            "set_event_manager() needs a BaseEventManager, got {!r}".format(event_manager)
+        )
+    with _lock:
+        current = _event_manager
+        if current is None or current is event_manager:
+            _event_manager = event_manager
+            return
+        if getattr(current, "_is_pristine_default", False) and current._is_pristine_default():
+            _event_manager = event_manager
+            return
+        raise ValueError("The package event manager has already been set")

@@ -1,0 +1,1 @@
+"""Conformance test mixins that any store implementation can reuse."""
