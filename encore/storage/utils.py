@@ -1,0 +1,823 @@
+"""Utilities for key-value stores: streaming helpers, transactions, progress.
+
+File-like helpers
+-----------------
+:func:`buffer_iterator` turns a readable file-like object into an iterator of
+byte buffers, which lets data be copied from one stream to another without
+holding it all in memory.  :class:`BufferIteratorIO` goes the other way: it
+wraps an iterator of byte buffers in a readable file-like object, which is
+how a store that filters or joins streams hands out data.
+
+Transactions
+------------
+:class:`DummyTransactionContext` is for stores without any notion of a
+transaction; :class:`SimpleTransactionContext` handles nesting, locking and
+the store events of a transaction for stores that can begin, commit and roll
+back.
+"""
+from __future__ import annotations
+
+import io
+import itertools
+import logging
+import sys
+import threading
+from typing import Any, Callable, Iterable, Iterator, List, Optional
+
+from encore.events.progress_events import ProgressManager
+
+from .events import (
+    StoreModificationEvent,
+    StoreProgressEndEvent,
+    StoreProgressEvent,
+    StoreProgressStartEvent,
+    StoreProgressStepEvent,
+    StoreTransactionEndEvent,
+    StoreTransactionStartEvent,
+)
+
+logger = logging.getLogger(__name__)
+
+#: The default number of bytes read at a time (1 MiB).
+DEFAULT_BUFFER_SIZE = 1048576
+
+
+# ---------------------------------------------------------------------------
+# Context manager support
+# ---------------------------------------------------------------------------
+
+class _ContextManagerProxy(object):
+    """Wrap an object that lacks ``__enter__``/``__exit__``."""
+
+    __slots__ = ("_wrapped",)
+
+    def __init__(self, wrapped: Any) -> None:
+        object.__setattr__(self, "_wrapped", wrapped)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._wrapped, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._wrapped, name, value)
+
+    def __iter__(self):
+        return iter(self._wrapped)
+
+    def __enter__(self) -> Any:
+        return self._wrapped
+
+    def __exit__(self, exc_type, exc_value, traceback) -> None:
+        return None
+
+
+def add_context_manager_support(obj: Any) -> Any:
+    """Make an object usable in a ``with`` statement.
+
+    Parameters
+    ----------
+    obj : object
+        Typically a file-like object returned by a third-party library.
+
+    Returns
+    -------
+    object
+        ``obj`` itself when its type already supports the context manager
+        protocol, otherwise a thin proxy that forwards every attribute to
+        ``obj`` and whose ``with`` block yields ``obj`` and does nothing on
+        exit.  (Encore 0.8 set instance attributes, which ``with`` ignores.)
+    """
+    kind = type(obj)
+    if hasattr(kind, "__enter__") and hasattr(kind, "__exit__"):
+        return obj
+    return _ContextManagerProxy(obj)
+
+
+# ---------------------------------------------------------------------------
+# Streaming helpers
+# ---------------------------------------------------------------------------
+
+def _check_chunk(chunk: Any) -> None:
+    if not isinstance(chunk, (bytes, bytearray, memoryview)):
+        raise TypeError(
+            "data streams must produce bytes, got {}".format(type(chunk).__name__)
+        )
+
+
+def buffer_iterator(
+    filelike: Any,
+    buffer_size: int = DEFAULT_BUFFER_SIZE,
+    progress: Optional[Callable[..., Any]] = None,
+    max_bytes: Optional[int] = None,
+) -> Iterator[bytes]:
+    """Iterate over the contents of a file-like object in buffers.
+
+    Parameters
+    ----------
+    filelike : file-like
+        Any object with a ``read(size)`` method returning bytes.
+    buffer_size : int, optional
+        The number of bytes to read at a time (default 1 MiB).
+    progress : callable, optional
+        Called as ``progress(step=n)`` after each read, ``n`` being the number
+        of bytes read so far (a :class:`StoreProgressManager` fits).
+    max_bytes : int, optional
+        Stop after this many bytes.
+
+    Yields
+    ------
+    bytes
+        Non-empty buffers of at most ``buffer_size`` bytes.
+
+    Raises
+    ------
+    TypeError
+        If the stream produces something other than bytes (text, say).
+    """
+    if buffer_size is None or buffer_size <= 0:
+        buffer_size = DEFAULT_BUFFER_SIZE
+    total = 0
+    while True:
+        size = buffer_size
+        if max_bytes is not None:
+            size = min(size, max_bytes - total)
+            if size <= 0:
+                break
+        chunk = filelike.read(size)
+        if not chunk:
+            if chunk is not None and not isinstance(chunk, (bytes, bytearray, memoryview)):
+                _check_chunk(chunk)
+            break
+        _check_chunk(chunk)
+        total += len(chunk)
+        if progress is not None:
+            progress(step=total)
+        yield bytes(chunk) if not isinstance(chunk, bytes) else chunk
+    if progress is not None and total == 0:
+        progress(step=0)
+
+
+def copy_stream(
+    source: Any,
+    write: Callable[[bytes], Any],
+    buffer_size: int = DEFAULT_BUFFER_SIZE,
+    progress: Optional[Callable[..., Any]] = None,
+    max_bytes: Optional[int] = None,
+) -> int:
+    """Copy a readable stream into a ``write`` callable, buffer by buffer.
+
+    Parameters
+    ----------
+    source : file-like
+        The stream to read from.
+    write : callable
+        Called with each buffer, e.g. the ``write`` method of a file.
+    buffer_size : int, optional
+        The number of bytes to read at a time.
+    progress : callable, optional
+        Called as ``progress(step=n)`` with the bytes copied so far.
+    max_bytes : int, optional
+        Copy at most this many bytes.
+
+    Returns
+    -------
+    int
+        The number of bytes copied.
+
+    Raises
+    ------
+    TypeError
+        If the source produces something other than bytes.
+    """
+    total = 0
+    for chunk in buffer_iterator(source, buffer_size, progress, max_bytes):
+        write(chunk)
+        total += len(chunk)
+    return total
+
+
+class BufferIteratorIO(io.RawIOBase):
+    """A readable file-like object over an iterator of byte buffers.
+
+    Stores that transform or combine streams hand out one of these so that
+    data keeps flowing in buffers instead of being joined in memory.
+
+    Parameters
+    ----------
+    iterator : iterable of bytes
+        Produces the successive buffers, e.g. :func:`buffer_iterator`.
+    """
+
+    def __init__(self, iterator: Iterable[bytes]) -> None:
+        super().__init__()
+        self._iterator: Optional[Iterator[bytes]] = iter(iterator)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        """bool : Always ``True``."""
+        return True
+
+    def _next_chunk(self) -> Optional[bytes]:
+        iterator = self._iterator
+        if iterator is None:
+            return None
+        try:
+            chunk = next(iterator)
+        except StopIteration:
+            self._iterator = None
+            return None
+        _check_chunk(chunk)
+        return bytes(chunk)
+
+    def read(self, size: Optional[int] = -1) -> bytes:
+        """Read and return up to ``size`` bytes.
+
+        Parameters
+        ----------
+        size : int, optional
+            The number of bytes wanted; ``None`` or a negative number (the
+            default) reads everything that is left.  (Encore 0.8 read at most
+            1 MiB by default and misbehaved with negative sizes.)
+
+        Returns
+        -------
+        bytes
+            Fewer than ``size`` bytes only at the end of the stream.
+        """
+        if self.closed:
+            raise ValueError("read from a closed BufferIteratorIO")
+        if size is None or size < 0:
+            parts = [self._pending]
+            self._pending = b""
+            while True:
+                chunk = self._next_chunk()
+                if chunk is None:
+                    break
+                parts.append(chunk)
+            return b"".join(parts)
+        pending = self._pending
+        if len(pending) < size:
+            parts = [pending]
+            have = len(pending)
+            while have < size:
+                chunk = self._next_chunk()
+                if chunk is None:
+                    break
+                parts.append(chunk)
+                have += len(chunk)
+            pending = b"".join(parts)
+        if len(pending) <= size:
+            self._pending = b""
+            return pending
+        self._pending = pending[size:]
+        return pending[:size]
+
+    def readinto(self, buffer: Any) -> int:
+        """Read bytes into a pre-allocated writable buffer.
+
+        Parameters
+        ----------
+        buffer : bytearray or memoryview
+            The buffer to fill.
+
+        Returns
+        -------
+        int
+            The number of bytes read (0 at the end of the stream).
+        """
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def readall(self) -> bytes:
+        """Read everything that is left.
+
+        Returns
+        -------
+        bytes
+            The rest of the stream.
+        """
+        return self.read(-1)
+
+    def close(self) -> None:
+        """Close the stream and release the underlying iterator."""
+        iterator = self._iterator
+        self._iterator = None
+        self._pending = b""
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+        super().close()
+
+
+def tee(filelike: Any, n: int = 2, buffer_size: int = DEFAULT_BUFFER_SIZE) -> List[BufferIteratorIO]:
+    """Split one readable stream into ``n`` independent streams.
+
+    Parameters
+    ----------
+    filelike : file-like
+        The stream to split.
+    n : int, optional
+        The number of streams wanted (default 2).
+    buffer_size : int, optional
+        The number of bytes read at a time.
+
+    Returns
+    -------
+    list of BufferIteratorIO
+        Streams that each yield the whole content.  Buffers are kept only
+        until every stream has read past them, so reading the streams in
+        step keeps memory bounded, while reading one to the end first holds
+        the whole content (as with :func:`itertools.tee`).
+    """
+    iterators = itertools.tee(buffer_iterator(filelike, buffer_size), n)
+    return [BufferIteratorIO(iterator) for iterator in iterators]
+
+
+class hashing_file(object):
+    """Wrap a readable stream so that everything read is also hashed.
+
+    Parameters
+    ----------
+    filelike : file-like
+        The stream to read.
+    hash : hashlib hash object
+        Updated with every byte read, e.g. ``hashlib.sha256()``.
+
+    Attributes
+    ----------
+    hash : hashlib hash object
+        The hash object given.
+    len : int
+        The number of bytes read so far.
+    """
+
+    def __init__(self, filelike: Any, hash: Any) -> None:
+        self.filelike = filelike
+        self.hash = hash
+        self.len = 0
+
+    def read(self, size: int = -1) -> bytes:
+        """Read from the stream, updating the hash and the byte count.
+
+        Parameters
+        ----------
+        size : int, optional
+            The number of bytes wanted; negative reads everything.
+
+        Returns
+        -------
+        bytes
+            The bytes read.
+        """
+        data = self.filelike.read(size)
+        self.hash.update(data)
+        self.len += len(data)
+        return data
+
+    def close(self) -> None:
+        """Close the underlying stream."""
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> "hashing_file":
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------------
+# Events and progress
+# ---------------------------------------------------------------------------
+
+def is_listened(event_manager: Any, event_class: type) -> bool:
+    """Tell cheaply whether emitting ``event_class`` can reach a listener.
+
+    Parameters
+    ----------
+    event_manager : BaseEventManager
+        The manager events would be emitted on.
+    event_class : type
+        The event class.
+
+    Returns
+    -------
+    bool
+        ``False`` only when the manager can tell that nobody listens; managers
+        without a ``has_listeners`` method are assumed to have listeners.
+    """
+    has_listeners = getattr(event_manager, "has_listeners", None)
+    if has_listeners is None:
+        return True
+    return has_listeners(event_class)
+
+
+class StoreProgressManager(ProgressManager):
+    """A :class:`~encore.events.progress_events.ProgressManager` emitting the
+    store progress events.
+
+    Parameters are those of
+    :class:`~encore.events.progress_events.ProgressManager`; stores pass
+    ``key`` and ``metadata`` as extra keyword arguments, which every event
+    carries.
+    """
+
+    #: Emitted by :meth:`start`.
+    StartEventType = StoreProgressStartEvent
+    #: Emitted by :meth:`step`.
+    StepEventType = StoreProgressStepEvent
+    #: Emitted by :meth:`end`.
+    EndEventType = StoreProgressEndEvent
+
+
+class _NullProgress(object):
+    """A progress manager that does nothing, used when nobody listens."""
+
+    __slots__ = ()
+
+    def start(self, **kwargs: Any) -> None:
+        pass
+
+    def step(self, message: Optional[str] = None, step: Optional[int] = None, **kwargs: Any) -> None:
+        pass
+
+    def end(self, message: Optional[str] = None, exit_state: str = "normal", **kwargs: Any) -> None:
+        pass
+
+    __call__ = step
+
+    def __enter__(self) -> "_NullProgress":
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback) -> None:
+        return None
+
+
+_NULL_PROGRESS = _NullProgress()
+
+
+def store_progress(
+    store: Any,
+    key: str,
+    metadata: Optional[dict],
+    message: str,
+    steps: int = -1,
+) -> Any:
+    """Return a progress manager for a long operation on one key of a store.
+
+    Parameters
+    ----------
+    store : AbstractReadOnlyStore
+        The store; its ``event_manager`` receives the events and it is their
+        ``source``.
+    key : str
+        The key concerned.
+    metadata : dict or None
+        The key's metadata, carried by the events.
+    message : str
+        Describes the operation.
+    steps : int, optional
+        The total number of bytes, or ``-1`` when unknown.
+
+    Returns
+    -------
+    StoreProgressManager
+        Or a do-nothing stand-in with the same methods when no listener is
+        connected to :class:`~encore.storage.events.StoreProgressEvent`.
+        Either way use it as a context manager and call ``step(step=n)`` with
+        the number of bytes done, once per buffer.
+    """
+    manager = store.event_manager
+    if not is_listened(manager, StoreProgressEvent):
+        return _NULL_PROGRESS
+    return StoreProgressManager(
+        event_manager=manager,
+        source=store,
+        message=message,
+        steps=steps,
+        key=key,
+        metadata=metadata,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Transactions
+# ---------------------------------------------------------------------------
+
+_lock_creation_lock = threading.Lock()
+
+
+def transaction_lock(store: Any) -> "threading.RLock":
+    """Return the re-entrant lock that serialises a store's transactions.
+
+    Parameters
+    ----------
+    store : AbstractStore
+        The store.
+
+    Returns
+    -------
+    threading.RLock
+        Created on first use and kept on the store.
+    """
+    lock = store.__dict__.get("_transaction_lock")
+    if lock is None:
+        with _lock_creation_lock:
+            lock = store.__dict__.get("_transaction_lock")
+            if lock is None:
+                lock = threading.RLock()
+                store.__dict__["_transaction_lock"] = lock
+    return lock
+
+
+class DummyTransactionContext(object):
+    """A transaction context for stores that have no transactions.
+
+    Entering and leaving it does nothing; writes made inside happen at once
+    and their events are emitted at once.
+
+    Parameters
+    ----------
+    store : AbstractStore
+        The store the context belongs to.
+    """
+
+    def __new__(cls, store: Any) -> "DummyTransactionContext":
+        existing = getattr(store, "_transaction", None)
+        if type(existing) is cls:
+            return existing
+        context = super().__new__(cls)
+        context.store = store
+        try:
+            store._transaction = context
+        except AttributeError:
+            pass
+        return context
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def __enter__(self) -> "DummyTransactionContext":
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback) -> bool:
+        return False
+
+
+class SimpleTransactionContext(object):
+    """A nestable transaction with store events, for stores that can begin,
+    commit and roll back.
+
+    Each store has one context at a time: constructing one for a store that
+    already has an active :class:`SimpleTransactionContext` returns that
+    context.  Only the outermost ``with`` block begins and ends the
+    transaction; inner blocks just nest.  A re-entrant per-store lock is held
+    from the outermost entry to its exit, so transactions of other threads
+    wait for it.
+
+    The outermost entry calls :meth:`begin` and emits a
+    :class:`~encore.storage.events.StoreTransactionStartEvent`.  While it is
+    open, the store's modification events emitted on this thread are held
+    back.  The outermost exit calls :meth:`commit` (or :meth:`rollback` when
+    the block raised, or when the commit failed), emits a
+    :class:`~encore.storage.events.StoreTransactionEndEvent` with
+    ``state='done'`` or ``'failed'``, and then re-emits the held events in
+    order -- unless the transaction failed and the store can roll back, in
+    which case they are dropped, since the writes they describe were undone.
+    The context's state is reset even when commit or rollback raises.
+    Exceptions are never suppressed.
+
+    Parameters
+    ----------
+    store : AbstractStore
+        The store.  Its optional ``_begin_transaction``,
+        ``_commit_transaction`` and ``_rollback_transaction`` methods do the
+        real work.
+
+    Events
+    ------
+    StoreTransactionStartEvent
+        When the outermost transaction begins.
+    StoreTransactionEndEvent
+        When it ends, with ``state`` ``'done'`` or ``'failed'``.
+    """
+
+    def __new__(cls, store: Any) -> "SimpleTransactionContext":
+        existing = getattr(store, "_transaction", None)
+        if isinstance(existing, cls) and existing.store is store:
+            return existing
+        context = super().__new__(cls)
+        context.store = store
+        context._depth = 0
+        context._owner = None
+        context._captured = []
+        context._lock = transaction_lock(store)
+        try:
+            store._transaction = context
+        except AttributeError:
+            pass
+        return context
+
+    def __init__(self, store: Any) -> None:
+        # All state is set up once, in __new__, so that re-constructing the
+        # context of an active transaction does not reset it.
+        pass
+
+    @property
+    def active(self) -> bool:
+        """bool : Whether a transaction is open."""
+        return self._depth > 0
+
+    def begin(self) -> None:
+        """Begin the transaction: calls the store's ``_begin_transaction``."""
+        method = getattr(self.store, "_begin_transaction", None)
+        if method is not None:
+            method()
+
+    def commit(self) -> None:
+        """Commit the transaction: calls the store's ``_commit_transaction``."""
+        method = getattr(self.store, "_commit_transaction", None)
+        if method is not None:
+            method()
+
+    def rollback(self) -> None:
+        """Roll back: calls the store's ``_rollback_transaction``."""
+        method = getattr(self.store, "_rollback_transaction", None)
+        if method is not None:
+            method()
+
+    def _capture(self, event: Any) -> None:
+        if event.source is self.store and threading.get_ident() == self._owner:
+            self._captured.append(event)
+            event.mark_as_handled()
+
+    def __enter__(self) -> "SimpleTransactionContext":
+        self._lock.acquire()
+        if self._depth > 0:
+            self._depth += 1
+            return self
+        try:
+            self.begin()
+        except BaseException:
+            self._lock.release()
+            raise
+        self._depth = 1
+        self._owner = threading.get_ident()
+        self._captured = []
+        try:
+            self.store._transaction = self
+        except AttributeError:
+            pass
+        manager = self.store.event_manager
+        manager.connect(StoreModificationEvent, self._capture, priority=sys.maxsize)
+        if is_listened(manager, StoreTransactionStartEvent):
+            manager.emit(StoreTransactionStartEvent(source=self.store))
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback) -> bool:
+        if self._depth > 1:
+            self._depth -= 1
+            self._lock.release()
+            return False
+        store = self.store
+        manager = store.event_manager
+        captured, self._captured = self._captured, []
+        state = "failed"
+        error: Optional[BaseException] = None
+        try:
+            if exc_type is None:
+                self.commit()
+                state = "done"
+            else:
+                self.rollback()
+        except BaseException as exc:  # noqa: B902 - re-raised below
+            error = exc
+            if exc_type is None:
+                try:
+                    self.rollback()
+                except BaseException:
+                    logger.exception("Rolling back after a failed commit failed too")
+        finally:
+            self._depth = 0
+            self._owner = None
+            try:
+                manager.disconnect(StoreModificationEvent, self._capture)
+            except KeyError:
+                pass
+            if getattr(store, "_transaction", None) is self:
+                try:
+                    store._transaction = None
+                except AttributeError:
+                    pass
+            self._lock.release()
+        if is_listened(manager, StoreTransactionEndEvent):
+            manager.emit(StoreTransactionEndEvent(source=store, state=state))
+        if state == "done" or getattr(store, "_rollback_transaction", None) is None:
+            for event in captured:
+                event._handled = False
+                manager.emit(event)
+        if error is not None:
+            raise error
+        return False
+
+
+# ---------------------------------------------------------------------------
+# Ranges
+# ---------------------------------------------------------------------------
+
+def slice_offsets(start: Optional[int], end: Optional[int], size: Optional[int]) -> tuple:
+    """Resolve slice-style offsets against a size.
+
+    Parameters
+    ----------
+    start, end : int or None
+        Offsets as for ``data[start:end]``; negative values count from the
+        end and need a known ``size``.
+    size : int or None
+        The length of the data, if known.
+
+    Returns
+    -------
+    tuple of (int, int or None)
+        The absolute start and end (``None``: to the end of the data).
+
+    Raises
+    ------
+    ValueError
+        If an offset is negative and ``size`` is unknown.
+    """
+    if size is not None:
+        first, last, _ = slice(start, end).indices(size)
+        return first, max(first, last)
+    if (start is not None and start < 0) or (end is not None and end < 0):
+        raise ValueError("negative offsets need a known data size")
+    first = 0 if start is None else start
+    if end is not None and end < first:
+        end = first
+    return first, end
+
+
+class _ClosingIterator(object):
+    """Iterate over a stream's buffers and close the stream at the end."""
+
+    def __init__(self, stream: Any, buffer_size: int, max_bytes: Optional[int]) -> None:
+        self._stream = stream
+        self._iterator = buffer_iterator(stream, buffer_size, None, max_bytes)
+
+    def __iter__(self) -> "_ClosingIterator":
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._iterator)
+        except StopIteration:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()
+
+
+def range_stream(
+    stream: Any,
+    start: Optional[int] = None,
+    end: Optional[int] = None,
+    size: Optional[int] = None,
+    buffer_size: int = DEFAULT_BUFFER_SIZE,
+) -> Any:
+    """Narrow a readable stream, positioned at its start, to ``[start:end]``.
+
+    Parameters
+    ----------
+    stream : file-like
+        A stream at offset 0; it is seeked when seekable, otherwise the
+        leading bytes are read and dropped.
+    start, end : int or None
+        Slice-style offsets (``end`` exclusive).
+    size : int or None
+        The length of the data, needed for negative offsets.
+    buffer_size : int, optional
+        The buffer size used when skipping and copying.
+
+    Returns
+    -------
+    file-like
+        ``stream`` itself when no end is given, otherwise a
+        :class:`BufferIteratorIO` that stops at ``end`` and closes
+        ``stream`` when closed or exhausted.
+    """
+    first, last = slice_offsets(start, end, size)
+    if first:
+        seekable = getattr(stream, "seekable", None)
+        if seekable is not None and seekable():
+            stream.seek(first)
+        else:
+            for _ in buffer_iterator(stream, buffer_size, None, first):
+                pass
+    if last is None:
+        return stream
+    return BufferIteratorIO(_ClosingIterator(stream, buffer_size, last - first))
