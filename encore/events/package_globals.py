@@ -31,7 +31,10 @@ def get_event_manager() -> BaseEventManager:
             if _event_manager is None:
                 from .event_manager import EventManager
 
-                _event_manager = EventManager()
+                manager = EventManager()
+                # Lets set_event_manager() replace it while nobody uses it.
+                manager._is_package_default = True
+                _event_manager = manager
             manager = _event_manager
     return manager
 

@@ -1,0 +1,933 @@
+"""The standard event manager.
+
+:class:`EventManager` keeps, for every event class, the listeners connected to
+it, and dispatches an emitted event to the listeners of the event's class and
+of all its ancestors, in one order: by priority (highest first), then by the
+order in which they were connected.
+
+How it stays fast
+-----------------
+For every event class that has been emitted the manager caches a *dispatch
+plan*: whether the class is enabled, and the merged, sorted listeners of the
+class and its ancestors.  Any change (connect, disconnect, enable, disable,
+the death of an instance whose bound method listens) replaces the whole cache
+and bumps :attr:`EventManager.version`, so emitting an event is one dictionary
+look-up followed by the calls themselves.  Listener lists are never modified
+in place: a change builds a new tuple, so a dispatch that is running keeps the
+snapshot it started with.  When many listeners filter on the same attribute,
+the plan also indexes them by the value they expect, so only the matching ones
+are examined.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import weakref
+from bisect import insort
+from types import MethodType
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+
+from .abstract_event_manager import BaseEvent, BaseEventManager
+
+logger = logging.getLogger(__name__)
+_module_logger = logger
+
+__all__ = [
+    "EventManager",
+    "EventInfo",
+    "CallableNotifier",
+    "MethodNotifier",
+    "LoggingTracer",
+]
+
+Listener = Callable[[BaseEvent], Any]
+TraceFunction = Callable[[str, Callable, tuple], Any]
+
+#: Below this many filtered listeners a plan evaluates the filters one by one;
+#: from this many on it indexes them by the value they expect.
+INDEX_THRESHOLD = 8
+
+_MISSING = object()
+
+
+def _split_filter(filter: Optional[Mapping[str, Any]]) -> Optional[Tuple[Tuple[Tuple[str, ...], Any], ...]]:
+    """Turn ``{'a.b': v}`` into ``((('a', 'b'), v),)``, sorted by path."""
+    if not filter:
+        return None
+    items = []
+    for path, value in filter.items():
+        if not isinstance(path, str) or not path:
+            raise TypeError("filter keys must be non-empty attribute paths, got {!r}".format(path))
+        items.append((tuple(path.split(".")), value))
+    items.sort(key=lambda item: item[0])
+    return tuple(items)
+
+
+def _resolve(event: BaseEvent, path: Tuple[str, ...]) -> Any:
+    """Follow a dotted attribute path from the event; ``_MISSING`` if absent."""
+    value: Any = event
+    try:
+        for name in path:
+            value = getattr(value, name)
+    except AttributeError:
+        return _MISSING
+    return value
+
+
+def _filter_matches(event: BaseEvent, items, listener_info: Any) -> bool:
+    """Whether every ``(path, value)`` of a split filter holds for the event."""
+    for path, expected in items:
+        value = _resolve(event, path)
+        if value is _MISSING:
+            logger.info(
+                "Event %r has no attribute %r: listener %r skipped",
+                event, ".".join(path), listener_info,
+            )
+            return False
+        try:
+            if not (value == expected):
+                return False
+        except Exception:
+            logger.warning(
+                "Comparing attribute %r of event %r failed: listener %r skipped",
+                ".".join(path), event, listener_info, exc_info=True,
+            )
+            return False
+    return True
+
+
+def _log_listener_failure(listener: Any, event: BaseEvent) -> None:
+    # Called from inside an ``except`` block, so the traceback is attached.
+    logger.warning(
+        "Listener %r raised an exception while handling %r", listener, event, exc_info=True
+    )
+
+
+def _is_hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except Exception:
+        return False
+    return True
+
+
+class CallableNotifier(object):
+    """A connected listener held by a strong reference.
+
+    Functions, lambdas, builtin methods and other callables are kept alive by
+    the manager for as long as they are connected.
+
+    Parameters
+    ----------
+    func : callable
+        The listener.
+    filter : dict or None
+        The filter given at connection (a private copy is kept).
+    priority : int
+        The listener's priority.
+    count : int
+        The connection number, which orders listeners of equal priority.
+
+    Attributes
+    ----------
+    func : callable
+        The listener.
+    filter : dict or None
+        The filter, or ``None``.
+    priority : int
+        The listener's priority.
+    count : int
+        The connection number.
+    key : tuple
+        ``(-priority, count)``, the sort key of the listener.
+    """
+
+    __slots__ = ("func", "filter", "filter_items", "priority", "count", "key", "dead", "__weakref__")
+
+    def __init__(self, func: Listener, filter: Optional[Mapping[str, Any]], priority: int, count: int) -> None:
+        self.func = func
+        self.filter = dict(filter) if filter else None
+        self.filter_items = _split_filter(filter)
+        self.priority = priority
+        self.count = count
+        self.key = (-priority, count)
+        self.dead = False
+
+    def matches(self, func: Any) -> bool:
+        """Whether ``func`` designates this listener.
+
+        Parameters
+        ----------
+        func : callable
+            A callable given to ``connect`` or ``disconnect``.
+
+        Returns
+        -------
+        bool
+            ``True`` if ``func`` is (or equals) the held callable.
+        """
+        if func is self.func:
+            return True
+        if isinstance(func, MethodType):
+            return False
+        try:
+            return bool(self.func == func)
+        except Exception:
+            return False
+
+    def resolve(self) -> Optional[Listener]:
+        """Return the callable to call.
+
+        Returns
+        -------
+        callable
+            The held callable.
+        """
+        return self.func
+
+    def dispatch_entry(self) -> tuple:
+        """The ``(call, instance_ref, filter_items, notifier)`` entry of a dispatch plan."""
+        return (self.func, None, self.filter_items, self)
+
+    def __repr__(self) -> str:
+        return "<{} {!r} priority={} filter={!r}>".format(
+            type(self).__name__, self.func, self.priority, self.filter
+        )
+
+
+class MethodNotifier(object):
+    """A connected bound method, whose instance is held by a weak reference.
+
+    Connecting a bound method does not keep its instance alive: when the
+    instance is garbage collected the listener disconnects itself.  Any bound
+    method object of the same function and instance designates the same
+    listener, so ``obj.method`` may be passed again to ``disconnect``.
+
+    Parameters
+    ----------
+    method : types.MethodType
+        The bound method.
+    filter : dict or None
+        The filter given at connection (a private copy is kept).
+    priority : int
+        The listener's priority.
+    count : int
+        The connection number.
+    on_death : callable, optional
+        Called with the notifier when the instance dies.
+
+    Attributes
+    ----------
+    function : callable
+        The function underlying the method (``method.__func__``).
+    instance_ref : weakref.ref
+        A weak reference to the instance (``method.__self__``).
+    filter : dict or None
+        The filter, or ``None``.
+    priority : int
+        The listener's priority.
+    count : int
+        The connection number.
+    key : tuple
+        ``(-priority, count)``, the sort key of the listener.
+
+    Raises
+    ------
+    TypeError
+        If the instance cannot be weakly referenced.
+    """
+
+    __slots__ = (
+        "function", "instance_ref", "filter", "filter_items", "priority", "count", "key",
+        "dead", "_on_death", "__weakref__",
+    )
+
+    def __init__(
+        self,
+        method: MethodType,
+        filter: Optional[Mapping[str, Any]],
+        priority: int,
+        count: int,
+        on_death: Optional[Callable[["MethodNotifier"], None]] = None,
+    ) -> None:
+        self.function = method.__func__
+        self.filter = dict(filter) if filter else None
+        self.filter_items = _split_filter(filter)
+        self.priority = priority
+        self.count = count
+        self.key = (-priority, count)
+        self.dead = False
+        self._on_death = on_death
+        self.instance_ref = weakref.ref(method.__self__, self._instance_died)
+
+    def _instance_died(self, ref: weakref.ref) -> None:
+        self.dead = True
+        on_death = self._on_death
+        if on_death is not None:
+            on_death(self)
+
+    def matches(self, func: Any) -> bool:
+        """Whether ``func`` is a bound method of the same function and instance.
+
+        Parameters
+        ----------
+        func : callable
+            A callable given to ``connect`` or ``disconnect``.
+
+        Returns
+        -------
+        bool
+            ``True`` if ``func`` designates this listener.
+        """
+        return (
+            isinstance(func, MethodType)
+            and func.__func__ is self.function
+            and func.__self__ is self.instance_ref()
+        )
+
+    def resolve(self) -> Optional[Listener]:
+        """Return a bound method for the instance, or ``None`` once it died.
+
+        Returns
+        -------
+        types.MethodType or None
+            A fresh bound method, or ``None``.
+        """
+        instance = self.instance_ref()
+        if instance is None:
+            return None
+        return MethodType(self.function, instance)
+
+    def dispatch_entry(self) -> tuple:
+        """The ``(call, instance_ref, filter_items, notifier)`` entry of a dispatch plan."""
+        return (self.function, self.instance_ref, self.filter_items, self)
+
+    def __repr__(self) -> str:
+        return "<{} {!r} of {!r} priority={} filter={!r}>".format(
+            type(self).__name__,
+            getattr(self.function, "__qualname__", self.function),
+            self.instance_ref(),
+            self.priority,
+            self.filter,
+        )
+
+
+class EventInfo(object):
+    """What a manager records about one event class.
+
+    Parameters
+    ----------
+    cls : type
+        The event class.
+
+    Attributes
+    ----------
+    cls : type
+        The event class.
+    listeners : tuple
+        The notifiers (:class:`CallableNotifier` / :class:`MethodNotifier`)
+        connected directly to the class, sorted by priority then connection
+        order.  The tuple is replaced, never modified, on every change.
+    disabled : bool
+        The class's own disabled flag (ancestors are not considered here).
+    """
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+        self.listeners: tuple = ()
+        self.disabled = False
+
+    def get_listeners(self) -> List[Listener]:
+        """Return the live listeners connected directly to the class.
+
+        Returns
+        -------
+        list of callable
+            In dispatch order.
+        """
+        result = []
+        for notifier in self.listeners:
+            listener = notifier.resolve()
+            if listener is not None:
+                result.append(listener)
+        return result
+
+    def __repr__(self) -> str:
+        return "<EventInfo {} listeners={} disabled={}>".format(
+            self.cls.__name__, len(self.listeners), self.disabled
+        )
+
+
+class _DispatchPlan(object):
+    """The cached dispatch of one event class (see the module notes)."""
+
+    __slots__ = ("enabled", "entries", "funcs", "has_listeners", "index", "unindexed")
+
+    def __init__(self, enabled: bool, notifiers: List[Any]) -> None:
+        self.enabled = enabled
+        entries = tuple(notifier.dispatch_entry() for notifier in notifiers)
+        self.entries = entries
+        self.has_listeners = enabled and bool(entries)
+        # The common case: only strongly held callables without filters.
+        if all(objref is None and items is None for _, objref, items, _ in entries):
+            self.funcs: Optional[tuple] = tuple(call for call, _, _, _ in entries)
+        else:
+            self.funcs = None
+        self.index: Optional[list] = None
+        self.unindexed: tuple = ()
+        indexable = [
+            position for position, (_, _, items, _) in enumerate(entries)
+            if items is not None and any(_is_hashable(value) for _, value in items)
+        ]
+        if len(indexable) >= INDEX_THRESHOLD:
+            self._build_index(indexable)
+
+    def _build_index(self, indexable: List[int]) -> None:
+        tables: Dict[Tuple[str, ...], Tuple[dict, List[int]]] = {}
+        indexed = set()
+        for position in indexable:
+            items = self.entries[position][2]
+            path, value = next((p, v) for p, v in items if _is_hashable(v))
+            table, positions = tables.setdefault(path, ({}, []))
+            table.setdefault(value, []).append(position)
+            positions.append(position)
+            indexed.add(position)
+        self.index = [(path, table, tuple(positions)) for path, (table, positions) in tables.items()]
+        self.unindexed = tuple(p for p in range(len(self.entries)) if p not in indexed)
+
+    def select(self, event: BaseEvent) -> List[tuple]:
+        """The entries that may match the event, in dispatch order."""
+        positions = list(self.unindexed)
+        for path, table, all_positions in self.index:  # type: ignore[union-attr]
+            value = _resolve(event, path)
+            if value is _MISSING:
+                logger.info(
+                    "Event %r has no attribute %r: %d filtered listener(s) skipped",
+                    event, ".".join(path), len(all_positions),
+                )
+                continue
+            try:
+                hits = table.get(value)
+            except TypeError:
+                # An unhashable value: fall back to checking every listener.
+                positions.extend(all_positions)
+                continue
+            if hits:
+                positions.extend(hits)
+        positions.sort()
+        entries = self.entries
+        return [entries[position] for position in positions]
+
+
+class LoggingTracer(object):
+    """A trace function that logs every traced operation.
+
+    Install it with :meth:`EventManager.set_trace`.  It never vetoes.
+
+    Parameters
+    ----------
+    logger : logging.Logger, optional
+        Where to log; defaults to the :mod:`encore.events.event_manager` logger.
+    level : int, optional
+        The logging level, :data:`logging.INFO` by default.
+    """
+
+    def __init__(self, logger: Optional[logging.Logger] = None, level: int = logging.INFO) -> None:
+        self.logger = logger if logger is not None else _module_logger
+        self.level = level
+
+    def __call__(self, name: str, method: Callable, args: tuple) -> None:
+        """Log one traced operation.
+
+        Parameters
+        ----------
+        name : str
+            ``'connect'``, ``'disconnect'``, ``'emit'`` or ``'listen'``.
+        method : callable
+            The manager method, or the listener for ``'listen'``.
+        args : tuple
+            The arguments of the operation.
+
+        Returns
+        -------
+        None
+            So that nothing is vetoed.
+        """
+        self.logger.log(self.level, "%s: %r %r", name, method, args)
+        return None
+
+
+class EventManager(BaseEventManager):
+    """The standard, thread-safe event manager.
+
+    Listeners are connected to an event class and receive the events of that
+    class and of its subclasses.  Emitting calls the matching listeners on the
+    emitting thread, highest priority first, and in connection order within a
+    priority.
+
+    Attributes
+    ----------
+    event_map : dict
+        Maps every registered event class to its :class:`EventInfo`.
+    count : itertools.count
+        Numbers the connections; the number orders equal priorities.
+    version : int
+        Changes on every connect, disconnect, enable, disable and on the
+        automatic disconnection of a dead instance.
+
+    Notes
+    -----
+    ``connect``, ``disconnect``, ``enable`` and ``disable`` take one
+    manager-wide lock; ``emit`` takes no lock unless the class's dispatch
+    plan must be rebuilt.  Listeners never run while the lock is held.
+    """
+
+    def __init__(self) -> None:
+        self.event_map: Dict[type, EventInfo] = {}
+        self.count = itertools.count()
+        self._trace_func: Optional[TraceFunction] = None
+        self._lock = threading.RLock()
+        self._versions = itertools.count()
+        self.version = next(self._versions)
+        self._plans: Dict[type, _DispatchPlan] = {}
+        self._is_package_default = False
+        self._configured = False
+        self_ref = weakref.ref(self)
+
+        def on_death(notifier: MethodNotifier, self_ref=self_ref) -> None:
+            manager = self_ref()
+            if manager is not None:
+                manager._invalidate()
+
+        self._on_death = on_death
+
+    # -- internal helpers --------------------------------------------------
+
+    def _invalidate(self) -> None:
+        # Called after every change (possibly without the lock, from a
+        # weakref callback); both assignments are atomic.
+        self.version = next(self._versions)
+        self._plans = {}
+
+    def _update_listeners(self, info: EventInfo, change: Callable[[list], Any]) -> Any:
+        """Replace ``info.listeners`` by a changed copy, dropping dead notifiers.
+
+        The lock is held by the caller.  The loop guards against a change made
+        re-entrantly (by a finaliser running on this thread) while the copy
+        was being built.
+        """
+        while True:
+            old = info.listeners
+            new = [notifier for notifier in old if not notifier.dead]
+            result = change(new)
+            if info.listeners is old:
+                info.listeners = tuple(new)
+                return result
+
+    def _info(self, cls: type) -> EventInfo:
+        """Return the EventInfo of ``cls``, registering it if needed (lock held)."""
+        info = self.event_map.get(cls)
+        if info is None:
+            if not isinstance(cls, type):
+                raise TypeError("event classes must be classes, got {!r}".format(cls))
+            info = EventInfo(cls)
+            self.event_map[cls] = info
+        return info
+
+    def _plan(self, cls: type) -> _DispatchPlan:
+        plan = self._plans.get(cls)
+        if plan is None:
+            plan = self._build_plan(cls)
+        return plan
+
+    def _build_plan(self, cls: type) -> _DispatchPlan:
+        if not isinstance(cls, type):
+            raise TypeError("expected an event class, got {!r}".format(cls))
+        with self._lock:
+            # Take the cache first: if it is replaced while we compute, our
+            # (possibly stale) plan lands in the discarded dictionary.
+            plans = self._plans
+            plan = plans.get(cls)
+            if plan is not None:
+                return plan
+            enabled = True
+            notifiers: List[Any] = []
+            for klass in self.get_event_hierarchy(cls):
+                info = self.event_map.get(klass)
+                if info is None:
+                    continue
+                if info.disabled:
+                    enabled = False
+                if any(notifier.dead for notifier in info.listeners):
+                    self._update_listeners(info, lambda listeners: None)
+                notifiers.extend(info.listeners)
+            notifiers.sort(key=lambda notifier: notifier.key)
+            plan = _DispatchPlan(enabled, notifiers)
+            plans[cls] = plan
+            return plan
+
+    def _is_pristine_default(self) -> bool:
+        """Whether this is an untouched package default manager.
+
+        True only for the manager created by
+        :func:`~encore.events.package_globals.get_event_manager` when nothing
+        was ever connected to it, no class was disabled and no trace function
+        was set.  :func:`~encore.events.package_globals.set_event_manager` may
+        replace such a manager.
+        """
+        return self._is_package_default and not self._configured
+
+    # -- the API -----------------------------------------------------------
+
+    def register(self, cls: type) -> None:
+        """Register an event class with the manager.
+
+        Registration is implicit in :meth:`connect`, :meth:`disable` and
+        :meth:`enable`; calling it directly is rarely needed.
+
+        Parameters
+        ----------
+        cls : type
+            The event class.
+
+        Raises
+        ------
+        ValueError
+            If the class is already registered.
+        TypeError
+            If ``cls`` is not a class.
+        """
+        if not isinstance(cls, type):
+            raise TypeError("event classes must be classes, got {!r}".format(cls))
+        with self._lock:
+            if cls in self.event_map:
+                raise ValueError("Event class {!r} is already registered".format(cls))
+            self.event_map[cls] = EventInfo(cls)
+
+    def connect(
+        self,
+        cls: type,
+        func: Listener,
+        filter: Optional[Mapping[str, Any]] = None,
+        priority: int = 0,
+    ) -> None:
+        """Connect a listener to an event class and its subclasses.
+
+        Connecting a listener that is already connected to the same class
+        replaces the old connection: the listener moves to the end of its
+        (new) priority tier and only the new filter applies.
+
+        Parameters
+        ----------
+        cls : type
+            The event class.
+        func : callable
+            Called with the event as its only argument.  A bound method is
+            held weakly: it is disconnected automatically when its instance is
+            garbage collected.  Any other callable is held strongly.
+        filter : dict, optional
+            Maps attribute names of the event to the values they must equal
+            for the listener to be called.  A name may be a dotted path
+            (``'source.name'``); when an attribute along the path is missing
+            the listener is skipped.
+        priority : int, optional
+            Higher priorities are called first; equal priorities are called in
+            connection order.
+
+        Raises
+        ------
+        TypeError
+            If ``cls`` is not a class, ``func`` is not callable, or ``func`` is
+            a bound method whose instance cannot be weakly referenced.
+        """
+        trace = self._trace_func
+        if trace is not None and trace("connect", self.connect, (cls, func, filter, priority)):
+            return
+        if not callable(func):
+            raise TypeError("listeners must be callable, got {!r}".format(func))
+        if isinstance(func, MethodType):
+            notifier: Any = MethodNotifier(func, filter, priority, 0, self._on_death)
+        else:
+            notifier = CallableNotifier(func, filter, priority, 0)
+        with self._lock:
+            info = self._info(cls)
+            # Number the connection under the lock, so numbers follow the
+            # order in which connections take effect.
+            count = next(self.count)
+            notifier.count = count
+            notifier.key = (-priority, count)
+
+            def change(listeners: list) -> None:
+                listeners[:] = [n for n in listeners if not n.matches(func)]
+                insort(listeners, notifier, key=lambda n: n.key)
+
+            self._update_listeners(info, change)
+            self._configured = True
+            self._invalidate()
+
+    def disconnect(self, cls: type, func: Listener) -> None:
+        """Disconnect a listener from an event class.
+
+        Parameters
+        ----------
+        cls : type
+            The class the listener was connected to.
+        func : callable
+            The listener (for a bound method, any bound method object of the
+            same function and instance).
+
+        Raises
+        ------
+        KeyError
+            If the class is unknown to the manager or ``func`` is not connected
+            to it.
+        """
+        trace = self._trace_func
+        if trace is not None and trace("disconnect", self.disconnect, (cls, func)):
+            return
+        with self._lock:
+            info = self.event_map.get(cls) if isinstance(cls, type) else None
+            if info is None:
+                raise KeyError(cls)
+
+            def change(listeners: list) -> bool:
+                kept = [n for n in listeners if not n.matches(func)]
+                found = len(kept) != len(listeners)
+                listeners[:] = kept
+                return found
+
+            if not self._update_listeners(info, change):
+                raise KeyError(func)
+            self._invalidate()
+
+    def emit(self, event: BaseEvent, block: bool = True) -> Optional[threading.Thread]:
+        """Dispatch an event to the listeners of its class and ancestors.
+
+        Listeners run on the emitting thread, by priority then connection
+        order.  The event's ``pre_emit`` hook runs before the first listener,
+        ``post_emit`` after the last.  A listener that raises is logged (at
+        WARNING, with the traceback) and dispatch continues.  A listener that
+        calls ``event.mark_as_handled()`` stops the dispatch: no listener
+        after it is called.  Nothing at all happens (not even the hooks) when
+        the event's class or an ancestor is disabled.
+
+        Parameters
+        ----------
+        event : BaseEvent
+            The event.
+        block : bool, optional
+            When ``False``, dispatch on a new (non-daemon) thread, started
+            before returning.
+
+        Returns
+        -------
+        threading.Thread or None
+            The dispatching thread when ``block`` is false, else ``None``.
+        """
+        if not block:
+            thread = threading.Thread(
+                target=self.emit, args=(event, True), name="Event emit: {}".format(event)
+            )
+            thread.start()
+            return thread
+        trace = self._trace_func
+        if trace is not None and trace("emit", self.emit, (event,)):
+            return None
+        try:
+            plan = self._plans[event.__class__]
+        except KeyError:
+            plan = self._build_plan(event.__class__)
+        if not plan.enabled:
+            return None
+        funcs = plan.funcs
+        event.pre_emit()
+        if funcs is not None and trace is None:
+            for func in funcs:
+                try:
+                    func(event)
+                except Exception:
+                    _log_listener_failure(func, event)
+                if event._handled:
+                    break
+        elif plan.entries:
+            self._dispatch(event, plan, trace)
+        event.post_emit()
+        return None
+
+    def _dispatch(self, event: BaseEvent, plan: _DispatchPlan, trace: Optional[TraceFunction]) -> None:
+        entries = plan.select(event) if plan.index is not None else plan.entries
+        for call, instance_ref, items, notifier in entries:
+            if items is not None and not _filter_matches(event, items, notifier):
+                continue
+            if instance_ref is None:
+                if trace is not None and trace("listen", call, (event,)):
+                    continue
+                try:
+                    call(event)
+                except Exception:
+                    _log_listener_failure(call, event)
+            else:
+                instance = instance_ref()
+                if instance is None:
+                    continue
+                if trace is not None and trace("listen", MethodType(call, instance), (event,)):
+                    continue
+                try:
+                    call(instance, event)
+                except Exception:
+                    _log_listener_failure(MethodType(call, instance), event)
+            if event._handled:
+                break
+
+    def has_listeners(self, cls: type) -> bool:
+        """Whether emitting an event of ``cls`` would reach any listener.
+
+        This is cheap (one cached look-up), so emitters can skip building
+        events nobody listens to.  Filters are not considered: a listener
+        whose filter would reject the event still counts.
+
+        Parameters
+        ----------
+        cls : type
+            The event class.
+
+        Returns
+        -------
+        bool
+            ``True`` if the class is enabled and a listener is connected to it
+            or to one of its ancestors.
+        """
+        plan = self._plans.get(cls)
+        if plan is None:
+            plan = self._build_plan(cls)
+        return plan.has_listeners
+
+    def get_event(self, cls: Optional[type] = None):
+        """Return the registration records.
+
+        Parameters
+        ----------
+        cls : type, optional
+            An event class.
+
+        Returns
+        -------
+        dict or EventInfo
+            The whole :attr:`event_map` when ``cls`` is ``None``, else the
+            :class:`EventInfo` of ``cls``.
+
+        Raises
+        ------
+        KeyError
+            If ``cls`` is not registered.
+        """
+        if cls is None:
+            return self.event_map
+        return self.event_map[cls]
+
+    def get_listeners(self, event: Any, cls: Optional[type] = None) -> Iterator[Listener]:
+        """Iterate over the listeners an event or event class would reach.
+
+        Parameters
+        ----------
+        event : BaseEvent or type
+            An event instance, whose listeners are filtered with its
+            attributes, or an event class, whose listeners are all listed.
+        cls : type, optional
+            The class whose hierarchy is used; defaults to the event's class
+            (or ``event`` itself when it is a class).
+
+        Yields
+        ------
+        callable
+            The listeners in dispatch order (bound methods are rebuilt for
+            live instances).  Whether the class is enabled is not considered.
+        """
+        is_class = isinstance(event, type)
+        if cls is None:
+            cls = event if is_class else type(event)
+        plan = self._plan(cls)
+        for call, instance_ref, items, notifier in plan.entries:
+            if not is_class and items is not None and not _filter_matches(event, items, notifier):
+                continue
+            listener = notifier.resolve()
+            if listener is not None:
+                yield listener
+
+    def disable(self, cls: type) -> None:
+        """Stop dispatching events of a class and of its subclasses.
+
+        Parameters
+        ----------
+        cls : type
+            The event class.
+        """
+        with self._lock:
+            self._info(cls).disabled = True
+            self._configured = True
+            self._invalidate()
+
+    def enable(self, cls: type) -> None:
+        """Clear the disabled flag of a class.
+
+        Events of the class are dispatched again unless an ancestor is
+        disabled too.
+
+        Parameters
+        ----------
+        cls : type
+            The event class.
+        """
+        with self._lock:
+            self._info(cls).disabled = False
+            self._invalidate()
+
+    def is_enabled(self, cls: type) -> bool:
+        """Whether events of a class are dispatched.
+
+        Parameters
+        ----------
+        cls : type
+            The event class.
+
+        Returns
+        -------
+        bool
+            ``False`` if the class or any of its ancestors is disabled.
+        """
+        return self._plan(cls).enabled
+
+    def get_event_hierarchy(self, cls: type) -> Tuple[type, ...]:
+        """Return the classes whose listeners receive events of ``cls``.
+
+        Parameters
+        ----------
+        cls : type
+            The event class.
+
+        Returns
+        -------
+        tuple of type
+            ``cls.__mro__`` without :class:`object` (mixins included).
+        """
+        return tuple(klass for klass in cls.__mro__ if klass is not object)
+
+    def set_trace(self, func: Optional[TraceFunction] = None) -> None:
+        """Install (or with ``None`` remove) the trace function.
+
+        The trace function is called as ``func(name, method, args)`` before
+        each operation: ``('connect', manager.connect, (cls, func, filter,
+        priority))``, ``('disconnect', manager.disconnect, (cls, func))``,
+        ``('emit', manager.emit, (event,))`` and, for each listener about to
+        be called, ``('listen', listener, (event,))``.  A true return value
+        vetoes the operation (for ``'listen'``: that listener is skipped).
+
+        Parameters
+        ----------
+        func : callable or None
+            The trace function, e.g. a :class:`LoggingTracer`.
+        """
+        if func is not None:
+            self._configured = True
+        self._trace_func = func
