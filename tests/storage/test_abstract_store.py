@@ -1,0 +1,474 @@
+"""Tests of the abstract store API: derived defaults, argument checks,
+events and transactions, using a minimal store that implements only the
+abstract core."""
+import io
+import os
+import threading
+import warnings
+
+import pytest
+
+from encore.events.event_manager import EventManager
+from encore.storage.abstract_store import (
+    AbstractAuthorizingStore,
+    AbstractReadOnlyStore,
+    AbstractStore,
+    AuthorizationError,
+    StoreError,
+    Value,
+    check_key,
+    check_metadata,
+)
+from encore.storage.events import (
+    StoreDeleteEvent,
+    StoreEvent,
+    StoreModificationEvent,
+    StoreProgressEndEvent,
+    StoreProgressEvent,
+    StoreProgressStartEvent,
+    StoreProgressStepEvent,
+    StoreSetEvent,
+    StoreTransactionEndEvent,
+    StoreTransactionStartEvent,
+    StoreUpdateEvent,
+)
+from encore.storage.string_value import StringValue
+
+
+class MinimalStore(AbstractStore):
+    """Implements only the abstract core, plus rollback hooks when asked."""
+
+    def __init__(self, event_manager=None, rollback=True):
+        super().__init__(event_manager=event_manager)
+        self.data = {}
+        self.calls = []
+        self._snapshot = None
+        if not rollback:
+            self._begin_transaction = None  # hide the hooks
+            self._commit_transaction = None
+            self._rollback_transaction = None
+
+    def _begin_transaction(self):
+        self._snapshot = dict(self.data)
+
+    def _commit_transaction(self):
+        self._snapshot = None
+
+    def _rollback_transaction(self):
+        self.data = self._snapshot
+        self._snapshot = None
+
+    def get(self, key):
+        self.calls.append(("get", key))
+        data, metadata = self.data[key]
+        return StringValue(data, metadata)
+
+    def query(self, select=None, **kwargs):
+        for key, (data, metadata) in sorted(self.data.items()):
+            if all(metadata.get(name) == value for name, value in kwargs.items()):
+                if select is not None:
+                    metadata = {name: metadata[name] for name in select if name in metadata}
+                yield key, dict(metadata)
+
+    def set_data(self, key, data, buffer_size=1048576):
+        self.calls.append(("set_data", key))
+        with self.transaction("set data"):
+            existed = key in self.data
+            metadata = self.data[key][1] if existed else {}
+            self.data[key] = (b"".join(iter(lambda: data.read(buffer_size), b"")), metadata)
+            self._emit_write(key, existed, dict(metadata))
+
+    def set_metadata(self, key, metadata):
+        self.calls.append(("set_metadata", key, metadata))
+        with self.transaction("set metadata"):
+            existed = key in self.data
+            data = self.data[key][0] if existed else b""
+            self.data[key] = (data, metadata)
+            self._emit_write(key, existed, dict(metadata))
+
+    def delete(self, key):
+        with self.transaction("delete"):
+            data, metadata = self.data.pop(key)
+            self._emit_delete(key, metadata)
+
+
+@pytest.fixture
+def manager():
+    return EventManager()
+
+
+@pytest.fixture
+def store(manager):
+    store = MinimalStore(event_manager=manager)
+    store.connect()
+    store.data["a"] = (b"alpha", {"kind": "letter", "n": 1, "tags": ["x"]})
+    store.data["b"] = (b"beta", {"kind": "letter", "n": 2})
+    store.data["c1"] = (b"0123456789", {"kind": "digits"})
+    return store
+
+
+def record(manager, cls=StoreEvent):
+    events = []
+    manager.connect(cls, events.append)
+    return events
+
+
+class TestAbstractness:
+    def test_core_methods_are_abstract(self):
+        assert AbstractReadOnlyStore.__abstractmethods__ == {"get", "query"}
+        assert AbstractStore.__abstractmethods__ == {
+            "get", "query", "set_data", "set_metadata", "delete"}
+        assert AbstractAuthorizingStore.__abstractmethods__ == {
+            "get", "query", "set_data", "set_metadata", "delete",
+            "set_permissions", "update_permissions"}
+        with pytest.raises(TypeError):
+            AbstractStore()
+        with pytest.raises(TypeError):
+            Value()
+
+    def test_errors(self):
+        assert issubclass(StoreError, RuntimeError)
+        assert issubclass(AuthorizationError, StoreError)
+
+    def test_info_and_connection(self, manager):
+        store = MinimalStore(event_manager=manager)
+        assert not store.is_connected()
+        store.connect()
+        assert store.is_connected()
+        assert store.info() == {"readonly": False, "authorizing": False}
+        store.disconnect()
+        assert not store.is_connected()
+
+    def test_default_event_manager_is_global(self):
+        from encore.events.package_globals import get_event_manager
+        store = MinimalStore()
+        assert store.event_manager is get_event_manager()
+
+    def test_event_manager_assigned_before_super_init_is_kept(self, manager):
+        class Legacy(MinimalStore):
+            def __init__(self):
+                self.event_manager = manager
+                super().__init__()
+        assert Legacy().event_manager is manager
+
+
+class TestDerivedReads:
+    def test_get_data_and_metadata(self, store):
+        assert store.get_data("a").read() == b"alpha"
+        assert store.get_metadata("a") == {"kind": "letter", "n": 1, "tags": ["x"]}
+        assert store.get_metadata("a", select=["n", "missing"]) == {"n": 1}
+
+    def test_missing_key(self, store):
+        with pytest.raises(KeyError):
+            store.get_data("zz")
+        with pytest.raises(KeyError):
+            store.get_metadata("zz")
+        assert not store.exists("zz")
+        assert store.exists("a")
+
+    def test_get_data_range_is_slice(self, store):
+        assert store.get_data_range("c1", 2, 5).read() == b"234"
+        assert store.get_data_range("c1", 7).read() == b"789"
+        assert store.get_data_range("c1", None, 3).read() == b"012"
+        assert store.get_data_range("c1", -2).read() == b"89"
+
+    def test_multiget_is_lazy_and_ordered(self, store):
+        keys = iter(["b", "a", "zz"])
+        values = store.multiget(keys)
+        assert next(values).metadata["n"] == 2
+        assert next(values).data.read() == b"alpha"
+        with pytest.raises(KeyError):
+            next(values)
+        assert [d.read() for d in store.multiget_data(k for k in ["a", "b"])] == [b"alpha", b"beta"]
+        assert list(store.multiget_metadata(["a", "b"], select=["n"])) == [{"n": 1}, {"n": 2}]
+
+    def test_query_keys_and_glob(self, store):
+        assert sorted(store.query_keys()) == ["a", "b", "c1"]
+        assert sorted(store.query_keys(kind="letter")) == ["a", "b"]
+        assert list(store.glob("c*")) == ["c1"]
+        assert sorted(store.glob("?")) == ["a", "b"]
+        assert list(store.glob("A")) == []  # case-sensitive
+
+    def test_to_bytes_and_to_file(self, store, tmp_path):
+        assert store.to_bytes("c1", buffer_size=3) == b"0123456789"
+        target = tmp_path / "out.bin"
+        store.to_file("c1", str(target), buffer_size=4)
+        assert target.read_bytes() == b"0123456789"
+
+    def test_to_file_missing_key_creates_no_file(self, store, tmp_path):
+        target = tmp_path / "never.bin"
+        with pytest.raises(KeyError):
+            store.to_file("zz", str(target))
+        assert not target.exists()
+
+    def test_to_file_progress_events(self, store, manager, tmp_path):
+        events = record(manager, StoreProgressEvent)
+        store.to_file("c1", tmp_path / "p.bin", buffer_size=4)
+        kinds = [type(e) for e in events]
+        assert kinds[0] is StoreProgressStartEvent and kinds[-1] is StoreProgressEndEvent
+        steps = [e.step for e in events if isinstance(e, StoreProgressStepEvent)]
+        assert steps == [4, 8, 10]
+        assert events[0].steps == 10 and events[0].key == "c1"
+        assert events[-1].exit_state == "normal"
+
+
+class TestDerivedWrites:
+    def test_set_with_tuple_and_value(self, store):
+        store.set("new", (io.BytesIO(b"data"), {"x": 1}))
+        assert store.data["new"] == (b"data", {"x": 1})
+        store.set("other", StringValue(b"v", {"y": [1, 2]}))
+        assert store.data["other"] == (b"v", {"y": [1, 2]})
+
+    def test_update_metadata_merges(self, store):
+        store.update_metadata("a", {"n": 5, "extra": True})
+        assert store.data["a"][1] == {"kind": "letter", "n": 5, "tags": ["x"], "extra": True}
+        with pytest.raises(KeyError):
+            store.update_metadata("zz", {"n": 1})
+
+    def test_from_bytes_and_from_file(self, store, tmp_path):
+        store.from_bytes("a", b"new bytes")
+        assert store.data["a"][0] == b"new bytes"
+        assert store.data["a"][1]["kind"] == "letter"  # metadata kept
+        path = tmp_path / "src.bin"
+        path.write_bytes(b"from a file")
+        store.from_file("f", str(path))
+        assert store.data["f"] == (b"from a file", {})
+
+    def test_multiset_accepts_generators(self, store):
+        keys = (k for k in ["m1", "m2", "m3"])
+        values = ((io.BytesIO(b"v%d" % i), {"i": i}) for i in range(3))
+        store.multiset(keys, values)
+        assert [store.data["m%d" % (i + 1)] for i in range(3)] == [
+            (b"v0", {"i": 0}), (b"v1", {"i": 1}), (b"v2", {"i": 2})]
+
+    def test_multiset_data_and_metadata(self, store):
+        store.multiset_data(iter(["a", "b"]), iter([io.BytesIO(b"1"), io.BytesIO(b"2")]))
+        assert (store.data["a"][0], store.data["b"][0]) == (b"1", b"2")
+        store.multiset_metadata(iter(["a", "b"]), iter([{"p": 1}, {"p": 2}]))
+        assert (store.data["a"][1], store.data["b"][1]) == ({"p": 1}, {"p": 2})
+        store.multiupdate_metadata(["a", "b"], [{"q": 1}, {"q": 2}])
+        assert store.data["b"][1] == {"p": 2, "q": 2}
+
+    def test_multiset_zip_semantics(self, store):
+        store.multiset(["x", "y", "z"], [(io.BytesIO(b"1"), {})])
+        assert "x" in store.data and "y" not in store.data
+
+
+class TestArgumentChecks:
+    @pytest.mark.parametrize("key", [None, 1, b"a", ("a",)])
+    def test_non_str_keys(self, store, key):
+        before = dict(store.data)
+        for call in (
+            lambda: store.get(key),
+            lambda: store.get_data(key),
+            lambda: store.get_metadata(key),
+            lambda: store.exists(key),
+            lambda: store.delete(key),
+            lambda: store.set(key, (io.BytesIO(b"x"), {})),
+            lambda: store.set_data(key, io.BytesIO(b"x")),
+            lambda: store.set_metadata(key, {}),
+            lambda: store.update_metadata(key, {}),
+            lambda: store.from_bytes(key, b"x"),
+            lambda: store.to_bytes(key),
+            lambda: store.get_data_range(key, 0, 1),
+        ):
+            with pytest.raises(TypeError, match="key"):
+                call()
+        assert store.data == before
+
+    @pytest.mark.parametrize("data", ["text", io.StringIO("text"), b"raw bytes", 42, None])
+    def test_bad_data(self, store, data):
+        before = dict(store.data)
+        with pytest.raises(TypeError):
+            store.set_data("a", data)
+        with pytest.raises(TypeError):
+            store.set("a", (data, {}))
+        assert store.data == before
+
+    def test_from_bytes_rejects_text(self, store):
+        with pytest.raises(TypeError, match="bytes"):
+            store.from_bytes("a", "text")
+        assert store.data["a"][0] == b"alpha"
+
+    @pytest.mark.parametrize("metadata, error", [
+        ({"x": object()}, TypeError),
+        ({"x": {1, 2}}, TypeError),
+        ({1: "x"}, TypeError),
+        ({"x": {"y": {2: 3}}}, TypeError),
+        ({"x": float("nan")}, ValueError),
+        ({"x": [float("inf")]}, ValueError),
+        ([("x", 1)], TypeError),
+        (None, TypeError),
+    ])
+    def test_bad_metadata(self, store, metadata, error):
+        before = dict(store.data)
+        with pytest.raises(error):
+            store.set_metadata("a", metadata)
+        with pytest.raises(error):
+            store.update_metadata("a", metadata)
+        with pytest.raises(error):
+            store.set("new", (io.BytesIO(b""), metadata))
+        assert store.data == before
+
+    def test_bad_value_shape(self, store):
+        with pytest.raises(TypeError):
+            store.set("a", (io.BytesIO(b"x"),))
+        with pytest.raises(TypeError):
+            store.set("a", b"just bytes")
+        assert store.data["a"][0] == b"alpha"
+
+    def test_multiset_checks_everything_before_writing(self, store):
+        before = dict(store.data)
+        with pytest.raises(TypeError):
+            store.multiset(["k1", "k2"], [(io.BytesIO(b"ok"), {}), (io.BytesIO(b"bad"), {"x": object()})])
+        with pytest.raises(TypeError):
+            store.multiset_data(["k1", 2], [io.BytesIO(b"1"), io.BytesIO(b"2")])
+        assert store.data == before
+
+    def test_select_must_not_be_a_string(self, store):
+        with pytest.raises(TypeError):
+            store.get_metadata("a", select="n")
+        with pytest.raises(TypeError):
+            list(store.query(select="n"))
+
+    def test_glob_pattern_type(self, store):
+        with pytest.raises(TypeError):
+            list(store.glob(None))
+
+    def test_metadata_is_copied_deeply(self, store):
+        metadata = {"list": [1, {"x": 2}], "tuple": (1, 2)}
+        store.set_metadata("a", metadata)
+        metadata["list"][1]["x"] = 99
+        assert store.data["a"][1] == {"list": [1, {"x": 2}], "tuple": [1, 2]}
+
+    def test_check_helpers(self):
+        assert check_key("k") == "k"
+        copy = check_metadata({"a": [1, 2.5, True, None, "s", {"b": []}]})
+        assert copy == {"a": [1, 2.5, True, None, "s", {"b": []}]}
+
+    def test_subclass_methods_are_wrapped_once(self):
+        class Sub(MinimalStore):
+            def get(self, key):
+                return super().get(key)
+        assert Sub.get.__encore_checked__
+        assert Sub.get.__wrapped__.__name__ == "get"
+        assert not hasattr(Sub.get.__wrapped__, "__encore_checked__")
+
+
+class TestEventsAndTransactions:
+    def test_write_events(self, store, manager):
+        events = record(manager, StoreModificationEvent)
+        store.set_data("new", io.BytesIO(b"x"))
+        store.set_metadata("new", {"m": 1})
+        store.delete("new")
+        assert [type(e) for e in events] == [StoreSetEvent, StoreUpdateEvent, StoreDeleteEvent]
+        assert all(e.source is store and e.key == "new" for e in events)
+        assert events[1].metadata == {"m": 1} and events[2].metadata == {"m": 1}
+
+    def test_transaction_events_come_after_end(self, store, manager):
+        events = record(manager)
+        with store.transaction("two writes"):
+            store.from_bytes("t1", b"1")
+            store.from_bytes("t2", b"2")
+            assert not any(isinstance(e, StoreModificationEvent) for e in events)
+        kinds = [type(e) for e in events]
+        assert kinds == [StoreTransactionStartEvent, StoreTransactionEndEvent,
+                         StoreSetEvent, StoreSetEvent]
+        assert events[1].state == "done"
+        assert [e.key for e in events[2:]] == ["t1", "t2"]
+
+    def test_rollback_restores_and_drops_events(self, store, manager):
+        events = record(manager)
+        with pytest.raises(RuntimeError):
+            with store.transaction("fails"):
+                store.from_bytes("a", b"changed")
+                store.delete("b")
+                raise RuntimeError("boom")
+        assert store.data["a"][0] == b"alpha" and "b" in store.data
+        assert [type(e) for e in events] == [StoreTransactionStartEvent, StoreTransactionEndEvent]
+        assert events[1].state == "failed"
+
+    def test_failed_transaction_without_rollback_still_reports_writes(self, manager):
+        store = MinimalStore(event_manager=manager, rollback=False)
+        events = record(manager, StoreModificationEvent)
+        with pytest.raises(RuntimeError):
+            with store.transaction("fails"):
+                store.from_bytes("a", b"kept")
+                raise RuntimeError("boom")
+        assert store.data["a"][0] == b"kept"
+        assert [e.key for e in events] == ["a"]
+
+    def test_nested_transactions_commit_once(self, store, manager):
+        commits = []
+        store._commit_transaction = lambda: commits.append(1)
+        events = record(manager, StoreTransactionEndEvent)
+        with store.transaction("outer"):
+            with store.transaction("inner"):
+                store.from_bytes("x", b"1")
+            assert commits == []
+        assert commits == [1] and len(events) == 1
+
+    def test_transaction_state_reset_when_commit_raises(self, store, manager):
+        def bad_commit():
+            raise OSError("disk full")
+        store._commit_transaction = bad_commit
+        with pytest.raises(OSError):
+            with store.transaction("x"):
+                store.from_bytes("a", b"lost")
+        assert store.data["a"][0] == b"alpha"  # rolled back after the failed commit
+        del store._commit_transaction
+        store.from_bytes("a", b"works again")
+        assert store.data["a"][0] == b"works again"
+        assert store._transaction is None
+
+    def test_transactions_of_other_threads_wait(self, store):
+        inside = threading.Event()
+        release = threading.Event()
+        order = []
+
+        def first():
+            with store.transaction("first"):
+                inside.set()
+                release.wait(10)
+                order.append("first")
+
+        def second():
+            inside.wait(10)
+            with store.transaction("second"):
+                order.append("second")
+
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for thread in threads:
+            thread.start()
+        inside.wait(10)
+        release.set()
+        for thread in threads:
+            thread.join(10)
+            assert not thread.is_alive()
+        assert order == ["first", "second"]
+
+
+class TestValue:
+    def test_unpacking_warns(self):
+        value = StringValue(b"d", {"m": 1})
+        with pytest.warns(DeprecationWarning):
+            data, metadata = value
+        assert data.read() == b"d" and metadata == {"m": 1}
+        assert len(value) == 2
+        with pytest.raises(IndexError):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                value[2]
+
+    def test_context_manager_and_iterdata(self):
+        value = StringValue(b"0123456789")
+        with value as stream:
+            assert stream.read() == b"0123456789"
+        assert stream.closed
+        steps = []
+        chunks = list(value.iterdata(buffer_size=4, progress=lambda step: steps.append(step)))
+        assert chunks == [b"0123", b"4567", b"89"] and steps == [4, 8, 10]
+
+    def test_default_permissions_refused(self):
+        with pytest.raises(AuthorizationError):
+            StringValue(b"").permissions
