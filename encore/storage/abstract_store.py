@@ -584,12 +584,8 @@ class AbstractReadOnlyStore(abc.ABC):
     ----------
     event_manager : BaseEventManager, optional
         Where the store emits its events; defaults to the package-wide
-        manager (:func:`encore.events.api.get_event_manager`).
-
-    Attributes
-    ----------
-    event_manager : BaseEventManager
-        Where the store emits its events; it may be reassigned.
+        manager (:func:`encore.events.api.get_event_manager`).  The
+        :attr:`event_manager` attribute may be reassigned later.
     """
 
     _connected = False
