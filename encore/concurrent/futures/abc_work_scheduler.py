@@ -213,6 +213,9 @@ class ABCWorkScheduler(abc.ABC):
         of such jobs runs in this loop rather than by recursion.
         """
         local = self._local
+        # A KeyboardInterrupt (or similar) raised while launching must not
+        # leave the scheduler busy for ever: remember it, keep launching
+        # until a job is in flight or the scheduler is idle, then re-raise.
         interrupt: Optional[BaseException] = None
         while job is not None:
             operation, args, kwargs = job
@@ -229,7 +232,14 @@ class ABCWorkScheduler(abc.ABC):
                     if not isinstance(exc, Exception) and interrupt is None:
                         interrupt = exc
                     del exc
-                future.add_done_callback(self._job_completed)
+                try:
+                    future.add_done_callback(self._job_completed)
+                except BaseException as exc:
+                    # Only an inline done-callback can raise here, and it has
+                    # already moved the scheduler on (see _job_completed).
+                    if interrupt is None:
+                        interrupt = exc
+                    del exc
             finally:
                 local.launching = False
             job = local.inline_job

@@ -25,6 +25,12 @@ This uses only public interfaces (:func:`atexit.register` and daemon
 threads), so it behaves the same on every supported Python version.  The
 standard library pool instead uses non-daemon threads and the private
 ``threading._register_atexit``.
+
+Python 3.12 refuses to start a thread once the main thread has finished.  A
+job submitted then (by a non-daemon thread, or an :mod:`atexit` hook that
+runs before this module's) runs on the workers that already exist; if the
+executor has none yet, :meth:`EnhancedThreadPoolExecutor.submit` raises
+:class:`RuntimeError` rather than accept a job that would never run.
 """
 from __future__ import annotations
 
@@ -239,7 +245,9 @@ class EnhancedThreadPoolExecutor(concurrent.futures.Executor):
         ------
         RuntimeError
             If the executor has been shut down, or the interpreter is
-            exiting.
+            exiting (the exit hook has run), or a first worker thread could
+            not be started (Python 3.12 refuses new threads once the main
+            thread has finished).
         """
         future = self._future_factory()
         with self._shutdown_lock:
@@ -247,24 +255,32 @@ class EnhancedThreadPoolExecutor(concurrent.futures.Executor):
                 raise RuntimeError("cannot schedule new futures after shutdown")
             if _interpreter_exiting:
                 raise RuntimeError("cannot schedule new futures after interpreter shutdown")
-            self._work_queue.put((future, fn, args, kwargs))
             if len(self._threads) < self._max_workers:
-                self._start_worker()
+                try:
+                    self._start_worker()
+                except RuntimeError:
+                    # Python 3.12 refuses to start threads once the
+                    # interpreter has begun to exit; the existing workers
+                    # will run the job, if there are any.
+                    if not self._threads:
+                        raise
+            self._work_queue.put((future, fn, args, kwargs))
         return future
 
     def _start_worker(self) -> None:
-        # Called with the shutdown lock held.
+        # Called with the shutdown lock held (which the exit hook uses as a
+        # barrier, so registering after the start is not too late).
         thread = threading.Thread(
             name="{}Worker-{}".format(self.name, next(self._thread_numbers)),
             target=_run_worker,
             args=(self._self_ref, self._work_queue, self._initializer, self._uninitializer),
             daemon=True,
         )
+        thread.start()
+        self._threads.append(thread)
         if self._wait_at_exit:
             with _registry_lock:
                 _exit_waited_workers[thread] = self._work_queue
-        thread.start()
-        self._threads.append(thread)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Refuse new jobs and let the workers exit once the queue is empty.
