@@ -78,19 +78,21 @@ def _resolve(event: BaseEvent, path: Tuple[str, ...]) -> Any:
 def _filter_matches(event: BaseEvent, items, listener_info: Any) -> bool:
     """Whether every ``(path, value)`` of a split filter holds for the event."""
     for path, expected in items:
-        value = _resolve(event, path)
-        if value is _MISSING:
-            logger.info(
-                "Event %r has no attribute %r: listener %r skipped",
-                event, ".".join(path), listener_info,
-            )
-            return False
         try:
+            value = _resolve(event, path)
+            if value is _MISSING:
+                logger.info(
+                    "Event %r has no attribute %r: listener %r skipped",
+                    event, ".".join(path), listener_info,
+                )
+                return False
             if not (value == expected):
                 return False
         except Exception:
+            # A property or an __eq__ that fails is the event's problem, not
+            # the dispatch's: skip this listener, keep going with the others.
             logger.warning(
-                "Comparing attribute %r of event %r failed: listener %r skipped",
+                "Checking attribute %r of event %r failed: listener %r skipped",
                 ".".join(path), event, listener_info, exc_info=True,
             )
             return False
@@ -400,7 +402,12 @@ class _DispatchPlan(object):
         """The entries that may match the event, in dispatch order."""
         positions = list(self.unindexed)
         for path, table, all_positions in self.index:  # type: ignore[union-attr]
-            value = _resolve(event, path)
+            try:
+                value = _resolve(event, path)
+            except Exception:
+                # Let the per-listener check report the failure.
+                positions.extend(all_positions)
+                continue
             if value is _MISSING:
                 logger.info(
                     "Event %r has no attribute %r: %d filtered listener(s) skipped",

@@ -1,0 +1,103 @@
+"""The package-wide event manager: get_event_manager / set_event_manager."""
+import pytest
+
+from encore.events import package_globals
+from encore.events.api import BaseEvent, EventManager, get_event_manager, set_event_manager
+
+
+class SomeEvent(BaseEvent):
+    pass
+
+
+pytestmark = pytest.mark.usefixtures("global_manager_reset")
+
+
+def test_get_creates_one_manager_lazily():
+    assert package_globals._event_manager is None
+    first = get_event_manager()
+    assert isinstance(first, EventManager)
+    assert get_event_manager() is first
+    assert package_globals._event_manager is first
+
+
+def test_set_before_any_get():
+    mine = EventManager()
+    set_event_manager(mine)
+    assert get_event_manager() is mine
+
+
+def test_set_replaces_an_untouched_default():
+    default = get_event_manager()
+    assert default._is_pristine_default()
+    mine = EventManager()
+    set_event_manager(mine)
+    assert get_event_manager() is mine
+
+
+def test_set_refused_once_the_default_has_a_listener():
+    default = get_event_manager()
+    default.connect(SomeEvent, lambda event: None)
+    assert not default._is_pristine_default()
+    with pytest.raises(ValueError):
+        set_event_manager(EventManager())
+    assert get_event_manager() is default
+
+
+def test_default_stays_used_after_its_listener_is_disconnected():
+    default = get_event_manager()
+    listener = lambda event: None  # noqa: E731
+    default.connect(SomeEvent, listener)
+    default.disconnect(SomeEvent, listener)
+    with pytest.raises(ValueError):
+        set_event_manager(EventManager())
+
+
+@pytest.mark.parametrize(
+    "configure",
+    [
+        lambda manager: manager.disable(SomeEvent),
+        lambda manager: manager.set_trace(lambda *args: None),
+    ],
+    ids=["disable", "set_trace"],
+)
+def test_set_refused_once_the_default_is_configured(configure):
+    default = get_event_manager()
+    configure(default)
+    with pytest.raises(ValueError):
+        set_event_manager(EventManager())
+
+
+def test_emitting_on_the_default_keeps_it_replaceable():
+    default = get_event_manager()
+    default.emit(SomeEvent())
+    assert default.has_listeners(SomeEvent) is False
+    mine = EventManager()
+    set_event_manager(mine)
+    assert get_event_manager() is mine
+
+
+def test_set_refused_over_an_explicitly_set_manager():
+    mine = EventManager()
+    set_event_manager(mine)
+    with pytest.raises(ValueError):
+        set_event_manager(EventManager())
+    # Setting the same manager again is harmless.
+    set_event_manager(mine)
+    assert get_event_manager() is mine
+
+
+def test_a_replaced_default_is_not_pristine_anymore_in_its_successor():
+    get_event_manager()
+    mine = EventManager()
+    set_event_manager(mine)
+    assert not mine._is_pristine_default()
+
+
+def test_set_requires_an_event_manager():
+    with pytest.raises(TypeError):
+        set_event_manager(object())
+    assert package_globals._event_manager is None
+
+
+def test_private_managers_are_never_pristine_defaults():
+    assert not EventManager()._is_pristine_default()
