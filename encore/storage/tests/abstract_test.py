@@ -1796,13 +1796,22 @@ class StoreBadInputTestMixin(_StoreTestHelpers):
     bad_keys = [None, 1, 1.5, b"bytes", ("tuple",), ["list"]]
 
     @contextlib.contextmanager
-    def _unchanged(self):
+    def _unchanged(self, reading: bool = False):
         key, data, metadata = self.existing
         self.store.set(key, (create_file_like_data(data), metadata))
         with self._recorder() as recorder:
             yield
         self.assertEqual(recorder.modifications(), [])
-        self.assertEqual(recorder.of_type(StoreProgressStartEvent), [])
+        starts = recorder.of_type(StoreProgressStartEvent)
+        if reading:
+            # Reading began, so progress may have started: it must have ended
+            # in a state other than 'normal'.
+            ends = recorder.of_type(StoreProgressEndEvent)
+            self.assertEqual(len(ends), len(starts))
+            for end in ends:
+                self.assertNotEqual(end.exit_state, "normal")
+        else:
+            self.assertEqual(starts, [])
         self.assertEqual(list(self.store.query_keys()), [key])
         self.assertEqual(self._data(key), data)
         self.assertEqual(self.store.get_metadata(key), metadata)
@@ -1903,7 +1912,7 @@ class StoreBadInputTestMixin(_StoreTestHelpers):
     def test_failing_stream(self):
         """A stream that fails mid-read propagates its error and writes nothing."""
         key = self.existing[0]
-        with self._unchanged():
+        with self._unchanged(reading=True):
             for target in (key, "bad_new"):
                 with self.subTest(target=target):
                     with self.assertRaises(OSError):
@@ -2122,25 +2131,40 @@ class StoreConcurrencyTestMixin(_StoreTestHelpers):
         self.store.set("shared", (create_file_like_data(self._payload(-1, 0)),
                                   {"writer": -1, "round": 0}))
         rounds = self.concurrency_rounds
+        writers = [index for index in range(self.concurrency_threads) if index % 2 == 0]
+        writers_left = [len(writers)]
+        lock = threading.Lock()
+        writers_done = threading.Event()
+        deadline = time.monotonic() + self.concurrency_timeout / 2
 
         def worker(index: int) -> None:
-            for round_ in range(rounds):
-                if index % 2 == 0:
-                    self.store.set(
-                        "shared",
-                        (create_file_like_data(self._payload(index, round_)),
-                         {"writer": index, "round": round_}),
-                    )
-                else:
+            if index in writers:
+                try:
+                    for round_ in range(rounds):
+                        self.store.set(
+                            "shared",
+                            (create_file_like_data(self._payload(index, round_)),
+                             {"writer": index, "round": round_}),
+                        )
+                        self._assert_complete(self._data("shared"), self.store.get_metadata("shared"))
+                finally:
+                    with lock:
+                        writers_left[0] -= 1
+                        if writers_left[0] == 0:
+                            writers_done.set()
+            else:
+                # Read for as long as the writers write (at least ``rounds`` times).
+                reads = 0
+                while (reads < rounds or not writers_done.is_set()) and time.monotonic() < deadline:
                     value = self.store.get("shared")
                     self._assert_complete(self._read(value.data), value.metadata)
-                self._assert_complete(self._data("shared"), self.store.get_metadata("shared"))
+                    self._assert_complete(self._data("shared"), self.store.get_metadata("shared"))
+                    reads += 1
 
         self._run_threads(worker)
         value = self.store.get("shared")
         data = self._read(value.data)
         self._assert_complete(data, value.metadata)
-        writers = {index for index in range(self.concurrency_threads) if index % 2 == 0}
         self.assertIn(value.metadata["writer"], writers)
         self.assertEqual(value.metadata["round"], rounds - 1)
 
