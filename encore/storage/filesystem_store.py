@@ -1,0 +1,1126 @@
+"""A store keeping each key in two files of a directory tree.
+
+Layout
+------
+The store lives in a directory marked by a *magic file* (``.FSStore`` by
+default, created by :func:`init_shared_store`).  Each key is two files:
+
+* ``<name>.data`` -- the raw bytes of the value;
+* ``<name>.metadata`` -- the metadata as a JSON object in UTF-8.
+
+A key exists exactly when its ``.metadata`` file exists.  ``<name>`` is the
+key itself for keys made of *safe* characters -- printable ASCII except
+``% \\ : * ? " < > |`` -- so a store written by encore can be read by
+Encore 0.8 and the other way round.  Every other character is written as
+``%XX`` escapes of its UTF-8 bytes (``%`` itself becomes ``%25``), which
+keeps the mapping reversible and every name portable.
+
+A ``/`` between two non-empty parts of a key is a directory separator, so
+``'a/b'`` is ``a/b.data``; ``'a'`` (``a.data``) and ``'a/b'`` coexist.
+Other slashes (leading, trailing, doubled) are escaped, and so are
+directory parts that could reach outside the tree or collide with the
+store's own files: ``.`` and ``..`` (``%2E``), names ending in ``.data``,
+``.metadata`` or ``.lock`` (their last dot escaped), and, at the top level,
+the magic file name and ``__log__.txt*`` (their first character escaped).
+No key can therefore name a path outside the root.
+
+A part longer than 200 characters is split into directories of 200
+characters whose names end with a lone ``%`` (which no escape produces),
+so keys of any practical length work within the usual 255-byte limit on
+file names.
+
+On a file system that ignores case (detected when the store is opened),
+upper-case letters are escaped too, so that keys differing only in case
+stay distinct.  A file whose name is not the exact encoding of a key (a
+temporary file, a lock, a stray file) is never reported as a key.
+
+Writes
+------
+Every file is written to a temporary file in the same directory, flushed,
+``fsync``-ed and renamed over the old one with :func:`os.replace`, and the
+directory is ``fsync``-ed where the platform allows, so a crash or an
+exception in the middle of a write leaves the old value intact.  ``set``
+writes the data first and the metadata last: a new key becomes visible
+only once both files are complete, and a reader of an existing key can
+only briefly see the new data with the old metadata, never new metadata
+describing data that is not there yet.  ``delete`` removes the metadata
+first for the same reason.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+import time
+import urllib.parse
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+
+from .abstract_store import AbstractStore, StoreError, Value, check_metadata
+from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
+from .file_value import FileValue
+from .utils import (
+    DEFAULT_BUFFER_SIZE,
+    copy_stream,
+    is_listened,
+    range_stream,
+    store_progress,
+)
+
+__all__ = ["FileSystemStore", "FileSystemStoreError", "init_shared_store"]
+
+logger = logging.getLogger(__name__)
+
+#: The content written into the magic file by :func:`init_shared_store`.
+MAGIC_CONTENT = b"__version__ = 0\n"
+
+DATA_SUFFIX = ".data"
+METADATA_SUFFIX = ".metadata"
+LOCK_SUFFIX = ".lock"
+TEMP_PREFIX = ".~"
+TEMP_SUFFIX = ".tmp"
+BACKUP_SUFFIX = ".bak"
+
+#: The longest directory or file name part (before suffixes) the key
+#: encoding produces; longer parts are split into continued directories.
+MAX_PART_LENGTH = 200
+
+_SAFE_CHARACTERS = "".join(
+    chr(code) for code in range(0x20, 0x7F) if chr(code) not in '/\\%:*?"<>|'
+)
+_UNSAFE = re.compile("[^{}]".format(re.escape(_SAFE_CHARACTERS)))
+_UNSAFE_FOLDED = re.compile("[^{}]".format(re.escape(_SAFE_CHARACTERS.replace(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZ", ""))))
+# A slash is a directory separator only between two non-slash characters.
+_SEPARATOR = re.compile(r"(?<=[^/])/(?=[^/])")
+_RESERVED_DIRECTORY_SUFFIXES = (DATA_SUFFIX, METADATA_SUFFIX, LOCK_SUFFIX)
+_LOG_PREFIX = "__log__.txt"
+
+_CAN_SYNC_DIRECTORIES = os.name != "nt"
+
+
+class FileSystemStoreError(StoreError):
+    """Raised when a directory is not a usable file system store.
+
+    A subclass of :class:`~encore.storage.abstract_store.StoreError` (and so
+    of :class:`RuntimeError` and :class:`Exception`, which Encore 0.8's
+    version derived from directly).
+    """
+
+
+# ---------------------------------------------------------------------------
+# Key encoding
+# ---------------------------------------------------------------------------
+
+def _escape(text: str) -> str:
+    return "".join("%{:02X}".format(byte) for byte in text.encode("utf-8", "surrogatepass"))
+
+
+def _escape_unsafe(text: str, fold_case: bool) -> str:
+    pattern = _UNSAFE_FOLDED if fold_case else _UNSAFE
+    if pattern.search(text) is None:
+        return text
+    return pattern.sub(lambda match: _escape(match.group()), text)
+
+
+def _split_long(part: str) -> List[str]:
+    """Split an escaped part into chunks, never inside a ``%XX`` escape."""
+    chunks = []
+    while len(part) > MAX_PART_LENGTH:
+        cut = MAX_PART_LENGTH
+        escape = part.rfind("%", cut - 2, cut)
+        if escape != -1:
+            cut = escape
+        chunks.append(part[:cut])
+        part = part[cut:]
+    chunks.append(part)
+    return chunks
+
+
+def _safe_directory_name(name: str, top_level: bool, magic_fname: str) -> str:
+    """Escape a directory name that would be special or collide with files."""
+    if name == "." or name == "..":
+        return name.replace(".", "%2E")
+    lowered = name.lower()
+    if lowered.endswith(_RESERVED_DIRECTORY_SUFFIXES):
+        dot = name.rfind(".")
+        return name[:dot] + "%2E" + name[dot + 1:]
+    if top_level and (lowered == magic_fname.lower() or lowered.startswith(_LOG_PREFIX)):
+        return _escape(name[0]) + name[1:]
+    return name
+
+
+def encode_key(key: str, fold_case: bool = False, magic_fname: str = ".FSStore") -> List[str]:
+    """Return the relative path parts naming a key (without the suffix).
+
+    Parameters
+    ----------
+    key : str
+        Any key.
+    fold_case : bool, optional
+        Whether upper-case letters must be escaped (for file systems that
+        ignore case).
+    magic_fname : str, optional
+        The store's magic file name, which no top-level directory may take.
+
+    Returns
+    -------
+    list of str
+        Directory names followed by the file name stem; append ``.data``
+        or ``.metadata`` to the last one.
+    """
+    segments = _SEPARATOR.split(key)
+    parts: List[str] = []
+    last = len(segments) - 1
+    for index, segment in enumerate(segments):
+        chunks = _split_long(_escape_unsafe(segment, fold_case))
+        for chunk in chunks[:-1]:
+            parts.append(chunk + "%")
+        final = chunks[-1]
+        if index != last:
+            final = _safe_directory_name(final, not parts, magic_fname)
+        parts.append(final)
+    return parts
+
+
+def decode_key(parts: Iterable[str]) -> str:
+    """Return the key named by relative path parts (inverse of :func:`encode_key`).
+
+    Parameters
+    ----------
+    parts : iterable of str
+        Directory names and the file name stem.
+
+    Returns
+    -------
+    str
+        The key.  The result is meaningful only if re-encoding it gives
+        ``parts`` back; stores check that.
+
+    Raises
+    ------
+    ValueError
+        If the escapes do not form valid UTF-8.
+    """
+    pieces = []
+    for part in parts:
+        if part.endswith("%"):
+            pieces.append(part[:-1])
+        else:
+            pieces.append(part)
+            pieces.append("/")
+    if pieces:
+        pieces.pop()
+    text = "".join(pieces)
+    if "%" not in text:
+        return text
+    return urllib.parse.unquote_to_bytes(text).decode("utf-8", "surrogatepass")
+
+
+def _folds_case(root: str, magic_fname: str) -> bool:
+    """Tell whether the file system holding ``root`` ignores case in names."""
+    swapped = magic_fname.swapcase()
+    if swapped != magic_fname:
+        try:
+            return os.path.samefile(os.path.join(root, magic_fname), os.path.join(root, swapped))
+        except OSError:
+            return False
+    try:
+        fd, probe = tempfile.mkstemp(prefix=TEMP_PREFIX + "case", suffix=TEMP_SUFFIX, dir=root)
+    except OSError:
+        logger.warning("Cannot probe whether %s ignores case; assuming it does not", root)
+        return False
+    os.close(fd)
+    try:
+        head, tail = os.path.split(probe)
+        return os.path.exists(os.path.join(head, tail.upper()))
+    finally:
+        os.unlink(probe)
+
+
+# ---------------------------------------------------------------------------
+# File helpers
+# ---------------------------------------------------------------------------
+
+def _fsync_directory(path: str) -> None:
+    if not _CAN_SYNC_DIRECTORIES:
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _make_directories(path: str) -> None:
+    """Create ``path`` and its missing parents, syncing each new entry."""
+    missing = []
+    current = path
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory)
+        except FileExistsError:
+            if not os.path.isdir(directory):
+                raise
+        else:
+            _fsync_directory(os.path.dirname(directory))
+
+
+def _open_temporary(directory: str, suffix: str = TEMP_SUFFIX) -> Tuple[int, str]:
+    """Create a temporary file in ``directory``, creating it if needed."""
+    for _ in range(10):
+        try:
+            return tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=directory)
+        except FileNotFoundError:
+            # The directory is missing, or was just removed by a delete
+            # cleaning up empty directories: (re)create it and retry.
+            _make_directories(directory)
+    return tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=directory)
+
+
+def _write_temporary(directory: str, fill: Callable[[Any], Any]) -> str:
+    """Write a complete, synced temporary file and return its path."""
+    fd, temporary = _open_temporary(directory)
+    try:
+        with open(fd, "wb") as stream:
+            fill(stream)
+            stream.flush()
+            now = time.time_ns()
+            if os.utime in os.supports_fd:
+                os.utime(stream.fileno(), ns=(now, now))
+            os.fsync(stream.fileno())
+        if os.utime not in os.supports_fd:
+            os.utime(temporary, ns=(now, now))
+    except BaseException:
+        _unlink_quietly(temporary)
+        raise
+    return temporary
+
+
+def _dump_metadata(metadata: Dict[str, Any]) -> bytes:
+    return json.dumps(metadata, ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+class _FileSystemValue(FileValue):
+    """A :class:`~encore.storage.file_value.FileValue` read from a store.
+
+    The first access to :attr:`data` returns the stream opened by
+    :meth:`FileSystemStore.get` (so data, size and metadata describe the
+    same version); later accesses reopen the file.
+    """
+
+    def __init__(self, path: str, metadata: Dict[str, Any], stream: Any, status: os.stat_result,
+                 modified: float) -> None:
+        self.path = path
+        self.size = status.st_size
+        self.modified = modified
+        self.created = getattr(status, "st_birthtime", None)
+        self._metadata = metadata
+        self._stream = stream
+
+    @property
+    def data(self) -> Any:
+        """file-like : A binary stream over the data, from its start."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            return stream
+        return open(self.path, "rb")
+
+    def range(self, start: Optional[int] = None, end: Optional[int] = None) -> Any:
+        """Return a stream over ``data[start:end]``.
+
+        Parameters
+        ----------
+        start : int, optional
+            The first offset (default 0).
+        end : int, optional
+            The offset just past the end (default: the end of the data).
+
+        Returns
+        -------
+        file-like
+            A stream of the range; the caller closes it.
+        """
+        return range_stream(self.data, start, end, self.size)
+
+    def __del__(self) -> None:
+        stream = self.__dict__.get("_stream")
+        if stream is not None:
+            stream.close()
+
+
+# ---------------------------------------------------------------------------
+# The store
+# ---------------------------------------------------------------------------
+
+def init_shared_store(path: Any, magic_fname: str = ".FSStore") -> None:
+    """Create the magic file marking a directory as a file system store.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The store's directory; created (with its parents) if missing.
+    magic_fname : str, optional
+        The name of the magic file (default ``'.FSStore'``).
+    """
+    root = os.path.abspath(os.fspath(path))
+    _make_directories(root)
+    target = os.path.join(root, magic_fname)
+    temporary = _write_temporary(root, lambda stream: stream.write(MAGIC_CONTENT))
+    os.replace(temporary, target)
+    _fsync_directory(root)
+
+
+class _Pending(object):
+    """A prepared change of one file: a synced temporary file to rename
+    over ``path``, or (``temporary`` None) the removal of ``path``."""
+
+    __slots__ = ("temporary", "path")
+
+    def __init__(self, temporary: Optional[str], path: str) -> None:
+        self.temporary = temporary
+        self.path = path
+
+    def discard(self) -> None:
+        if self.temporary is not None:
+            _unlink_quietly(self.temporary)
+            self.temporary = None
+
+
+class FileSystemStore(AbstractStore):
+    """A store keeping data and metadata in files under a directory.
+
+    See the module documentation for the layout and the key encoding.
+    Values are written atomically and durably.  Several store objects, in
+    one or several processes, may share a directory; the plain store does
+    not lock keys across processes, so concurrent writers of one key race
+    (each write stays whole, the last one wins, and data and metadata may
+    come from different writers).  Use
+    :class:`~encore.storage.locking_filesystem_store.LockingFileSystemStore`
+    when that matters.
+
+    Transactions are real: the files a transaction replaces or removes are
+    kept (as hard links, or copies where links are not supported) until it
+    ends, and put back if it fails, so a failed transaction leaves the keys
+    it touched as they were and its events are dropped.  Writes inside a
+    transaction are visible at once, to everybody; transactions do not
+    isolate.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The store's directory, made into an absolute path.
+    magic_fname : str, optional
+        The name of the magic file that must exist in the directory
+        (default ``'.FSStore'``).
+    event_manager : BaseEventManager, optional
+        Where events are emitted; defaults to the package-wide manager.
+
+    Raises
+    ------
+    FileSystemStoreError
+        If the directory or its magic file does not exist.
+    """
+
+    def __init__(self, path: Any, magic_fname: str = ".FSStore", event_manager: Any = None) -> None:
+        super().__init__(event_manager=event_manager)
+        root = os.path.abspath(os.fspath(path))
+        if not os.path.isdir(root):
+            raise FileSystemStoreError("{!r} is not a directory".format(root))
+        if not os.path.isfile(os.path.join(root, magic_fname)):
+            raise FileSystemStoreError(
+                "{!r} is not a file system store: it has no {!r} file "
+                "(create one with init_shared_store)".format(root, magic_fname))
+        self._root = root
+        self._magic_fname = magic_fname
+        self._fold_case = _folds_case(root, magic_fname)
+        self._stripes = [threading.RLock() for _ in range(32)]
+        self._journal: Optional[Dict[str, Optional[str]]] = None
+        self._journal_thread: Optional[int] = None
+
+    # -- description -------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """str : The absolute path of the store's directory."""
+        return self._root
+
+    @property
+    def magic_fname(self) -> str:
+        """str : The name of the magic file."""
+        return self._magic_fname
+
+    @property
+    def folds_case(self) -> bool:
+        """bool : Whether the file system ignores case, so that upper-case
+        letters in keys are escaped."""
+        return self._fold_case
+
+    def info(self) -> Dict[str, Any]:
+        """Describe the store.
+
+        Returns
+        -------
+        dict
+            ``'readonly'`` (False), ``'authorizing'`` (False), ``'type'``
+            (the class name), ``'version'`` (0, the layout version) and
+            ``'path'`` (the absolute directory).
+        """
+        return {
+            "readonly": False,
+            "authorizing": False,
+            "type": type(self).__name__,
+            "version": 0,
+            "path": self._root,
+        }
+
+    def connect(self, credentials: Any = None) -> None:
+        """Connect to the store.
+
+        Parameters
+        ----------
+        credentials : object, optional
+            Ignored: the store uses the file system's own permissions.
+
+        Raises
+        ------
+        FileSystemStoreError
+            If the magic file has disappeared.
+        """
+        if not os.path.isfile(os.path.join(self._root, self._magic_fname)):
+            raise FileSystemStoreError("{!r} no longer holds a {!r} file".format(
+                self._root, self._magic_fname))
+        super().connect(credentials)
+
+    # -- paths -------------------------------------------------------------
+
+    def _stem(self, key: str) -> str:
+        """The absolute path of a key's files, without suffix."""
+        return os.path.join(self._root, *encode_key(key, self._fold_case, self._magic_fname))
+
+    def _paths(self, key: str) -> Tuple[str, str]:
+        stem = self._stem(key)
+        return stem + DATA_SUFFIX, stem + METADATA_SUFFIX
+
+    def _key_of(self, relative_parts: List[str]) -> Optional[str]:
+        """The key whose encoding is exactly ``relative_parts``, if any."""
+        try:
+            key = decode_key(relative_parts)
+        except ValueError:
+            return None
+        if encode_key(key, self._fold_case, self._magic_fname) != relative_parts:
+            return None
+        return key
+
+    # -- locking hooks (overridden by the locking store) ---------------------
+
+    def _reading(self, key: str) -> Any:
+        """A context manager held while reading a key; none here."""
+        return _NO_LOCK
+
+    def _writing(self, key: str) -> Any:
+        """A context manager held while writing a key."""
+        return self._stripes[hash(key) % len(self._stripes)]
+
+    def _written(self, key: str, code: str) -> None:
+        """Called after a write of ``key`` (code 'w', 'u' or 'd'), with the
+        key still locked."""
+
+    # -- reading -------------------------------------------------------------
+
+    def _read_metadata(self, key: str, metadata_path: str) -> Tuple[Dict[str, Any], float]:
+        try:
+            with open(metadata_path, "rb") as stream:
+                content = stream.read()
+                modified = os.fstat(stream.fileno()).st_mtime
+        except (FileNotFoundError, NotADirectoryError):
+            raise KeyError(key) from None
+        except OSError as error:
+            if error.errno == errno.ENAMETOOLONG:
+                raise KeyError(key) from None
+            raise
+        try:
+            metadata = json.loads(content)
+        except ValueError as error:
+            raise FileSystemStoreError("the metadata file {!r} is not valid JSON: {}".format(
+                metadata_path, error)) from None
+        if not isinstance(metadata, dict):
+            raise FileSystemStoreError(
+                "the metadata file {!r} does not hold a JSON object".format(metadata_path))
+        return metadata, modified
+
+    def get(self, key: str) -> Value:
+        """Return the value of a key.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+
+        Returns
+        -------
+        FileValue
+            Its first :attr:`data` stream was opened by this call, so data,
+            size, modification time and metadata describe the same version.
+            ``modified`` is the time of the last write of data or metadata;
+            ``created`` is the file's creation time where the platform
+            records it, else ``None``.
+
+        Raises
+        ------
+        KeyError
+            If the key is not in the store.
+        """
+        data_path, metadata_path = self._paths(key)
+        with self._reading(key):
+            metadata, metadata_modified = self._read_metadata(key, metadata_path)
+            try:
+                stream = open(data_path, "rb")
+            except (FileNotFoundError, NotADirectoryError):
+                raise KeyError(key) from None
+        status = os.fstat(stream.fileno())
+        return _FileSystemValue(data_path, metadata, stream, status,
+                                max(status.st_mtime, metadata_modified))
+
+    def get_data(self, key: str) -> Any:
+        """Return the data of a key as an open binary file.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+
+        Returns
+        -------
+        file-like
+            The open data file; the caller closes it.
+
+        Raises
+        ------
+        KeyError
+            If the key is not in the store.
+        """
+        data_path, metadata_path = self._paths(key)
+        with self._reading(key):
+            if not os.path.isfile(metadata_path):
+                raise KeyError(key)
+            try:
+                return open(data_path, "rb")
+            except (FileNotFoundError, NotADirectoryError):
+                raise KeyError(key) from None
+
+    def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> Any:
+        """Return part of the data of a key.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        start : int, optional
+            The offset of the first byte (default 0).
+        end : int, optional
+            The offset just past the last byte (default: the end); the
+            stream holds ``data[start:end]``.
+
+        Returns
+        -------
+        file-like
+            A readable stream; the caller closes it.
+
+        Raises
+        ------
+        KeyError
+            If the key is not in the store.
+        """
+        stream = self.get_data(key)
+        try:
+            size = os.fstat(stream.fileno()).st_size
+            return range_stream(stream, start, end, size)
+        except BaseException:
+            stream.close()
+            raise
+
+    def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
+        """Return the metadata of a key, reading only its metadata file.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        select : iterable of str, optional
+            The names wanted; names the key lacks are left out.
+
+        Returns
+        -------
+        dict
+            A new dictionary.
+
+        Raises
+        ------
+        KeyError
+            If the key is not in the store.
+        """
+        with self._reading(key):
+            metadata, _ = self._read_metadata(key, self._paths(key)[1])
+        if select is None:
+            return metadata
+        return {name: metadata[name] for name in select if name in metadata}
+
+    def exists(self, key: str) -> bool:
+        """Whether a key is in the store (its metadata file exists).
+
+        Parameters
+        ----------
+        key : str
+            The key.
+
+        Returns
+        -------
+        bool
+            ``True`` if the key exists.
+        """
+        return os.path.isfile(self._paths(key)[1])
+
+    def _walk(self, directory: str, prefix: List[str]) -> Iterator[Tuple[str, str]]:
+        """Yield ``(key, metadata path)`` for every key under a directory."""
+        try:
+            with os.scandir(directory) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            name = entry.name
+            if name.endswith(METADATA_SUFFIX):
+                try:
+                    is_file = entry.is_file()
+                except OSError:
+                    continue
+                if is_file:
+                    parts = prefix + [name[: -len(METADATA_SUFFIX)]]
+                    key = self._key_of(parts)
+                    if key is not None:
+                        yield key, entry.path
+                    continue
+            if name.endswith(LOCK_SUFFIX) or name.startswith(TEMP_PREFIX):
+                continue
+            try:
+                is_directory = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                continue
+            if is_directory:
+                yield from self._walk(entry.path, prefix + [name])
+
+    def query(self, select: Optional[Iterable[str]] = None, **kwargs: Any) -> Iterator[Tuple[str, Dict[str, Any]]]:
+        """Find the keys whose metadata match the given values.
+
+        The whole tree is walked; keys starting with ``.`` are included.
+
+        Parameters
+        ----------
+        select : iterable of str, optional
+            The metadata names to return (``None``: all of them).
+        **kwargs
+            Names and the values they must equal (``metadata.get(name) ==
+            value``).
+
+        Returns
+        -------
+        iterator of (str, dict)
+            The matching keys, in sorted path order, with their metadata.
+        """
+        if select is not None:
+            select = list(select)
+        return self._query(select, kwargs)
+
+    def _query(self, select: Optional[List[str]], criteria: Dict[str, Any]) -> Iterator[Tuple[str, Dict[str, Any]]]:
+        if select is not None and not select and not criteria:
+            for key, _ in self._walk(self._root, []):
+                yield key, {}
+            return
+        for key, metadata_path in self._walk(self._root, []):
+            try:
+                with self._reading(key):
+                    metadata, _ = self._read_metadata(key, metadata_path)
+            except KeyError:
+                continue  # deleted while we walked
+            if criteria and not all(metadata.get(name) == value for name, value in criteria.items()):
+                continue
+            if select is not None:
+                metadata = {name: metadata[name] for name in select if name in metadata}
+            yield key, metadata
+
+    def query_keys(self, **kwargs: Any) -> Iterator[str]:
+        """Find the keys whose metadata match the given values.
+
+        Parameters
+        ----------
+        **kwargs
+            Names and the values they must equal; with none, every key is
+            returned without reading any metadata file.
+
+        Returns
+        -------
+        iterator of str
+            The matching keys.
+        """
+        if not kwargs:
+            return (key for key, _ in self._walk(self._root, []))
+        return (key for key, _ in self._query([], kwargs))
+
+    # -- writing -------------------------------------------------------------
+
+    def _prepare_data(self, key: str, path: str, data: Any, buffer_size: int,
+                      metadata: Optional[Dict[str, Any]], steps: int) -> _Pending:
+        progress = store_progress(self, key, metadata, "Setting data of {}".format(key), steps)
+        with progress:
+            temporary = _write_temporary(
+                os.path.dirname(path),
+                lambda stream: copy_stream(data, stream.write, buffer_size, progress.step))
+        return _Pending(temporary, path)
+
+    def _prepare_bytes(self, path: str, content: bytes) -> _Pending:
+        return _Pending(_write_temporary(os.path.dirname(path), lambda stream: stream.write(content)), path)
+
+    def _journaling(self) -> bool:
+        return self._journal is not None and self._journal_thread == threading.get_ident()
+
+    def _back_up(self, path: str) -> None:
+        """Remember how ``path`` was before the current transaction touched it."""
+        journal = self._journal
+        if path in journal:
+            return
+        backup = None
+        if os.path.lexists(path):
+            fd, backup = _open_temporary(os.path.dirname(path), BACKUP_SUFFIX)
+            os.close(fd)
+            os.unlink(backup)
+            try:
+                os.link(path, backup)
+            except OSError:
+                import shutil
+
+                shutil.copy2(path, backup)
+        journal[path] = backup
+
+    def _apply(self, changes: List[_Pending]) -> None:
+        """Install prepared changes in order, then sync their directories."""
+        journaling = self._journaling()
+        directories = []
+        try:
+            for change in changes:
+                if journaling:
+                    self._back_up(change.path)
+                if change.temporary is None:
+                    _unlink_quietly(change.path)
+                else:
+                    os.replace(change.temporary, change.path)
+                    change.temporary = None
+                directory = os.path.dirname(change.path)
+                if directory not in directories:
+                    directories.append(directory)
+        finally:
+            for change in changes:
+                change.discard()
+        for directory in directories:
+            _fsync_directory(directory)
+
+    def _listened(self) -> bool:
+        manager = self.event_manager
+        return is_listened(manager, StoreSetEvent) or is_listened(manager, StoreUpdateEvent)
+
+    def set(self, key: str, value: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+        """Set the data and metadata of a key.
+
+        The data is written first, then the metadata, each atomically.
+
+        Parameters
+        ----------
+        key : str
+            The key; replaced if it exists.
+        value : Value or (file-like, dict) tuple
+            The new data and metadata.  A stream given in a tuple is read
+            to its end but not closed; a Value's stream is closed.
+        buffer_size : int, optional
+            The number of bytes copied at a time (default 1 MiB).
+
+        Raises
+        ------
+        TypeError, ValueError
+            If the value's parts have the wrong types; nothing is written.
+
+        Events
+        ------
+        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
+            While the data is copied, when anyone listens.
+        StoreSetEvent or StoreUpdateEvent
+            After the write.
+        """
+        if isinstance(value, tuple):
+            data, metadata = value
+            steps, owned = -1, None
+        else:
+            metadata = check_metadata(value.metadata)
+            size = getattr(value, "size", None)
+            steps = size if isinstance(size, int) else -1
+            data = owned = value.data
+        try:
+            content = _dump_metadata(metadata)
+            data_path, metadata_path = self._paths(key)
+            with self._writing(key):
+                existed = os.path.isfile(metadata_path)
+                changes = [self._prepare_data(key, data_path, data, buffer_size, metadata, steps)]
+                try:
+                    changes.append(self._prepare_bytes(metadata_path, content))
+                except BaseException:
+                    changes[0].discard()
+                    raise
+                self._apply(changes)
+                self._written(key, "w")
+        finally:
+            if owned is not None:
+                owned.close()
+        self._emit_write(key, existed, metadata)
+
+    def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+        """Replace the data of a key, keeping its metadata.
+
+        Parameters
+        ----------
+        key : str
+            The key; created with empty metadata if it does not exist.
+        data : file-like
+            A readable binary stream, read to its end (not closed).
+        buffer_size : int, optional
+            The number of bytes copied at a time (default 1 MiB).
+
+        Events
+        ------
+        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
+            While the data is copied, when anyone listens.
+        StoreSetEvent or StoreUpdateEvent
+            After the write, with the key's metadata.
+        """
+        data_path, metadata_path = self._paths(key)
+        with self._writing(key):
+            existed = os.path.isfile(metadata_path)
+            metadata = None
+            if existed and self._listened():
+                try:
+                    metadata, _ = self._read_metadata(key, metadata_path)
+                except KeyError:
+                    existed = False
+            changes = [self._prepare_data(key, data_path, data, buffer_size, metadata, -1)]
+            if not existed:
+                metadata = {}
+                try:
+                    changes.append(self._prepare_bytes(metadata_path, b"{}"))
+                except BaseException:
+                    changes[0].discard()
+                    raise
+            self._apply(changes)
+            self._written(key, "w")
+        self._emit_write(key, existed, metadata)
+
+    def set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
+        """Replace the metadata of a key, keeping its data.
+
+        Parameters
+        ----------
+        key : str
+            The key; created with empty data if it does not exist.
+        metadata : dict
+            The new metadata.
+
+        Events
+        ------
+        StoreSetEvent or StoreUpdateEvent
+            After the write.
+        """
+        content = _dump_metadata(metadata)
+        data_path, metadata_path = self._paths(key)
+        with self._writing(key):
+            existed = os.path.isfile(metadata_path)
+            changes = []
+            if not existed or not os.path.isfile(data_path):
+                changes.append(self._prepare_bytes(data_path, b""))
+            try:
+                changes.append(self._prepare_bytes(metadata_path, content))
+            except BaseException:
+                for change in changes:
+                    change.discard()
+                raise
+            self._apply(changes)
+            self._written(key, "w")
+        self._emit_write(key, existed, metadata)
+
+    def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
+        """Merge new values into the metadata of a key.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        metadata : dict
+            Names and values to add or replace.
+
+        Raises
+        ------
+        KeyError
+            If the key is not in the store.
+
+        Events
+        ------
+        StoreUpdateEvent
+            With the merged metadata.
+        """
+        metadata_path = self._paths(key)[1]
+        with self._writing(key):
+            merged, _ = self._read_metadata(key, metadata_path)
+            merged.update(metadata)
+            self._apply([self._prepare_bytes(metadata_path, _dump_metadata(merged))])
+            self._written(key, "u")
+        self._emit_write(key, True, merged)
+
+    def delete(self, key: str) -> None:
+        """Delete a key: its metadata file first, then its data file.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+
+        Raises
+        ------
+        KeyError
+            If the key is not in the store.
+
+        Events
+        ------
+        StoreDeleteEvent
+            With the metadata the key had.
+        """
+        data_path, metadata_path = self._paths(key)
+        with self._writing(key):
+            metadata = None
+            if is_listened(self.event_manager, StoreDeleteEvent):
+                metadata, _ = self._read_metadata(key, metadata_path)
+            elif not os.path.isfile(metadata_path):
+                raise KeyError(key)
+            self._apply([_Pending(None, metadata_path), _Pending(None, data_path)])
+            self._written(key, "d")
+        if not self._journaling():
+            self._remove_empty_directories(os.path.dirname(data_path))
+        self._emit_delete(key, metadata)
+
+    def _remove_empty_directories(self, directory: str) -> None:
+        root = self._root
+        while len(directory) > len(root) and directory.startswith(root):
+            try:
+                os.rmdir(directory)
+            except OSError:
+                return
+            directory = os.path.dirname(directory)
+
+    # -- transactions --------------------------------------------------------
+
+    def _begin_transaction(self) -> None:
+        self._journal = {}
+        self._journal_thread = threading.get_ident()
+
+    def _end_journal(self) -> Dict[str, Optional[str]]:
+        journal = self._journal or {}
+        self._journal = None
+        self._journal_thread = None
+        return journal
+
+    def _commit_transaction(self) -> None:
+        for backup in self._end_journal().values():
+            if backup is not None:
+                _unlink_quietly(backup)
+
+    def _rollback_transaction(self) -> None:
+        journal = self._end_journal()
+
+        def order(path: str) -> int:
+            # Remove the metadata of keys the transaction created first and
+            # restore the metadata of older keys last, so that a key is
+            # visible only while its data is in place.
+            if not path.endswith(METADATA_SUFFIX):
+                return 1
+            return 0 if journal[path] is None else 2
+
+        directories = set()
+        for path in sorted(journal, key=order):
+            backup = journal[path]
+            try:
+                if backup is None:
+                    _unlink_quietly(path)
+                else:
+                    os.replace(backup, path)
+            except OSError:
+                logger.exception("Could not restore %s during a rollback", path)
+            directories.add(os.path.dirname(path))
+        for directory in directories:
+            _fsync_directory(directory)
+        for directory in sorted(directories, key=len, reverse=True):
+            self._remove_empty_directories(directory)
+
+    # -- copying out ---------------------------------------------------------
+
+    def to_bytes(self, key: str, buffer_size: int = DEFAULT_BUFFER_SIZE) -> bytes:
+        """Return the data of a key as bytes.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        buffer_size : int, optional
+            Ignored: the file is read in one call.
+
+        Returns
+        -------
+        bytes
+            The whole data.
+
+        Raises
+        ------
+        KeyError
+            If the key is not in the store.
+        """
+        with self.get_data(key) as stream:
+            return stream.read()
+
+
+class _NoLock(object):
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc_value, traceback) -> None:
+        return None
+
+
+_NO_LOCK = _NoLock()
