@@ -1,0 +1,627 @@
+"""A store mounting one store at a key prefix of another.
+
+:class:`MountedStore` is like mounting a file system: the keys of the
+*mount store* appear in the *backing store*'s key space under a prefix, the
+*mount point*, where they hide (*shadow*) the backing store's own keys of the
+same name.  The main use is a local cache of part of a remote store::
+
+    remote = StaticURLStore(...)          # read-only
+    cache = SqliteStore("cache.db")
+    store = MountedStore("projects/alpha/", cache, remote)
+    store.connect()
+    store.update_metadata("projects/alpha/plan", {"seen": True})  # into cache
+    store.push("projects/alpha/plan")     # when the backing store is writable
+
+The key ``mount_point + k`` of the view is the key ``k`` of the mount store;
+every other key is the backing store's key of the same name.
+
+Routing
+-------
+
+=====================  =====================================================
+reads                  under the mount point: the mount store's copy if it
+                       has one, else the backing store's; elsewhere: the
+                       backing store.
+queries, ``glob``      the mount store's matches (prefixed), then the backing
+                       store's matches that no mount copy shadows; no key
+                       twice, no shadowed backing copy (even when the mount
+                       copy does not match).
+``set``                the mount store.
+``set_data``,          the mount store; a key only the backing store holds
+``set_metadata``,      is first copied into the mount store (copy-on-write,
+``update_metadata``    streamed) and then modified.
+``delete``             every copy: the mount store's and the backing
+                       store's, so the key disappears from the view.
+``push``               moves the mount store's copy down into the backing
+                       store.
+writes outside the     refused with ``KeyError`` (as in Encore: the backing
+mount point            store is read-only through the view).
+=====================  =====================================================
+"""
+from __future__ import annotations
+
+import fnmatch
+import logging
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+
+from .abstract_store import AbstractStore, StoreError, Value
+from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
+from .joined_store import (
+    _CompositeStoreMixin,
+    _close,
+    _is_writable,
+    _maybe_progress,
+    _value_metadata,
+)
+from .utils import DEFAULT_BUFFER_SIZE
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MountedStore"]
+
+_GLOB_SPECIALS = frozenset("*?[")
+
+
+class MountedStore(_CompositeStoreMixin, AbstractStore):
+    """A store mounting ``mount_store`` at ``mount_point`` in ``backing_store``.
+
+    Parameters
+    ----------
+    mount_point : str
+        The key prefix where the mount store appears.  A key is under the
+        mount point when it starts with this string (``''`` mounts the
+        mount store over the whole key space).
+    mount_store : AbstractStore
+        The store mounted; it receives the writes.
+    backing_store : AbstractReadOnlyStore
+        The store mounted upon.  The view only writes to it in
+        :meth:`push` and :meth:`delete`.
+    event_manager : BaseEventManager, optional
+        Where the mounted store emits its events (default: the package-wide
+        manager).
+
+    Attributes
+    ----------
+    mount_point : str
+        The key prefix.
+    mount_store, backing_store : store
+        The two stores.
+    """
+
+    def __init__(self, mount_point: str, mount_store: Any, backing_store: Any, event_manager: Any = None) -> None:
+        super().__init__(event_manager=event_manager)
+        if not isinstance(mount_point, str):
+            raise TypeError("mount_point must be a str, not {}".format(type(mount_point).__name__))
+        self.mount_point = mount_point
+        self.mount_store = mount_store
+        self.backing_store = backing_store
+
+    @property
+    def stores(self) -> List[Any]:
+        """list : ``[mount_store, backing_store]``."""
+        return [self.mount_store, self.backing_store]
+
+    def _children(self) -> List[Any]:
+        return [self.mount_store, self.backing_store]
+
+    def _short(self, key: str) -> Optional[str]:
+        """The mount store's key for ``key``, or ``None`` outside the mount."""
+        prefix = self.mount_point
+        if key.startswith(prefix):
+            return key[len(prefix):]
+        return None
+
+    def _mounted(self, key: str) -> str:
+        short = self._short(key)
+        if short is None:
+            raise KeyError(key)
+        return short
+
+    # -- connection ----------------------------------------------------------
+
+    def connect(self, credentials: Any = None) -> None:
+        """Connect the mounted store and the children not yet connected.
+
+        Parameters
+        ----------
+        credentials : object, optional
+            Passed to the ``connect`` of each child connected here.
+        """
+        self._connect_children(credentials)
+        self._connected = True
+
+    def disconnect(self) -> None:
+        """Disconnect the mounted store and the children it connected.
+
+        Children that were connected before :meth:`connect` stay connected.
+        """
+        self._disconnect_children()
+        self._connected = False
+
+    def info(self) -> Dict[str, Any]:
+        """Describe the mounted store.
+
+        Returns
+        -------
+        dict
+            ``'readonly'``, ``'authorizing'`` (``False``), ``'type'`` and
+            ``'mount_point'``.
+        """
+        return {
+            "readonly": not _is_writable(self.mount_store),
+            "authorizing": False,
+            "type": type(self).__name__,
+            "mount_point": self.mount_point,
+        }
+
+    # -- reads ---------------------------------------------------------------
+
+    def get(self, key: str) -> Value:
+        """Return the value of a key: the mount copy first, else the backing one.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+
+        Returns
+        -------
+        Value
+            The value given by the child holding the key.
+
+        Raises
+        ------
+        KeyError
+            If neither store holds it.
+        """
+        short = self._short(key)
+        if short is not None:
+            try:
+                return self.mount_store.get(short)
+            except KeyError:
+                pass
+        return self.backing_store.get(key)
+
+    def get_data(self, key: str) -> Any:
+        """Return the data of a key (mount copy first).
+
+        Parameters
+        ----------
+        key : str
+            The key.
+
+        Returns
+        -------
+        file-like
+            The child's stream; the caller closes it.
+
+        Raises
+        ------
+        KeyError
+            If neither store holds it.
+        """
+        short = self._short(key)
+        if short is not None:
+            try:
+                return self.mount_store.get_data(short)
+            except KeyError:
+                pass
+        return self.backing_store.get_data(key)
+
+    def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> Any:
+        """Return ``data[start:end]`` of a key (mount copy first).
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        start, end : int, optional
+            Slice-style offsets.
+
+        Returns
+        -------
+        file-like
+            A stream of the range.
+
+        Raises
+        ------
+        KeyError
+            If neither store holds it.
+        """
+        short = self._short(key)
+        if short is not None:
+            try:
+                return self.mount_store.get_data_range(short, start, end)
+            except KeyError:
+                pass
+        return self.backing_store.get_data_range(key, start, end)
+
+    def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
+        """Return the metadata of a key (mount copy first).
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        select : iterable of str, optional
+            The names wanted.
+
+        Returns
+        -------
+        dict
+            An independent copy.
+
+        Raises
+        ------
+        KeyError
+            If neither store holds it.
+        """
+        if select is not None:
+            select = list(select)
+        short = self._short(key)
+        if short is not None:
+            try:
+                return self.mount_store.get_metadata(short, select)
+            except KeyError:
+                pass
+        return self.backing_store.get_metadata(key, select)
+
+    def exists(self, key: str) -> bool:
+        """Whether the view holds a key.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+
+        Returns
+        -------
+        bool
+            ``True`` if the mount store (under the mount point) or the
+            backing store holds it.
+        """
+        short = self._short(key)
+        if short is not None and self.mount_store.exists(short):
+            return True
+        return self.backing_store.exists(key)
+
+    def query(self, select: Optional[Iterable[str]] = None, **kwargs: Any) -> Iterator[Tuple[str, Dict[str, Any]]]:
+        """Find the keys whose metadata match.
+
+        The mount store's matches come first, then the backing store's
+        matches not shadowed by a mount copy.
+
+        Parameters
+        ----------
+        select : iterable of str, optional
+            The metadata names to return.
+        **kwargs
+            Metadata names and the values they must equal.
+
+        Returns
+        -------
+        iterator of (str, dict)
+            Each matching key once, with its (selected) metadata.
+        """
+        if select is not None:
+            select = list(select)
+        prefix = self.mount_point
+        mounted = ((prefix + short, metadata)
+                   for short, metadata in self.mount_store.query(select, **kwargs))
+        backing = self.backing_store.query(select, **kwargs)
+        return self._merge(mounted, backing, bool(kwargs), True)
+
+    def query_keys(self, **kwargs: Any) -> Iterator[str]:
+        """Find the keys whose metadata match (see :meth:`query`).
+
+        Parameters
+        ----------
+        **kwargs
+            Metadata names and the values they must equal.
+
+        Returns
+        -------
+        iterator of str
+            Each matching key once.
+        """
+        prefix = self.mount_point
+        mounted = (prefix + short for short in self.mount_store.query_keys(**kwargs))
+        backing = self.backing_store.query_keys(**kwargs)
+        return self._merge(mounted, backing, bool(kwargs), False)
+
+    def glob(self, pattern: str) -> Iterator[str]:
+        """Find the keys matching a shell-style pattern.
+
+        Parameters
+        ----------
+        pattern : str
+            A pattern for :func:`fnmatch.fnmatchcase`, applied to the keys
+            of the view.
+
+        Returns
+        -------
+        iterator of str
+            Each matching key once.
+        """
+        prefix = self.mount_point
+        if pattern.startswith(prefix) and not (_GLOB_SPECIALS & set(prefix)):
+            # The prefix part of the pattern is literal: let the mount store
+            # match the rest against its own keys.
+            mounted: Iterable[str] = (
+                prefix + short for short in self.mount_store.glob(pattern[len(prefix):]))
+        else:
+            match = fnmatch.fnmatchcase
+            mounted = (key for key in (prefix + short for short in self.mount_store.query_keys())
+                       if match(key, pattern))
+        # A mount copy shadowing a matching backing key matched too.
+        return self._merge(mounted, self.backing_store.glob(pattern), False, False)
+
+    def _merge(self, mounted: Iterable[Any], backing: Iterable[Any], filtered: bool, pairs: bool) -> Iterator[Any]:
+        seen = set()
+        for item in mounted:
+            seen.add(item[0] if pairs else item)
+            yield item
+        mount_store = self.mount_store
+        for item in backing:
+            key = item[0] if pairs else item
+            if key in seen:
+                continue
+            if filtered:
+                short = self._short(key)
+                if short is not None and mount_store.exists(short):
+                    continue
+            yield item
+
+    # -- writes --------------------------------------------------------------
+
+    def set(self, key: str, value: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+        """Set the data and metadata of a key under the mount point.
+
+        Parameters
+        ----------
+        key : str
+            The key; it must start with the mount point.
+        value : Value or (file-like, dict) tuple
+            The new data (streamed) and metadata.
+        buffer_size : int, optional
+            The number of bytes read at a time.
+
+        Raises
+        ------
+        KeyError
+            If the key is outside the mount point.
+
+        Events
+        ------
+        StoreSetEvent or StoreUpdateEvent
+            One, with this store as the source.
+        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
+            While the data is copied, when anyone listens.
+        """
+        short = self._mounted(key)
+        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
+        with self.transaction("Setting {}".format(key)):
+            existed = notify and self.exists(key)
+            value, progress, opened = self._progress_value(key, value, buffer_size, "Setting {}".format(key))
+            try:
+                with _maybe_progress(progress):
+                    self.mount_store.set(short, value, buffer_size)
+            finally:
+                if opened is not None:
+                    _close(opened)
+            if notify:
+                self._emit_write(key, existed, _value_metadata(value))
+
+    def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+        """Replace the data of a key under the mount point.
+
+        A key only the backing store holds gets its metadata copied into the
+        mount store with the new data.
+
+        Parameters
+        ----------
+        key : str
+            The key; it must start with the mount point.
+        data : file-like
+            The new data, streamed.
+        buffer_size : int, optional
+            The number of bytes read at a time.
+
+        Raises
+        ------
+        KeyError
+            If the key is outside the mount point.
+
+        Events
+        ------
+        StoreSetEvent or StoreUpdateEvent
+            One, with this store as the source.
+        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
+            While the data is copied, when anyone listens.
+        """
+        short = self._mounted(key)
+        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
+        mount = self.mount_store
+        with self.transaction("Setting data of {}".format(key)):
+            data, progress = self._progress_data(key, data, buffer_size, "Setting data of {}".format(key))
+            metadata = None
+            existed = True
+            with _maybe_progress(progress):
+                if mount.exists(short):
+                    mount.set_data(short, data, buffer_size)
+                elif self.backing_store.exists(key):
+                    metadata = self.backing_store.get_metadata(key)
+                    mount.set(short, (data, metadata), buffer_size)
+                else:
+                    existed = False
+                    mount.set_data(short, data, buffer_size)
+            if notify:
+                if metadata is None:
+                    metadata = mount.get_metadata(short)
+                self._emit_write(key, existed, metadata)
+
+    def set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
+        """Replace the metadata of a key under the mount point.
+
+        A key only the backing store holds has its data streamed into the
+        mount store with the new metadata.
+
+        Parameters
+        ----------
+        key : str
+            The key; it must start with the mount point.
+        metadata : dict
+            The new metadata.
+
+        Raises
+        ------
+        KeyError
+            If the key is outside the mount point.
+
+        Events
+        ------
+        StoreSetEvent or StoreUpdateEvent
+            One, with this store as the source.
+        """
+        short = self._mounted(key)
+        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
+        mount = self.mount_store
+        with self.transaction("Setting metadata of {}".format(key)):
+            existed = True
+            if mount.exists(short):
+                mount.set_metadata(short, metadata)
+            elif self.backing_store.exists(key):
+                self._copy_down_to_mount(key, short, metadata)
+            else:
+                existed = False
+                mount.set_metadata(short, metadata)
+            if notify:
+                self._emit_write(key, existed, metadata)
+
+    def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
+        """Merge values into the metadata of a key under the mount point.
+
+        A key only the backing store holds is copied into the mount store
+        (data streamed) with the merged metadata.
+
+        Parameters
+        ----------
+        key : str
+            The key; it must start with the mount point.
+        metadata : dict
+            The names and values to merge.
+
+        Raises
+        ------
+        KeyError
+            If the key is outside the mount point or in neither store.
+
+        Events
+        ------
+        StoreUpdateEvent
+            One, with this store as the source and the merged metadata.
+        """
+        short = self._mounted(key)
+        notify = self._listened(StoreUpdateEvent)
+        mount = self.mount_store
+        with self.transaction("Updating metadata of {}".format(key)):
+            if mount.exists(short):
+                mount.update_metadata(short, metadata)
+                merged = mount.get_metadata(short) if notify else None
+            elif self.backing_store.exists(key):
+                merged = self.backing_store.get_metadata(key)
+                merged.update(metadata)
+                self._copy_down_to_mount(key, short, merged)
+            else:
+                raise KeyError(key)
+            if notify:
+                self._emit_write(key, True, merged)
+
+    def _copy_down_to_mount(self, key: str, short: str, metadata: Dict[str, Any]) -> None:
+        """Stream the backing store's data of ``key`` into the mount store."""
+        stream = self.backing_store.get_data(key)
+        try:
+            self.mount_store.set(short, (stream, metadata))
+        finally:
+            _close(stream)
+
+    def delete(self, key: str) -> None:
+        """Delete a key under the mount point from both stores.
+
+        The mount copy and the backing copy are both deleted (in one
+        transaction), so the key disappears from the view; deleting only
+        the mount copy would uncover the backing one.
+
+        Parameters
+        ----------
+        key : str
+            The key; it must start with the mount point.
+
+        Raises
+        ------
+        KeyError
+            If the key is outside the mount point or in neither store.
+        StoreError
+            If the backing store holds the key but is read-only; nothing is
+            deleted then.
+
+        Events
+        ------
+        StoreDeleteEvent
+            One, with this store as the source and the metadata the key
+            showed.
+        """
+        short = self._mounted(key)
+        notify = self._listened(StoreDeleteEvent)
+        mount, backing = self.mount_store, self.backing_store
+        with self.transaction("Deleting {}".format(key)):
+            in_mount = mount.exists(short)
+            in_backing = backing.exists(key)
+            if not (in_mount or in_backing):
+                raise KeyError(key)
+            if in_backing and not callable(getattr(backing, "delete", None)):
+                raise StoreError(
+                    "cannot delete {!r}: the read-only backing store holds it".format(key))
+            metadata = None
+            if notify:
+                metadata = mount.get_metadata(short) if in_mount else backing.get_metadata(key)
+            if in_mount:
+                mount.delete(short)
+            if in_backing:
+                backing.delete(key)
+            if notify:
+                self._emit_delete(key, metadata)
+
+    def push(self, key: str) -> None:
+        """Move a key from the mount store down to the backing store.
+
+        The mount store's data (streamed) and metadata replace the backing
+        store's copy, then the mount copy is deleted, in one transaction.
+        The view shows the same data and metadata before and after, so the
+        mounted store emits no modification event (the children emit
+        theirs).
+
+        Parameters
+        ----------
+        key : str
+            The key; it must start with the mount point.
+
+        Raises
+        ------
+        KeyError
+            If the key is outside the mount point or not in the mount store.
+        StoreError
+            If the backing store is read-only.
+        """
+        short = self._mounted(key)
+        mount, backing = self.mount_store, self.backing_store
+        if not _is_writable(backing):
+            raise StoreError("cannot push {!r}: the backing store is read-only".format(key))
+        with self.transaction("Pushing {}".format(key)):
+            value = mount.get(short)
+            stream = value.data
+            try:
+                backing.set(key, (stream, value.metadata))
+            finally:
+                _close(stream)
+            mount.delete(short)

@@ -1,0 +1,783 @@
+"""A wrapper adding username/password authentication to any store.
+
+:class:`SimpleAuthStore` wraps a store that knows nothing of users.  A user
+connects with a username and a password; the password is encoded by an
+*encoder* (a salted hash) and compared with the user's record, a key named
+``user_key_path + username`` whose data is the encoded password.  Every
+operation then asks :meth:`SimpleAuthStore.check_permissions` for the
+permission it needs (``'exists'``, ``'get'``, ``'set'``, ``'delete'``); by
+default an authenticated user has them all, and subclasses refine this.
+
+Creating users and choosing an encoder::
+
+    import os
+    salt = os.urandom(16)                       # keep it, with the records
+    encoder = make_pbkdf2_encoder(salt)         # recommended
+    create_user_record(backend, "alice", "s3cret", encoder)
+
+    store = SimpleAuthStore(backend, encoder)
+    store.connect({"username": "alice", "password": "s3cret"})
+
+:func:`make_encoder` with :func:`sha1_hasher` (one SHA-1 of salt and
+password) is kept for records made with Encore; it is fast to brute-force,
+so new deployments should use :func:`make_pbkdf2_encoder`.
+
+When the user records live in the wrapped store (the default), they are
+hidden from the wrapped view: keys starting with ``user_key_path`` do not
+exist for ``get``, ``exists``, queries and ``glob``, and writing them through
+the view raises :class:`AuthenticationError`.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import logging
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
+
+from .abstract_store import AbstractStore, AuthorizationError, Value
+from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
+from .joined_store import (
+    _CompositeStoreMixin,
+    _close,
+    _is_writable,
+    _maybe_progress,
+    _value_metadata,
+)
+from .utils import DEFAULT_BUFFER_SIZE
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "AuthenticationError",
+    "SimpleAuthStore",
+    "make_encoder",
+    "make_pbkdf2_encoder",
+    "sha1_hasher",
+    "create_user_record",
+    "ALL_PERMISSIONS",
+]
+
+#: Every permission :meth:`SimpleAuthStore.check_permissions` can grant.
+ALL_PERMISSIONS = frozenset({"connect", "exists", "get", "set", "delete"})
+
+#: The default number of PBKDF2 iterations of :func:`make_pbkdf2_encoder`.
+DEFAULT_PBKDF2_ITERATIONS = 600_000
+
+# A user record larger than this is not a password hash.
+_MAX_RECORD_SIZE = 65536
+
+
+class AuthenticationError(AuthorizationError):
+    """Raised when a user cannot authenticate or lacks a permission.
+
+    It derives from :class:`~encore.storage.abstract_store.AuthorizationError`
+    (so from :class:`~encore.storage.abstract_store.StoreError`); in Encore
+    0.8 it derived directly from :class:`Exception`, and ``except
+    AuthenticationError`` works as before.
+    """
+
+
+def sha1_hasher(s: bytes) -> bytes:
+    """Return the SHA-1 digest of bytes.
+
+    Parameters
+    ----------
+    s : bytes
+        The bytes to hash.
+
+    Returns
+    -------
+    bytes
+        The raw 20-byte digest.
+    """
+    return hashlib.sha1(s).digest()
+
+
+def _as_bytes(value: Any, name: str) -> bytes:
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError("{} must be bytes or str, not {}".format(name, type(value).__name__))
+
+
+def make_encoder(salt: bytes, hasher: Optional[Callable[[bytes], bytes]] = None) -> Callable[[bytes], bytes]:
+    """Make a salted password encoder from a hash function (Encore's scheme).
+
+    Parameters
+    ----------
+    salt : bytes
+        Prepended to every password before hashing.  Keep it secret and
+        keep it: the same salt must encode the password every time.  A
+        ``str`` is encoded as UTF-8.
+    hasher : callable, optional
+        Maps bytes to their hash (bytes); default :func:`sha1_hasher`.
+
+    Returns
+    -------
+    callable
+        ``encoder(password: bytes) -> bytes``, computing
+        ``hasher(salt + password)``.
+
+    Notes
+    -----
+    A single fast hash can be brute-forced quickly if the records leak;
+    prefer :func:`make_pbkdf2_encoder` for new records.  This encoder stays
+    for records created with Encore.
+    """
+    salt = _as_bytes(salt, "salt")
+    if hasher is None:
+        hasher = sha1_hasher
+
+    def encoder(password: bytes) -> bytes:
+        return hasher(salt + _as_bytes(password, "password"))
+
+    return encoder
+
+
+def make_pbkdf2_encoder(
+    salt: bytes,
+    iterations: int = DEFAULT_PBKDF2_ITERATIONS,
+    hash_name: str = "sha256",
+) -> Callable[[bytes], bytes]:
+    """Make a slow, salted password encoder (PBKDF2-HMAC, :mod:`hashlib`).
+
+    Parameters
+    ----------
+    salt : bytes
+        A random salt of at least 8 bytes (16 recommended, e.g.
+        ``os.urandom(16)``), kept with the user records: the same salt must
+        encode the password every time.
+    iterations : int, optional
+        The PBKDF2 iteration count (default 600 000, current advice for
+        SHA-256); it sets how slow each guess is.  Encoding happens once per
+        :meth:`SimpleAuthStore.connect`.
+    hash_name : str, optional
+        The HMAC digest (default ``'sha256'``).
+
+    Returns
+    -------
+    callable
+        ``encoder(password: bytes) -> bytes``.
+
+    Raises
+    ------
+    TypeError
+        If ``salt`` is not bytes.
+    ValueError
+        If the salt is shorter than 8 bytes, ``iterations`` is not positive
+        or ``hash_name`` is unknown.
+    """
+    if not isinstance(salt, (bytes, bytearray)):
+        raise TypeError("salt must be bytes, not {}".format(type(salt).__name__))
+    salt = bytes(salt)
+    if len(salt) < 8:
+        raise ValueError("the salt must be at least 8 bytes long (16 random bytes recommended)")
+    if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
+        raise ValueError("iterations must be a positive int, not {!r}".format(iterations))
+    hashlib.new(hash_name)  # ValueError now rather than at connect time
+
+    def encoder(password: bytes) -> bytes:
+        return hashlib.pbkdf2_hmac(hash_name, _as_bytes(password, "password"), salt, iterations)
+
+    return encoder
+
+
+def create_user_record(
+    store: Any,
+    username: str,
+    password: Any,
+    encoder: Callable[[bytes], bytes],
+    user_key_path: str = ".user_",
+) -> str:
+    """Create or replace the record of a user, directly in a store.
+
+    This is an administrator's tool: it writes to the store holding the
+    records (the wrapped store, or the ``user_key_store``), not through a
+    :class:`SimpleAuthStore`, which refuses writes to records.
+
+    Parameters
+    ----------
+    store : AbstractStore
+        The store keeping the records.
+    username : str
+        The user's name (non-empty).
+    password : str or bytes
+        The password; a ``str`` is encoded as UTF-8, as
+        :meth:`SimpleAuthStore.connect` does.
+    encoder : callable
+        The encoder the :class:`SimpleAuthStore` uses.
+    user_key_path : str, optional
+        The prefix of the record keys (default ``'.user_'``).
+
+    Returns
+    -------
+    str
+        The key of the record.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If the username is not a non-empty string or the encoder does not
+        return bytes.
+    """
+    if not isinstance(username, str) or not username:
+        raise ValueError("username must be a non-empty str")
+    token = _as_bytes(encoder(_as_bytes(password, "password")), "the encoded password")
+    key = user_key_path + username
+    store.set(key, (io.BytesIO(token), {}))
+    return key
+
+
+class SimpleAuthStore(_CompositeStoreMixin, AbstractStore):
+    """A store adding username/password authentication to another store.
+
+    Parameters
+    ----------
+    store : AbstractStore
+        The wrapped store, holding the data.
+    encoder : callable
+        ``encoder(password: bytes) -> bytes``, e.g. from
+        :func:`make_pbkdf2_encoder` (recommended) or :func:`make_encoder`.
+    user_key_path : str, optional
+        The prefix of the keys holding the user records (default
+        ``'.user_'``); the record of user ``u`` is ``user_key_path + u``,
+        its data the encoded password.
+    user_key_store : AbstractReadOnlyStore, optional
+        The store holding the records (default: the wrapped store, in which
+        case the records are hidden from the view).
+    event_manager : BaseEventManager, optional
+        Where the store emits its events (default: the package-wide
+        manager).
+
+    Attributes
+    ----------
+    store : AbstractStore
+        The wrapped store (kept after :meth:`disconnect`).
+    encoder : callable
+        The password encoder.
+    user_key_path : str
+        The record key prefix.
+    user_key_store : store
+        The store holding the records.
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        encoder: Callable[[bytes], bytes],
+        user_key_path: str = ".user_",
+        user_key_store: Any = None,
+        event_manager: Any = None,
+    ) -> None:
+        super().__init__(event_manager=event_manager)
+        self.store = store
+        self.encoder = encoder
+        self.user_key_path = user_key_path
+        self.user_key_store = store if user_key_store is None else user_key_store
+        self._username: Optional[str] = None
+        self._token: Optional[bytes] = None
+
+    def _children(self) -> List[Any]:
+        children = [self.store]
+        if self.user_key_store is not self.store:
+            children.append(self.user_key_store)
+        return children
+
+    def _transactional_children(self) -> List[Any]:
+        # Only the wrapped store is written through the view.
+        store = self.store
+        return [store] if callable(getattr(store, "transaction", None)) else []
+
+    # -- authentication ------------------------------------------------------
+
+    @property
+    def username(self) -> Optional[str]:
+        """str or None : The connected user's name."""
+        return self._username
+
+    def connect(self, credentials: Optional[Dict[str, Any]] = None) -> None:
+        """Authenticate a user and connect.
+
+        Parameters
+        ----------
+        credentials : dict
+            ``{'username': str, 'password': str or bytes}``; a ``str``
+            password is encoded as UTF-8 before the encoder sees it.
+
+        Raises
+        ------
+        AuthenticationError
+            If the credentials are malformed, the user has no record, or the
+            password does not match (the message does not say which).  The
+            store is left disconnected.
+        """
+        try:
+            username = credentials["username"]  # type: ignore[index]
+            password = credentials["password"]  # type: ignore[index]
+        except (TypeError, KeyError):
+            raise AuthenticationError(
+                "credentials must be a dict with 'username' and 'password'") from None
+        if not isinstance(username, str):
+            raise AuthenticationError("the username must be a str")
+        try:
+            token = _as_bytes(self.encoder(_as_bytes(password, "password")), "the encoded password")
+        except TypeError as error:
+            raise AuthenticationError(str(error)) from None
+        self._connect_children(None)
+        self._username, self._token = username, token
+        try:
+            permissions = self.check_permissions()
+        except BaseException:
+            self._forget_user()
+            raise
+        if "connect" not in permissions:
+            self._forget_user()
+            raise AuthenticationError("invalid username or password")
+        self._connected = True
+        logger.debug("User %r connected", username)
+
+    def _forget_user(self) -> None:
+        self._username = None
+        self._token = None
+        self._connected = False
+        self._disconnect_children()
+
+    def disconnect(self) -> None:
+        """Forget the user and disconnect the children connected by
+        :meth:`connect`.
+
+        The wrapped store stays referenced (Encore 0.8 set it to ``None``),
+        so the object can connect again.
+        """
+        self._forget_user()
+
+    def _read_record(self, username: str) -> Optional[bytes]:
+        try:
+            stream = self.user_key_store.get_data(self.user_key_path + username)
+        except KeyError:
+            return None
+        try:
+            record = stream.read(_MAX_RECORD_SIZE + 1)
+        finally:
+            _close(stream)
+        if record is None or len(record) > _MAX_RECORD_SIZE:
+            return None
+        return bytes(record)
+
+    def check_permissions(self, key: Optional[str] = None) -> Set[str]:
+        """Return the permissions the connected user has on a key.
+
+        The default grants every permission to a user whose password matches
+        their record, read again at every call (so a changed or removed
+        record takes effect at once), and nothing otherwise.  Subclasses
+        override this for finer control.
+
+        Parameters
+        ----------
+        key : str or None
+            The key concerned, or ``None`` for the global permissions.
+
+        Returns
+        -------
+        set of str
+            Chosen from ``'connect'``, ``'exists'``, ``'get'``, ``'set'`` and
+            ``'delete'``.
+        """
+        username, token = self._username, self._token
+        if username is None or token is None:
+            return set()
+        record = self._read_record(username)
+        if record is None:
+            return set()
+        if hmac.compare_digest(record, token):
+            return set(ALL_PERMISSIONS)
+        return set()
+
+    # -- gates ---------------------------------------------------------------
+
+    def _is_record(self, key: str) -> bool:
+        return self.user_key_store is self.store and key.startswith(self.user_key_path)
+
+    def _permissions_are_global(self) -> bool:
+        return type(self).check_permissions is SimpleAuthStore.check_permissions
+
+    def _require_read(self, key: str) -> None:
+        if self._is_record(key):
+            raise KeyError(key)
+        permissions = self.check_permissions(key)
+        if "exists" not in permissions:
+            raise KeyError(key)
+        if "get" not in permissions:
+            raise AuthenticationError("not allowed to read {!r}".format(key))
+
+    def _require_write(self, key: str, permission: str, must_exist: bool = False) -> None:
+        if self._is_record(key):
+            raise AuthenticationError(
+                "{!r} is reserved for user records and cannot be written through "
+                "the authenticating store".format(key))
+        permissions = self.check_permissions(key)
+        if must_exist and "exists" not in permissions:
+            raise KeyError(key)
+        if permission not in permissions:
+            raise AuthenticationError("not allowed to {} {!r}".format(permission, key))
+
+    def _visible(self) -> Callable[[str], bool]:
+        """Return a test telling whether the user may see a key."""
+        if self._permissions_are_global():
+            allowed = "exists" in self.check_permissions()
+            if not allowed:
+                return lambda key: False
+            return lambda key: not self._is_record(key)
+        return lambda key: not self._is_record(key) and "exists" in self.check_permissions(key)
+
+    # -- connection info -----------------------------------------------------
+
+    def info(self) -> Dict[str, Any]:
+        """Describe the store; works whether or not a user is connected.
+
+        Returns
+        -------
+        dict
+            ``'readonly'``, ``'authorizing'`` (``False``), ``'type'`` and
+            ``'user'`` (the connected user's name or ``None``).
+        """
+        return {
+            "readonly": not _is_writable(self.store),
+            "authorizing": False,
+            "type": type(self).__name__,
+            "user": self._username,
+        }
+
+    # -- reads ---------------------------------------------------------------
+
+    def get(self, key: str) -> Value:
+        """Return the value of a key.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+
+        Returns
+        -------
+        Value
+            The wrapped store's value.
+
+        Raises
+        ------
+        KeyError
+            If the key does not exist, is a user record, or the user may not
+            know it exists.
+        AuthenticationError
+            If the user may not read it.
+        """
+        self._require_read(key)
+        return self.store.get(key)
+
+    def get_data(self, key: str) -> Any:
+        """Return the data of a key.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+
+        Returns
+        -------
+        file-like
+            The wrapped store's stream.
+
+        Raises
+        ------
+        KeyError
+            As for :meth:`get`.
+        AuthenticationError
+            If the user may not read it.
+        """
+        self._require_read(key)
+        return self.store.get_data(key)
+
+    def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> Any:
+        """Return ``data[start:end]`` of a key.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        start, end : int, optional
+            Slice-style offsets.
+
+        Returns
+        -------
+        file-like
+            A stream of the range.
+
+        Raises
+        ------
+        KeyError
+            As for :meth:`get`.
+        AuthenticationError
+            If the user may not read it.
+        """
+        self._require_read(key)
+        return self.store.get_data_range(key, start, end)
+
+    def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
+        """Return the metadata of a key.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        select : iterable of str, optional
+            The names wanted.
+
+        Returns
+        -------
+        dict
+            An independent copy.
+
+        Raises
+        ------
+        KeyError
+            As for :meth:`get`.
+        AuthenticationError
+            If the user may not read it.
+        """
+        self._require_read(key)
+        return self.store.get_metadata(key, select)
+
+    def exists(self, key: str) -> bool:
+        """Whether a key exists, for this user.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+
+        Returns
+        -------
+        bool
+            ``False`` for user records and keys the user lacks ``'exists'``
+            permission on, even if the wrapped store holds them.
+        """
+        if self._is_record(key):
+            return False
+        if "exists" not in self.check_permissions(key):
+            return False
+        return self.store.exists(key)
+
+    def query(self, select: Optional[Iterable[str]] = None, **kwargs: Any) -> Iterator[Tuple[str, Dict[str, Any]]]:
+        """Find the keys the user may see whose metadata match.
+
+        Parameters
+        ----------
+        select : iterable of str, optional
+            The metadata names to return.
+        **kwargs
+            Metadata names and the values they must equal.
+
+        Returns
+        -------
+        iterator of (str, dict)
+            Matching keys and their metadata; nothing when no user is
+            connected.
+        """
+        if select is not None:
+            select = list(select)
+        return self._filtered(lambda: self.store.query(select, **kwargs), True)
+
+    def query_keys(self, **kwargs: Any) -> Iterator[str]:
+        """Find the keys the user may see whose metadata match.
+
+        Parameters
+        ----------
+        **kwargs
+            Metadata names and the values they must equal.
+
+        Returns
+        -------
+        iterator of str
+            The matching keys.
+        """
+        return self._filtered(lambda: self.store.query_keys(**kwargs), False)
+
+    def glob(self, pattern: str) -> Iterator[str]:
+        """Find the keys the user may see matching a shell-style pattern.
+
+        Parameters
+        ----------
+        pattern : str
+            A pattern for :func:`fnmatch.fnmatchcase`.
+
+        Returns
+        -------
+        iterator of str
+            The matching keys.
+        """
+        return self._filtered(lambda: self.store.glob(pattern), False)
+
+    def _filtered(self, listing: Callable[[], Iterable[Any]], pairs: bool) -> Iterator[Any]:
+        visible = self._visible()
+        for item in listing():
+            if visible(item[0] if pairs else item):
+                yield item
+
+    # -- writes --------------------------------------------------------------
+
+    def set(self, key: str, value: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+        """Set the data and metadata of a key.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        value : Value or (file-like, dict) tuple
+            The new data (streamed) and metadata.
+        buffer_size : int, optional
+            The number of bytes read at a time.
+
+        Raises
+        ------
+        AuthenticationError
+            If the user may not write the key, or it is a user record.
+
+        Events
+        ------
+        StoreSetEvent or StoreUpdateEvent
+            One, with this store as the source.
+        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
+            While the data is copied, when anyone listens.
+        """
+        self._require_write(key, "set")
+        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
+        with self.transaction("Setting {}".format(key)):
+            existed = notify and self.store.exists(key)
+            value, progress, opened = self._progress_value(key, value, buffer_size, "Setting {}".format(key))
+            try:
+                with _maybe_progress(progress):
+                    self.store.set(key, value, buffer_size)
+            finally:
+                if opened is not None:
+                    _close(opened)
+            if notify:
+                self._emit_write(key, existed, _value_metadata(value))
+
+    def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+        """Replace the data of a key, keeping its metadata.
+
+        Parameters
+        ----------
+        key : str
+            The key; created with empty metadata if new.
+        data : file-like
+            The new data, streamed.
+        buffer_size : int, optional
+            The number of bytes read at a time.
+
+        Raises
+        ------
+        AuthenticationError
+            If the user may not write the key, or it is a user record.
+
+        Events
+        ------
+        StoreSetEvent or StoreUpdateEvent
+            One, with this store as the source.
+        """
+        self._require_write(key, "set")
+        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
+        with self.transaction("Setting data of {}".format(key)):
+            existed = notify and self.store.exists(key)
+            data, progress = self._progress_data(key, data, buffer_size, "Setting data of {}".format(key))
+            with _maybe_progress(progress):
+                self.store.set_data(key, data, buffer_size)
+            if notify:
+                self._emit_write(key, existed, self.store.get_metadata(key))
+
+    def set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
+        """Replace the metadata of a key, keeping its data.
+
+        Parameters
+        ----------
+        key : str
+            The key; created with empty data if new.
+        metadata : dict
+            The new metadata.
+
+        Raises
+        ------
+        AuthenticationError
+            If the user may not write the key, or it is a user record.
+
+        Events
+        ------
+        StoreSetEvent or StoreUpdateEvent
+            One, with this store as the source.
+        """
+        self._require_write(key, "set")
+        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
+        with self.transaction("Setting metadata of {}".format(key)):
+            existed = notify and self.store.exists(key)
+            self.store.set_metadata(key, metadata)
+            if notify:
+                self._emit_write(key, existed, metadata)
+
+    def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
+        """Merge values into the metadata of a key.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        metadata : dict
+            The names and values to merge.
+
+        Raises
+        ------
+        KeyError
+            If the key does not exist (or the user may not know it does).
+        AuthenticationError
+            If the user may not write the key, or it is a user record.
+
+        Events
+        ------
+        StoreUpdateEvent
+            One, with this store as the source and the merged metadata.
+        """
+        self._require_write(key, "set", must_exist=True)
+        notify = self._listened(StoreUpdateEvent)
+        with self.transaction("Updating metadata of {}".format(key)):
+            self.store.update_metadata(key, metadata)
+            if notify:
+                self._emit_write(key, True, self.store.get_metadata(key))
+
+    def delete(self, key: str) -> None:
+        """Delete a key.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+
+        Raises
+        ------
+        KeyError
+            If the key does not exist (or the user may not know it does).
+        AuthenticationError
+            If the user may not delete the key, or it is a user record.
+
+        Events
+        ------
+        StoreDeleteEvent
+            One, with this store as the source.
+        """
+        self._require_write(key, "delete", must_exist=True)
+        notify = self._listened(StoreDeleteEvent)
+        with self.transaction("Deleting {}".format(key)):
+            metadata = self.store.get_metadata(key) if notify else None
+            self.store.delete(key)
+            if notify:
+                self._emit_delete(key, metadata)
