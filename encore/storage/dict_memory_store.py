@@ -25,7 +25,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
-import time
+from time import time as _now
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .abstract_store import AbstractStore, check_metadata, copy_metadata, select_metadata
@@ -322,11 +322,14 @@ class DictMemoryStore(AbstractStore):
 
     def _emit(self, event_class: type, key: str, metadata: Dict[str, Any]) -> None:
         manager = self.event_manager
-        if is_listened(manager, event_class):
+        has_listeners = getattr(manager, "has_listeners", None)
+        if has_listeners is None or has_listeners(event_class):
             manager.emit(event_class(source=self, key=key, metadata=copy_metadata(metadata)))
 
     def _read_stream(self, stream: Any, buffer_size: int, progress: Any = None) -> bytes:
         """Read a stream to its end, buffer by buffer, as bytes."""
+        if progress is None and type(stream) is io.BytesIO:
+            return stream.read()  # the whole rest at once, usually without a copy
         if buffer_size is None or buffer_size <= 0:
             buffer_size = DEFAULT_BUFFER_SIZE
         read = stream.read
@@ -367,7 +370,7 @@ class DictMemoryStore(AbstractStore):
         ``merge=True`` merges ``metadata`` into the existing metadata and
         requires the key to exist.
         """
-        now = time.time()
+        now = _now()
         with self._write_lock:
             store = self._store
             old = store.get(key)
@@ -388,7 +391,11 @@ class DictMemoryStore(AbstractStore):
                 undo[key] = old
             with self._lock:
                 store[key] = entry
-        self._emit(StoreSetEvent if old is None else StoreUpdateEvent, key, entry[1])
+        manager = self.event_manager
+        event_class = StoreSetEvent if old is None else StoreUpdateEvent
+        has_listeners = getattr(manager, "has_listeners", None)
+        if has_listeners is None or has_listeners(event_class):
+            manager.emit(event_class(source=self, key=key, metadata=copy_metadata(entry[1])))
 
     def set(self, key: str, value: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Set the data and metadata of a key.
