@@ -24,10 +24,12 @@ store's own files: ``.`` and ``..`` (``%2E``), names ending in ``.data``,
 the magic file name and ``__log__.txt*`` (their first character escaped).
 No key can therefore name a path outside the root.
 
-A part longer than 200 characters is split into directories of 200
-characters whose names end with a lone ``%`` (which no escape produces),
-so keys of any practical length work within the usual 255-byte limit on
-file names.
+A key whose encoding would need a name longer than 200 characters, or a
+path longer than 1024, is stored as ``%%long/<xx>/<sha256>.data`` and
+``.metadata`` (``<sha256>`` being the hexadecimal SHA-256 digest of the
+key's UTF-8 bytes, ``<xx>`` its first two digits), with the key itself in
+``<sha256>.key``, so keys of any length work within the usual limits of
+255 bytes per name and 4096 per path.  (No escaped name contains ``%%``.)
 
 On a file system that ignores case (detected when the store is opened),
 upper-case letters are escaped too, so that keys differing only in case
@@ -49,6 +51,7 @@ first for the same reason.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -85,9 +88,16 @@ TEMP_PREFIX = ".~"
 TEMP_SUFFIX = ".tmp"
 BACKUP_SUFFIX = ".bak"
 
-#: The longest directory or file name part (before suffixes) the key
-#: encoding produces; longer parts are split into continued directories.
+KEY_SUFFIX = ".key"
+
+#: The longest directory or file name (before suffixes) the key encoding
+#: produces; keys needing longer names are hashed.
 MAX_PART_LENGTH = 200
+#: The longest relative path (before suffixes) the key encoding produces;
+#: keys needing longer paths are hashed.
+MAX_STEM_LENGTH = 1024
+#: The top-level directory of hashed keys (no escaped name contains ``%%``).
+LONG_KEY_DIRECTORY = "%%long"
 
 _SAFE_CHARACTERS = "".join(
     chr(code) for code in range(0x20, 0x7F) if chr(code) not in '/\\%:*?"<>|'
@@ -127,20 +137,6 @@ def _escape_unsafe(text: str, fold_case: bool) -> str:
     return pattern.sub(lambda match: _escape(match.group()), text)
 
 
-def _split_long(part: str) -> List[str]:
-    """Split an escaped part into chunks, never inside a ``%XX`` escape."""
-    chunks = []
-    while len(part) > MAX_PART_LENGTH:
-        cut = MAX_PART_LENGTH
-        escape = part.rfind("%", cut - 2, cut)
-        if escape != -1:
-            cut = escape
-        chunks.append(part[:cut])
-        part = part[cut:]
-    chunks.append(part)
-    return chunks
-
-
 def _safe_directory_name(name: str, top_level: bool, magic_fname: str) -> str:
     """Escape a directory name that would be special or collide with files."""
     if name == "." or name == "..":
@@ -152,6 +148,11 @@ def _safe_directory_name(name: str, top_level: bool, magic_fname: str) -> str:
     if top_level and (lowered == magic_fname.lower() or lowered.startswith(_LOG_PREFIX)):
         return _escape(name[0]) + name[1:]
     return name
+
+
+def _hashed_parts(key: str) -> List[str]:
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return [LONG_KEY_DIRECTORY, digest[:2], digest]
 
 
 def encode_key(key: str, fold_case: bool = False, magic_fname: str = ".FSStore") -> List[str]:
@@ -171,24 +172,30 @@ def encode_key(key: str, fold_case: bool = False, magic_fname: str = ".FSStore")
     -------
     list of str
         Directory names followed by the file name stem; append ``.data``
-        or ``.metadata`` to the last one.
+        or ``.metadata`` to the last one.  Keys whose encoding would have
+        a name longer than :data:`MAX_PART_LENGTH` or be longer than
+        :data:`MAX_STEM_LENGTH` in all are named by their SHA-256 digest,
+        ``%%long/<2 hex digits>/<64 hex digits>``, and the key itself is
+        kept next to the data in a ``.key`` file.
     """
     segments = _SEPARATOR.split(key)
     parts: List[str] = []
     last = len(segments) - 1
+    total = 0
     for index, segment in enumerate(segments):
-        chunks = _split_long(_escape_unsafe(segment, fold_case))
-        for chunk in chunks[:-1]:
-            parts.append(chunk + "%")
-        final = chunks[-1]
+        part = _escape_unsafe(segment, fold_case)
         if index != last:
-            final = _safe_directory_name(final, not parts, magic_fname)
-        parts.append(final)
+            part = _safe_directory_name(part, not parts, magic_fname)
+        total += len(part) + 1
+        if len(part) > MAX_PART_LENGTH or total > MAX_STEM_LENGTH:
+            return _hashed_parts(key)
+        parts.append(part)
     return parts
 
 
 def decode_key(parts: Iterable[str]) -> str:
-    """Return the key named by relative path parts (inverse of :func:`encode_key`).
+    """Return the key named by relative path parts (inverse of :func:`encode_key`
+    for keys that are not hashed).
 
     Parameters
     ----------
@@ -206,16 +213,7 @@ def decode_key(parts: Iterable[str]) -> str:
     ValueError
         If the escapes do not form valid UTF-8.
     """
-    pieces = []
-    for part in parts:
-        if part.endswith("%"):
-            pieces.append(part[:-1])
-        else:
-            pieces.append(part)
-            pieces.append("/")
-    if pieces:
-        pieces.pop()
-    text = "".join(pieces)
+    text = "/".join(parts)
     if "%" not in text:
         return text
     return urllib.parse.unquote_to_bytes(text).decode("utf-8", "surrogatepass")
@@ -409,6 +407,18 @@ class _Pending(object):
             self.temporary = None
 
 
+@contextmanager
+def _staging() -> Iterator[List[_Pending]]:
+    """Collect prepared changes, discarding them all if preparing one fails."""
+    changes: List[_Pending] = []
+    try:
+        yield changes
+    except BaseException:
+        for change in changes:
+            change.discard()
+        raise
+
+
 class FileSystemStore(AbstractStore):
     """A store keeping data and metadata in files under a directory.
 
@@ -524,15 +534,37 @@ class FileSystemStore(AbstractStore):
         stem = self._stem(key)
         return stem + DATA_SUFFIX, stem + METADATA_SUFFIX
 
-    def _key_of(self, relative_parts: List[str]) -> Optional[str]:
+    def _key_of(self, relative_parts: List[str], directory: str) -> Optional[str]:
         """The key whose encoding is exactly ``relative_parts``, if any."""
-        try:
-            key = decode_key(relative_parts)
-        except ValueError:
-            return None
+        if relative_parts[0] == LONG_KEY_DIRECTORY:
+            if len(relative_parts) != 3:
+                return None
+            try:
+                with open(os.path.join(directory, relative_parts[2] + KEY_SUFFIX), "rb") as stream:
+                    key = stream.read().decode("utf-8", "surrogatepass")
+            except (OSError, ValueError):
+                return None
+        else:
+            try:
+                key = decode_key(relative_parts)
+            except ValueError:
+                return None
         if encode_key(key, self._fold_case, self._magic_fname) != relative_parts:
             return None
         return key
+
+    def _is_hashed(self, data_path: str) -> bool:
+        return data_path.startswith(os.path.join(self._root, LONG_KEY_DIRECTORY, ""))
+
+    def _creation_changes(self, key: str, data_path: str) -> List["_Pending"]:
+        """The changes a new key needs besides its data and metadata: the
+        ``.key`` file of a hashed key."""
+        if not self._is_hashed(data_path):
+            return []
+        path = data_path[: -len(DATA_SUFFIX)] + KEY_SUFFIX
+        if os.path.isfile(path):
+            return []
+        return [self._prepare_bytes(path, key.encode("utf-8", "surrogatepass"))]
 
     # -- locking hooks (overridden by the locking store) ---------------------
 
@@ -719,7 +751,7 @@ class FileSystemStore(AbstractStore):
                     continue
                 if is_file:
                     parts = prefix + [name[: -len(METADATA_SUFFIX)]]
-                    key = self._key_of(parts)
+                    key = self._key_of(parts, directory)
                     if key is not None:
                         yield key, entry.path
                     continue
@@ -890,12 +922,11 @@ class FileSystemStore(AbstractStore):
             data_path, metadata_path = self._paths(key)
             with self._writing(key):
                 existed = os.path.isfile(metadata_path)
-                changes = [self._prepare_data(key, data_path, data, buffer_size, metadata, steps)]
-                try:
+                with _staging() as changes:
+                    if not existed:
+                        changes.extend(self._creation_changes(key, data_path))
+                    changes.append(self._prepare_data(key, data_path, data, buffer_size, metadata, steps))
                     changes.append(self._prepare_bytes(metadata_path, content))
-                except BaseException:
-                    changes[0].discard()
-                    raise
                 self._apply(changes)
                 self._written(key, "w")
         finally:
@@ -931,14 +962,13 @@ class FileSystemStore(AbstractStore):
                     metadata, _ = self._read_metadata(key, metadata_path)
                 except KeyError:
                     existed = False
-            changes = [self._prepare_data(key, data_path, data, buffer_size, metadata, -1)]
-            if not existed:
-                metadata = {}
-                try:
+            with _staging() as changes:
+                if not existed:
+                    changes.extend(self._creation_changes(key, data_path))
+                changes.append(self._prepare_data(key, data_path, data, buffer_size, metadata, -1))
+                if not existed:
+                    metadata = {}
                     changes.append(self._prepare_bytes(metadata_path, b"{}"))
-                except BaseException:
-                    changes[0].discard()
-                    raise
             self._apply(changes)
             self._written(key, "w")
         self._emit_write(key, existed, metadata)
@@ -962,15 +992,12 @@ class FileSystemStore(AbstractStore):
         data_path, metadata_path = self._paths(key)
         with self._writing(key):
             existed = os.path.isfile(metadata_path)
-            changes = []
-            if not existed or not os.path.isfile(data_path):
-                changes.append(self._prepare_bytes(data_path, b""))
-            try:
+            with _staging() as changes:
+                if not existed:
+                    changes.extend(self._creation_changes(key, data_path))
+                if not existed or not os.path.isfile(data_path):
+                    changes.append(self._prepare_bytes(data_path, b""))
                 changes.append(self._prepare_bytes(metadata_path, content))
-            except BaseException:
-                for change in changes:
-                    change.discard()
-                raise
             self._apply(changes)
             self._written(key, "w")
         self._emit_write(key, existed, metadata)
@@ -1028,7 +1055,10 @@ class FileSystemStore(AbstractStore):
                 metadata, _ = self._read_metadata(key, metadata_path)
             elif not os.path.isfile(metadata_path):
                 raise KeyError(key)
-            self._apply([_Pending(None, metadata_path), _Pending(None, data_path)])
+            changes = [_Pending(None, metadata_path), _Pending(None, data_path)]
+            if self._is_hashed(data_path):
+                changes.append(_Pending(None, data_path[: -len(DATA_SUFFIX)] + KEY_SUFFIX))
+            self._apply(changes)
             self._written(key, "d")
         if not self._journaling():
             self._remove_empty_directories(os.path.dirname(data_path))
