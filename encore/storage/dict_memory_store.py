@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import io
 import logging
-import threading
 from time import time as _now
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, Optional, Tuple
 
 from .abstract_store import AbstractStore, check_metadata, copy_metadata, select_metadata
 from .events import StoreDeleteEvent, StoreProgressEvent, StoreSetEvent, StoreUpdateEvent
@@ -79,11 +78,11 @@ class DictMemoryStore(AbstractStore):
     def __init__(self, event_manager: Any = None) -> None:
         super().__init__(event_manager=event_manager)
         self._store: Dict[str, Entry] = {}
-        # Writers (and whole transactions) are serialised by the re-entrant
-        # transaction lock; the inner lock only guards the dictionary against
-        # being iterated (query) while it changes size.
+        # Writers (and whole transactions) are serialised by the store's
+        # re-entrant transaction lock.  Readers take no lock: looking a key up
+        # and copying the dictionary (``dict.copy``, used by the queries) are
+        # atomic operations on a dict with str keys.
         self._write_lock = transaction_lock(self)
-        self._lock = threading.Lock()
         # The undo log of the open transaction: key -> entry before the
         # transaction first touched it (None: the key did not exist).
         self._undo: Optional[Dict[str, Optional[Entry]]] = None
@@ -250,9 +249,9 @@ class DictMemoryStore(AbstractStore):
         """
         return self._store[key][0]
 
-    def _items(self) -> List[Tuple[str, Entry]]:
-        with self._lock:
-            return list(self._store.items())
+    def _items(self) -> Iterable[Tuple[str, Entry]]:
+        # A consistent snapshot even while other threads write.
+        return self._store.copy().items()
 
     def query(self, select: Optional[Iterable[str]] = None, **kwargs: Any) -> Iterator[Tuple[str, Dict[str, Any]]]:
         """Find the keys whose metadata match the given values.
@@ -309,8 +308,7 @@ class DictMemoryStore(AbstractStore):
             The matching keys.
         """
         if not kwargs:
-            with self._lock:
-                return iter(list(self._store))
+            return iter(self._store.copy())
         criteria = list(kwargs.items())
         return (
             key
@@ -389,8 +387,7 @@ class DictMemoryStore(AbstractStore):
             undo = self._undo
             if undo is not None and key not in undo:
                 undo[key] = old
-            with self._lock:
-                store[key] = entry
+            store[key] = entry
         manager = self.event_manager
         event_class = StoreSetEvent if old is None else StoreUpdateEvent
         has_listeners = getattr(manager, "has_listeners", None)
@@ -428,7 +425,10 @@ class DictMemoryStore(AbstractStore):
         if type(value) is tuple:
             # Already checked: the metadata is a private copy.
             stream, metadata = value
-            data = self._read_with_progress(key, stream, metadata, -1, buffer_size)
+            if type(stream) is io.BytesIO and not is_listened(self.event_manager, StoreProgressEvent):
+                data = stream.read()  # the common case, kept short
+            else:
+                data = self._read_with_progress(key, stream, metadata, -1, buffer_size)
         elif type(value) is StringValue and not is_listened(self.event_manager, StoreProgressEvent):
             data = value._bytes
             metadata = copy_metadata(value._metadata)
@@ -544,8 +544,7 @@ class DictMemoryStore(AbstractStore):
             With the metadata the key had.
         """
         with self._write_lock:
-            with self._lock:
-                old = self._store.pop(key)
+            old = self._store.pop(key)
             undo = self._undo
             if undo is not None and key not in undo:
                 undo[key] = old
@@ -592,10 +591,9 @@ class DictMemoryStore(AbstractStore):
         undo, self._undo = self._undo, None
         if not undo:
             return
-        with self._lock:
-            store = self._store
-            for key, entry in undo.items():
-                if entry is None:
-                    store.pop(key, None)
-                else:
-                    store[key] = entry
+        store = self._store
+        for key, entry in undo.items():
+            if entry is None:
+                store.pop(key, None)
+            else:
+                store[key] = entry
