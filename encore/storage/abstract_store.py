@@ -23,6 +23,7 @@ from __future__ import annotations
 import abc
 import fnmatch
 import functools
+import inspect
 import io
 import math
 import os
@@ -153,7 +154,21 @@ def check_metadata(metadata: Any) -> Dict[str, Any]:
     ValueError
         If it holds a NaN or infinite float.
     """
-    if not isinstance(metadata, dict):
+    if type(metadata) is dict:
+        # Fast path: flat metadata of plain scalars needs only a shallow copy.
+        for name, value in metadata.items():
+            kind = type(name)
+            if kind is not str:
+                break
+            kind = type(value)
+            if kind is str or kind is int or kind is bool or value is None:
+                continue
+            if kind is float and value - value == 0.0:  # finite
+                continue
+            break
+        else:
+            return metadata.copy()
+    elif not isinstance(metadata, dict):
         raise TypeError(
             "metadata must be a dict, not {}".format(type(metadata).__name__)
         )
@@ -174,6 +189,11 @@ def copy_metadata(metadata: Dict[str, Any]) -> Dict[str, Any]:
         A copy sharing no mutable part with ``metadata``.
     """
     result = metadata.copy()
+    for value in result.values():
+        if type(value) in _CONTAINERS:
+            break
+    else:
+        return result  # flat: the shallow copy is independent already
     for name, value in result.items():
         kind = type(value)
         if kind is dict:
@@ -181,6 +201,9 @@ def copy_metadata(metadata: Dict[str, Any]) -> Dict[str, Any]:
         elif kind is list:
             result[name] = _copy_list(value)
     return result
+
+
+_CONTAINERS = frozenset({dict, list})
 
 
 def _copy_list(values: list) -> list:
@@ -214,6 +237,9 @@ def select_metadata(metadata: Dict[str, Any], select: Optional[Iterable[str]]) -
     return copy_metadata({name: metadata[name] for name in select if name in metadata})
 
 
+_TRUSTED_STREAMS = frozenset({io.BytesIO, io.BufferedReader, io.FileIO, io.BufferedRandom})
+
+
 def check_data(data: Any) -> Any:
     """Check that an object can serve as a readable binary stream.
 
@@ -233,6 +259,8 @@ def check_data(data: Any) -> Any:
         If ``data`` has no ``read`` method, is a text stream, or is a
         ``bytes``/``str`` object rather than a stream.
     """
+    if type(data) in _TRUSTED_STREAMS:
+        return data
     if isinstance(data, (bytes, bytearray, memoryview, str)):
         raise TypeError(
             "data must be a readable binary file-like object, not {} "
@@ -258,6 +286,8 @@ def _check_select(select: Any) -> Any:
 
 
 def _check_value(value: Any) -> Any:
+    if type(value) is tuple and len(value) == 2:
+        return (check_data(value[0]), check_metadata(value[1]))
     if isinstance(value, Value):
         return value
     if isinstance(value, tuple):
@@ -297,7 +327,27 @@ def _check_offset(value: Any, name: str) -> Any:
 # Wrapper factories, one per argument shape.  Each returns a function that
 # checks (and normalises) the arguments, then calls the implementation.
 
+def _takes_only_key(func: Callable) -> bool:
+    try:
+        parameters = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    return len(parameters) == 2 and all(
+        parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+        and parameter.default is inspect.Parameter.empty
+        for parameter in parameters)
+
+
 def _wrap_key(func: Callable) -> Callable:
+    if _takes_only_key(func):
+        # The common (self, key) signature gets a leaner wrapper.
+        @functools.wraps(func)
+        def checked_key(self, key):
+            if type(key) is not str:
+                check_key(key)
+            return func(self, key)
+        return checked_key
+
     @functools.wraps(func)
     def checked(self, key, *args, **kwargs):
         if type(key) is not str:
@@ -311,7 +361,9 @@ def _wrap_get_metadata(func: Callable) -> Callable:
     def checked(self, key, select=None, *args, **kwargs):
         if type(key) is not str:
             check_key(key)
-        return func(self, key, _check_select(select), *args, **kwargs)
+        if select is not None:
+            select = _check_select(select)
+        return func(self, key, select, *args, **kwargs)
     return checked
 
 
