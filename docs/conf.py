@@ -27,3 +27,14 @@ intersphinx_mapping = {}
 nitpicky = False
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
+
+
+def _skip_mixin_tests(app, what, name, obj, skip, options):
+    """Keep the conformance mixins' many test methods out of the API pages."""
+    if name.startswith("test_") and what == "class":
+        return True
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_mixin_tests)
