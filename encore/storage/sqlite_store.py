@@ -1,0 +1,2101 @@
+"""A key-value store in an SQLite database.
+
+:class:`SqliteStore` keeps every key in one row of a table with Encore's
+layout::
+
+    CREATE TABLE store (key text primary key, metadata dict,
+                        created float, modified float, data blob)
+
+``metadata`` holds the metadata as JSON text and ``data`` the value's bytes.
+Importing this module registers, process-wide, an :mod:`sqlite3` adapter for
+``dict`` and a converter for the declared type ``dict`` (both JSON), so code
+that inserts dictionaries into such a table directly, or reads it with
+``detect_types=sqlite3.PARSE_DECLTYPES``, keeps working.  The store itself
+does not rely on these registrations: it encodes and decodes its metadata
+explicitly.
+
+Metadata is never stored with :mod:`pickle`, so opening a database cannot run
+code.  Encore 0.8 pickled its metadata; such a database opens only when
+``legacy_pickle=True`` is passed (see :class:`SqliteStore`).
+
+Indexed queries
+---------------
+Some metadata names can be *indexed*: their values are also kept in the
+columns of a companion table (``<table>__encore_index``, one row per key, one
+column per indexed name, each with its own partial index) so that
+:meth:`SqliteStore.query` finds matching keys without reading every row.
+Keeping them out of the main table keeps that table exactly in Encore's
+shape, and keeps the data blob the last column of its rows, which is what
+lets SQLite write a large value incrementally (see below).  A column holds a
+canonical JSON text of the value, in which numbers equal in Python (``1``,
+``1.0`` and ``True``) have the same text, so an indexed query matches
+exactly the keys for which ``metadata.get(name) == value``.
+
+Large values
+------------
+Values larger than 1 MiB are written and read incrementally with SQLite's
+incremental blob I/O (:meth:`sqlite3.Connection.blobopen`, Python 3.11+): the
+row is written with a zero-filled blob of the right size, which is then
+filled buffer by buffer; reads return a stream over the blob.  When the size
+of the incoming data is not known in advance (a pipe, a generator-backed
+stream), it is first spooled to a temporary file.  On Python 3.10 values are
+held in memory while they are written or read.
+
+Concurrency
+-----------
+A file database is opened in WAL mode.  Writes go through one connection,
+serialised by the store's transaction lock; reads use a small pool of other
+connections, so they never wait for a writer and only ever see committed
+data.  An in-memory database (``':memory:'``) lives in one connection, which
+reads and writes share under the same lock.
+
+Example
+-------
+>>> import io
+>>> from encore.storage.sqlite_store import SqliteStore
+>>> store = SqliteStore()
+>>> store.connect()
+>>> store.set('greeting', (io.BytesIO(b'hello'), {'lang': 'en'}))
+>>> store.to_bytes('greeting')
+b'hello'
+>>> list(store.query_keys(lang='en'))
+['greeting']
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import json
+import logging
+import os
+import pickle
+import re
+import sqlite3
+import tempfile
+import threading
+from fnmatch import fnmatchcase
+from json.encoder import encode_basestring_ascii
+from time import time as _now
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+
+from .abstract_store import AbstractStore, StoreError, Value, check_metadata
+from .events import (
+    StoreDeleteEvent,
+    StoreProgressEvent,
+    StoreSetEvent,
+    StoreUpdateEvent,
+)
+from .utils import (
+    DEFAULT_BUFFER_SIZE,
+    is_listened,
+    slice_offsets,
+    store_progress,
+    transaction_lock,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SqliteStore", "SqliteValue"]
+
+#: Values up to this size are written and read in one SQL statement; larger
+#: ones go through incremental blob I/O.
+INLINE_LIMIT = 1 << 20
+
+#: A metadata-only change to a row whose data is larger than this rewrites
+#: the row with incremental blob I/O instead of an SQL ``UPDATE`` (which
+#: would make SQLite load the whole value into memory, twice).
+REWRITE_LIMIT = 4 << 20
+
+#: The suffix of the companion table holding the index columns.
+INDEX_TABLE_SUFFIX = "__encore_index"
+
+# Whether this Python's sqlite3 has incremental blob I/O (3.11+).  Module
+# level so that tests can exercise the fallback.
+_BLOB_IO = hasattr(sqlite3.Connection, "blobopen")
+
+_REQUIRED_COLUMNS = ("key", "metadata", "created", "modified", "data")
+_SIMPLE_NAME = re.compile(r"[a-z0-9_]+\Z")
+_PROBE_SAFE_NAME = re.compile(r"[A-Za-z0-9_]+\Z")
+_MAX_IDLE_READERS = 8
+_FETCH_BATCH = 512
+
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=True, separators=(",", ":"), allow_nan=False, check_circular=False
+)
+_encode_metadata = _ENCODER.encode
+_decode_json = json.JSONDecoder().decode
+
+
+# ---------------------------------------------------------------------------
+# The process-wide sqlite3 adapter and converter for dictionaries
+# ---------------------------------------------------------------------------
+
+def _adapt_dict(value: dict) -> str:
+    """Encode a dictionary for SQLite as compact JSON text."""
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+
+
+def _convert_dict(raw: bytes) -> dict:
+    """Decode a ``dict`` column read with ``PARSE_DECLTYPES``.
+
+    Only JSON is accepted: the pickles Encore 0.8 wrote are refused, since
+    unpickling data from a file may run arbitrary code.
+    """
+    if raw[:1].isspace() or raw[:1] in (b"{", b"["):
+        return json.loads(raw.decode("utf-8"))
+    raise ValueError(
+        "this 'dict' column does not hold JSON (a pickle written by Encore 0.8?); "
+        "refusing to unpickle it -- open the database with "
+        "SqliteStore(..., legacy_pickle=True) to read it"
+    )
+
+
+sqlite3.register_adapter(dict, _adapt_dict)
+sqlite3.register_converter("dict", _convert_dict)
+
+
+# ---------------------------------------------------------------------------
+# Names and index values
+# ---------------------------------------------------------------------------
+
+def _quote(name: str) -> str:
+    """Quote an SQL identifier so that no name can change the statement."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _check_table_name(table: Any) -> str:
+    if not isinstance(table, str):
+        raise TypeError("the table name must be a str, not {}".format(type(table).__name__))
+    if not table:
+        raise ValueError("the table name must not be empty")
+    if "\x00" in table:
+        raise ValueError("the table name must not contain NUL characters")
+    if table.lower().startswith("sqlite_"):
+        raise ValueError("table names starting with 'sqlite_' are reserved by SQLite")
+    try:
+        table.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("the table name must be encodable as UTF-8") from None
+    return table
+
+
+def _column_for(name: str) -> str:
+    """The index column holding the values of the metadata name ``name``.
+
+    Lower-case identifiers keep a readable column name; any other name
+    (SQLite compares column names case-insensitively) is hex-encoded.
+    """
+    if _SIMPLE_NAME.match(name):
+        return "md_" + name
+    return "mdx_" + name.encode("utf-8", "surrogatepass").hex()
+
+
+def _name_for(column: str) -> Optional[str]:
+    """The metadata name an index column holds, or None for other columns."""
+    name: Optional[str] = None
+    if column.startswith("md_"):
+        name = column[3:]
+    elif column.startswith("mdx_"):
+        try:
+            name = bytes.fromhex(column[4:]).decode("utf-8", "surrogatepass")
+        except ValueError:
+            return None
+    if name is None or _column_for(name) != column:
+        return None
+    return name
+
+
+class _Unindexable(Exception):
+    """A query value that has no canonical index text."""
+
+
+def _canonical(value: Any) -> str:
+    """Return a text equal for two JSON values exactly when they are ``==``.
+
+    Numbers are normalised (``True``, ``1`` and ``1.0`` are all ``1``),
+    dictionaries sorted; tuples, sets and other types raise
+    :class:`_Unindexable` (a tuple is never equal to the list stored).
+    """
+    kind = type(value)
+    if kind is str:
+        return encode_basestring_ascii(value)
+    if kind is bool:
+        return "1" if value else "0"
+    if kind is int:
+        try:
+            return repr(value)
+        except ValueError:  # more digits than int -> str allows
+            raise _Unindexable() from None
+    if kind is float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise _Unindexable()
+        if value.is_integer():
+            return repr(int(value))
+        return repr(value)
+    if value is None:
+        return "null"
+    if kind is list:
+        return "[" + ",".join([_canonical(item) for item in value]) + "]"
+    if kind is dict:
+        for name in value:
+            if type(name) is not str:
+                raise _Unindexable()
+        return "{" + ",".join(
+            [encode_basestring_ascii(name) + ":" + _canonical(value[name]) for name in sorted(value)]
+        ) + "}"
+    raise _Unindexable()
+
+
+def _index_value(value: Any) -> Optional[str]:
+    """The index column content for a stored metadata value (None -> NULL)."""
+    if value is None:
+        return None
+    return _canonical(value)
+
+
+# ---------------------------------------------------------------------------
+# Metadata decoding
+# ---------------------------------------------------------------------------
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Unpickles plain data only: any reference to a class or function fails."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(
+            "refusing to load {}.{} from legacy metadata".format(module, name)
+        )
+
+
+def _unpickle_legacy(raw: bytes) -> Dict[str, Any]:
+    try:
+        value = _RestrictedUnpickler(io.BytesIO(raw), encoding="utf-8").load()
+    except Exception as error:
+        raise StoreError("cannot read legacy pickled metadata: {}".format(error)) from None
+    if not isinstance(value, dict):
+        raise StoreError("legacy metadata is a {}, not a dict".format(type(value).__name__))
+    try:
+        return check_metadata(value)
+    except (TypeError, ValueError) as error:
+        raise StoreError("legacy metadata is not JSON-representable: {}".format(error)) from None
+
+
+# ---------------------------------------------------------------------------
+# Streams
+# ---------------------------------------------------------------------------
+
+class _BlobStream(io.RawIOBase):
+    """A read-only, seekable stream over part of an SQLite blob.
+
+    It owns the blob handle and, for pooled connections, the connection,
+    which it gives back when closed.
+    """
+
+    def __init__(self, blob: Any, start: int, end: int, lock: Any = None,
+                 release: Any = None) -> None:
+        super().__init__()
+        self._blob = blob
+        self._start = start
+        self._length = max(0, end - start)
+        self._position = 0
+        self._lock = lock
+        self._release = release
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if self.closed:
+            raise ValueError("seek on a closed stream")
+        if whence == io.SEEK_SET:
+            position = offset
+        elif whence == io.SEEK_CUR:
+            position = self._position + offset
+        elif whence == io.SEEK_END:
+            position = self._length + offset
+        else:
+            raise ValueError("invalid whence ({})".format(whence))
+        if position < 0:
+            raise ValueError("negative seek position {}".format(position))
+        self._position = position
+        return position
+
+    def _read_at(self, size: int) -> bytes:
+        blob = self._blob
+        offset = self._start + self._position
+        try:
+            if self._lock is None:
+                blob.seek(offset)
+                data = blob.read(size)
+            else:
+                with self._lock:
+                    blob.seek(offset)
+                    data = blob.read(size)
+        except sqlite3.Error as error:
+            raise StoreError(
+                "the value was changed or deleted while it was read ({})".format(error)
+            ) from None
+        self._position += len(data)
+        return data
+
+    def read(self, size: Optional[int] = -1) -> bytes:
+        if self.closed:
+            raise ValueError("read from a closed stream")
+        remaining = self._length - self._position
+        if size is None or size < 0 or size > remaining:
+            size = remaining
+        if size <= 0:
+            return b""
+        return self._read_at(size)
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            blob, self._blob = self._blob, None
+            release, self._release = self._release, None
+            try:
+                if blob is not None:
+                    try:
+                        blob.close()
+                    except sqlite3.Error:
+                        pass
+                if release is not None:
+                    release()
+            finally:
+                super().close()
+
+
+class SqliteValue(Value):
+    """The value of a key of a :class:`SqliteStore`.
+
+    Small data (up to 1 MiB) is read together with the metadata, so the
+    value is a consistent snapshot.  Larger data is read from the database
+    when :attr:`data` or :meth:`range` is used; if the key was written or
+    deleted since :meth:`SqliteStore.get` returned the value, that raises
+    :class:`~encore.storage.abstract_store.StoreError` rather than mix the
+    old metadata with new data.
+
+    Attributes
+    ----------
+    size : int
+        The size of the data in bytes.
+    created : float
+        When the key was created (seconds since the epoch).
+    modified : float
+        When the key was last modified.
+    """
+
+    def __init__(self, store: "SqliteStore", key: str, rowid: int, metadata: Any,
+                 created: Any, modified: Any, size: int, inline: Optional[bytes]) -> None:
+        self._store = store
+        self._key = key
+        self._rowid = rowid
+        self._raw_metadata = metadata
+        self._inline = inline
+        self.size = size
+        self.created = created
+        self.modified = modified
+
+    @property
+    def data(self) -> Any:
+        """file-like : A new stream over the data, from its start."""
+        if self._inline is not None:
+            return io.BytesIO(self._inline)
+        return self._store._open_value_data(self, 0, self.size)
+
+    @property
+    def metadata(self) -> Dict[str, Any]:
+        """dict : A new copy of the metadata."""
+        return self._store._decode_metadata(self._raw_metadata)
+
+    def range(self, start: Optional[int] = None, end: Optional[int] = None) -> Any:
+        """Return a stream over ``data[start:end]``.
+
+        Parameters
+        ----------
+        start : int, optional
+            The first offset (default 0); negative counts from the end.
+        end : int, optional
+            The offset just past the end (default: the end of the data).
+
+        Returns
+        -------
+        file-like
+            A stream of the range; the caller closes it.
+        """
+        first, last = slice_offsets(start, end, self.size)
+        if self._inline is not None:
+            return io.BytesIO(self._inline[first:last])
+        return self._store._open_value_data(self, first, last)
+
+
+class _Payload(object):
+    """Data ready to be written: inline bytes, or a stream of known size."""
+
+    __slots__ = ("inline", "size", "stream", "owned", "verify")
+
+    def __init__(self, inline: Optional[bytes] = None, size: int = 0, stream: Any = None,
+                 owned: bool = False, verify: bool = False) -> None:
+        self.inline = inline
+        self.size = len(inline) if inline is not None else size
+        self.stream = stream
+        self.owned = owned
+        self.verify = verify
+
+    def close(self) -> None:
+        if self.owned and self.stream is not None:
+            self.stream.close()
+        self.stream = None
+
+
+def _as_chunk(chunk: Any) -> bytes:
+    if type(chunk) is bytes:
+        return chunk
+    if isinstance(chunk, (bytearray, memoryview)):
+        return bytes(chunk)
+    if chunk is None:
+        raise TypeError("the data stream returned None (a non-blocking stream?)")
+    raise TypeError(
+        "data streams must produce bytes, got {} (open files in binary mode)".format(
+            type(chunk).__name__)
+    )
+
+
+def _remaining_size(stream: Any) -> Optional[int]:
+    """The number of bytes left in a seekable stream, or None if unknown."""
+    try:
+        seekable = stream.seekable
+    except AttributeError:
+        return None
+    try:
+        if not seekable():
+            return None
+        position = stream.tell()
+        end = stream.seek(0, io.SEEK_END)
+        stream.seek(position)
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+    if not isinstance(end, int) or not isinstance(position, int):
+        return None
+    return max(0, end - position)
+
+
+# ---------------------------------------------------------------------------
+# The store
+# ---------------------------------------------------------------------------
+
+class SqliteStore(AbstractStore):
+    """A key-value store in a table of an SQLite database.
+
+    Parameters
+    ----------
+    location : str or os.PathLike, optional
+        The database: a file path (created if missing), ``':memory:'`` (the
+        default: a private in-memory database, which lives until
+        :meth:`disconnect`) or an SQLite ``file:`` URI.
+    table : str, optional
+        The table holding the keys (default ``'store'``); created if
+        missing.  Any name is safe: names are quoted in every statement.
+    index : str or None, optional
+        How metadata names are indexed for :meth:`query`:
+        ``'dynamic'`` (default) indexes every name as it first appears in
+        written metadata; any other true value indexes exactly the names of
+        ``index_columns``; ``None`` or another false value creates no index
+        (indexes already in the database are still kept up to date and
+        used).
+    index_columns : iterable of str, optional
+        Metadata names to index from the start (created when missing, and
+        filled from the existing rows).
+    event_manager : BaseEventManager, optional
+        Where the store emits its events; defaults to the package-wide
+        manager.
+    legacy_pickle : bool, optional
+        Keyword only.  Accept rows whose metadata Encore 0.8 stored as a
+        pickle (default ``False``: such a database refuses to open and such
+        rows cannot be read).  **Unsafe with untrusted files**: although
+        only plain data is unpickled (any reference to a class or function
+        is refused), the pickle machinery was not designed for hostile
+        input.  Metadata written by this store is always JSON, so a row
+        stops being a pickle once it is rewritten.
+
+    Attributes
+    ----------
+    location : str
+        The database location as given.
+    table : str
+        The table name.
+    index : str or None
+        The indexing mode: ``'dynamic'``, ``'fixed'`` or ``None``.
+    legacy_pickle : bool
+        Whether legacy pickled metadata is read.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If the table name or index column names are not usable.
+
+    Notes
+    -----
+    Call :meth:`connect` before use.  The store is thread-safe; see the
+    module documentation for how connections are used.  A change of only the
+    metadata of a key whose data is larger than 4 MiB rewrites the whole row
+    (in buffers), since SQLite keeps data and metadata in the same row.
+    """
+
+    #: Seconds a connection waits for a lock held by another process.
+    busy_timeout = 30.0
+
+    def __init__(
+        self,
+        location: Any = ":memory:",
+        table: str = "store",
+        index: Any = "dynamic",
+        index_columns: Optional[Iterable[str]] = None,
+        event_manager: Any = None,
+        *,
+        legacy_pickle: bool = False,
+    ) -> None:
+        super().__init__(event_manager=event_manager)
+        if isinstance(location, os.PathLike):
+            location = os.fspath(location)
+        if isinstance(location, bytes):
+            location = os.fsdecode(location)
+        if not isinstance(location, str):
+            raise TypeError("location must be a str or os.PathLike, not {}".format(
+                type(location).__name__))
+        self.location = location
+        self.table = _check_table_name(table)
+        if index == "dynamic":
+            self.index: Optional[str] = "dynamic"
+        elif index:
+            self.index = "fixed"
+        else:
+            self.index = None
+        wanted: List[str] = []
+        if index_columns is not None:
+            if isinstance(index_columns, str):
+                raise TypeError("index_columns must be an iterable of metadata names, not a str")
+            for name in index_columns:
+                if not isinstance(name, str):
+                    raise TypeError("index column names must be str, not {}".format(
+                        type(name).__name__))
+                if name not in wanted:
+                    wanted.append(name)
+        self._wanted_columns = wanted
+        self.legacy_pickle = bool(legacy_pickle)
+
+        self._uri = location.startswith("file:")
+        if self._uri:
+            query = location.partition("?")[2]
+            path_part = location[5:].partition("?")[0]
+            self._shared = "mode=memory" in query or path_part in ("", ":memory:")
+            self._path = location
+        else:
+            self._shared = location in (":memory:", "")
+            self._path = location if self._shared else os.path.abspath(location)
+
+        self._table_sql = _quote(self.table)
+        self._index_table = self.table + INDEX_TABLE_SUFFIX
+        self._index_sql = _quote(self._index_table)
+
+        self._tx_lock = transaction_lock(self)
+        self._writer: Optional[sqlite3.Connection] = None
+        self._tx_owner: Optional[int] = None
+        # Index columns: committed ones, and those of the open transaction.
+        self._columns: Dict[str, str] = {}
+        self._tx_columns: Optional[Dict[str, str]] = None
+        self._schema_version: Optional[int] = None
+        self._index_full = False
+        # Pooled read connections (file databases only).
+        self._pool_lock = threading.Lock()
+        self._idle: List[sqlite3.Connection] = []
+        self._readers: set = set()
+        self._generation = 0
+        self._statements: Dict[Any, str] = {}
+        self._build_statements()
+
+    def __repr__(self) -> str:
+        return "{}(location={!r}, table={!r})".format(type(self).__name__, self.location, self.table)
+
+    # -- SQL -----------------------------------------------------------------
+
+    def _build_statements(self) -> None:
+        table = self._table_sql
+        insert = "INSERT INTO {} (key, metadata, created, modified, data) ".format(table)
+        statements = {}
+        for name, data in (("", "?"), ("_zero", "zeroblob(?)")):
+            statements["set" + name] = (
+                insert + "VALUES (?, ?, ?, ?, {}) ON CONFLICT(key) DO UPDATE SET "
+                "metadata = excluded.metadata, modified = excluded.modified, "
+                "data = excluded.data".format(data))
+            statements["set_data" + name] = (
+                insert + "VALUES (?, '{{}}', ?, ?, {}) ON CONFLICT(key) DO UPDATE SET "
+                "modified = excluded.modified, data = excluded.data".format(data))
+        statements["set_metadata"] = (
+            insert + "VALUES (?, ?, ?, ?, X'') ON CONFLICT(key) DO UPDATE SET "
+            "metadata = excluded.metadata, modified = excluded.modified")
+        statements["insert_zero"] = insert + "VALUES (?, ?, ?, ?, zeroblob(?))"
+        statements["row_info"] = (
+            "SELECT rowid, length(data), created FROM {} WHERE key = ?".format(table))
+        statements["metadata"] = "SELECT metadata FROM {} WHERE key = ?".format(table)
+        statements["metadata_info"] = (
+            "SELECT metadata, rowid, length(data), created FROM {} WHERE key = ?".format(table))
+        statements["exists"] = "SELECT 1 FROM {} WHERE key = ?".format(table)
+        statements["rowid"] = "SELECT rowid FROM {} WHERE key = ?".format(table)
+        statements["get"] = (
+            "SELECT rowid, metadata, created, modified, length(data), "
+            "CASE WHEN length(data) <= {} THEN data END FROM {} WHERE key = ?".format(
+                INLINE_LIMIT, table))
+        statements["get_data"] = (
+            "SELECT rowid, length(data), modified, "
+            "CASE WHEN length(data) <= {} THEN data END FROM {} WHERE key = ?".format(
+                INLINE_LIMIT, table))
+        statements["whole_data"] = "SELECT data FROM {} WHERE key = ?".format(table)
+        statements["check_row"] = (
+            "SELECT key, length(data), modified FROM {} WHERE rowid = ?".format(table))
+        statements["delete"] = "DELETE FROM {} WHERE key = ?".format(table)
+        statements["index_delete"] = "DELETE FROM {} WHERE key = ?".format(self._index_sql)
+        self._statements = statements
+
+    def _index_put_sql(self, columns: Tuple[str, ...]) -> str:
+        cache_key = ("index_put", columns)
+        sql = self._statements.get(cache_key)
+        if sql is None:
+            sql = "INSERT OR REPLACE INTO {} (key{}) VALUES (?{})".format(
+                self._index_sql,
+                "".join(", " + _quote(column) for column in columns),
+                ", ?" * len(columns),
+            )
+            self._statements[cache_key] = sql
+        return sql
+
+    # -- connection ----------------------------------------------------------
+
+    def _open_connection(self, reader: bool) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self._path,
+            timeout=self.busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            uri=self._uri,
+        )
+        if reader:
+            connection.execute("PRAGMA query_only = ON")
+        return connection
+
+    def connect(self, credentials: Any = None) -> None:
+        """Open the database, creating the table (and index columns) if needed.
+
+        Connecting a connected store does nothing.
+
+        Parameters
+        ----------
+        credentials : object, optional
+            Ignored: SQLite has no authentication.
+
+        Raises
+        ------
+        StoreError
+            If the SQLite library is older than 3.24, the table exists with
+            another layout, or it holds metadata pickled by Encore 0.8 and
+            ``legacy_pickle`` is false.
+        sqlite3.Error
+            If the database cannot be opened.
+        """
+        with self._tx_lock:
+            if self._writer is not None:
+                return
+            if sqlite3.sqlite_version_info < (3, 24, 0):
+                raise StoreError("SqliteStore needs SQLite 3.24 or newer (this is {})".format(
+                    sqlite3.sqlite_version))
+            connection = self._open_connection(reader=False)
+            try:
+                if not self._shared:
+                    mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                    if str(mode).lower() != "wal":
+                        logger.warning("could not put %s in WAL mode (journal mode is %s)",
+                                       self.location, mode)
+                    connection.execute("PRAGMA journal_size_limit = 67108864")
+                self._setup(connection)
+            except BaseException:
+                connection.close()
+                raise
+            self._writer = connection
+            self._connected = True
+
+    def _setup(self, connection: sqlite3.Connection) -> None:
+        """Create or check the table, discover and create index columns."""
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            info = connection.execute("PRAGMA table_info({})".format(self._table_sql)).fetchall()
+            if not info:
+                connection.execute(
+                    "CREATE TABLE {} (key text primary key, metadata dict, "
+                    "created float, modified float, data blob)".format(self._table_sql))
+            else:
+                columns = {row[1].lower(): row for row in info}
+                missing = [name for name in _REQUIRED_COLUMNS if name not in columns]
+                if missing:
+                    raise StoreError("table {!r} exists without the column(s) {}".format(
+                        self.table, ", ".join(missing)))
+                if not columns["key"][5]:
+                    raise StoreError("table {!r} exists but its key column is not its "
+                                     "primary key".format(self.table))
+                self._check_legacy(connection)
+            self._tx_columns = None
+            self._columns = self._discover_columns(connection)
+            wanted = [name for name in self._wanted_columns if name not in self._columns]
+            if wanted:
+                self._tx_owner = threading.get_ident()
+                self._add_columns(connection, wanted)
+                self._columns = self._tx_columns or self._columns
+            self._schema_version = connection.execute("PRAGMA schema_version").fetchone()[0]
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            self._columns = {}
+            raise
+        finally:
+            self._tx_columns = None
+            self._tx_owner = None
+
+    def _check_legacy(self, connection: sqlite3.Connection) -> None:
+        row = connection.execute(
+            "SELECT metadata FROM {} LIMIT 1".format(self._table_sql)).fetchone()
+        if row is None or not isinstance(row[0], bytes) or self.legacy_pickle:
+            return
+        if row[0][:1] not in (b"{", b" ", b"\n", b"\t", b"\r"):
+            raise StoreError(
+                "table {!r} of {} holds metadata pickled by Encore 0.8; unpickling data "
+                "from a file can run code, so it is refused unless the store is created "
+                "with legacy_pickle=True (only for files you trust)".format(
+                    self.table, self.location))
+
+    def _discover_columns(self, connection: sqlite3.Connection) -> Dict[str, str]:
+        columns: Dict[str, str] = {}
+        for row in connection.execute("PRAGMA table_info({})".format(self._index_sql)):
+            column = row[1]
+            name = _name_for(column)
+            if name is not None:
+                columns[name] = column
+        return columns
+
+    def disconnect(self) -> None:
+        """Close the database connections.
+
+        A transaction still open is rolled back.  Streams still open on the
+        store's data fail when read afterwards.  An in-memory database is
+        discarded.
+        """
+        with self._tx_lock:
+            writer, self._writer = self._writer, None
+            self._connected = False
+            with self._pool_lock:
+                readers = list(self._readers)
+                self._readers.clear()
+                self._idle = []
+                self._generation += 1
+            for connection in readers:
+                try:
+                    connection.close()
+                except sqlite3.Error:
+                    pass
+            if writer is not None:
+                try:
+                    if writer.in_transaction:
+                        writer.execute("ROLLBACK")
+                finally:
+                    writer.close()
+            self._tx_owner = None
+            self._tx_columns = None
+
+    def is_connected(self) -> bool:
+        """Whether the store is connected.
+
+        Returns
+        -------
+        bool
+            ``True`` between :meth:`connect` and :meth:`disconnect`.
+        """
+        return self._writer is not None
+
+    def info(self) -> Dict[str, Any]:
+        """Describe the store.
+
+        Returns
+        -------
+        dict
+            ``'type'`` (``'SqliteStore'``), ``'readonly'`` (False),
+            ``'authorizing'`` (False), ``'location'``, ``'table'``,
+            ``'index'`` (the mode) and ``'index_columns'`` (the indexed
+            metadata names).
+        """
+        return {
+            "type": type(self).__name__,
+            "readonly": False,
+            "authorizing": False,
+            "location": self.location,
+            "table": self.table,
+            "index": self.index,
+            "index_columns": sorted(self._columns),
+        }
+
+    @property
+    def index_columns(self) -> List[str]:
+        """list of str : The metadata names currently indexed."""
+        return sorted(self._columns)
+
+    def _require_writer(self) -> sqlite3.Connection:
+        writer = self._writer
+        if writer is None:
+            raise StoreError("the SqliteStore of {} is not connected".format(self.location))
+        return writer
+
+    # -- reading connections -------------------------------------------------
+
+    def _acquire_reader(self) -> sqlite3.Connection:
+        with self._pool_lock:
+            if self._writer is None:
+                raise StoreError("the SqliteStore of {} is not connected".format(self.location))
+            if self._idle:
+                return self._idle.pop()
+            generation = self._generation
+        connection = self._open_connection(reader=True)
+        with self._pool_lock:
+            if generation != self._generation or self._writer is None:
+                connection.close()
+                raise StoreError("the SqliteStore of {} was disconnected".format(self.location))
+            self._readers.add(connection)
+        return connection
+
+    def _release_reader(self, connection: sqlite3.Connection) -> None:
+        with self._pool_lock:
+            if connection in self._readers:
+                if len(self._idle) < _MAX_IDLE_READERS:
+                    self._idle.append(connection)
+                    return
+                self._readers.discard(connection)
+        try:
+            connection.close()
+        except sqlite3.Error:
+            pass
+
+    def _read_one(self, sql: str, parameters: tuple) -> Any:
+        """Run a query and return its first row (or None), as one read."""
+        if self._shared:
+            with self._tx_lock:
+                cursor = self._require_writer().execute(sql, parameters)
+                row = cursor.fetchone()
+                cursor.close()
+                return row
+        if self._tx_owner == threading.get_ident():
+            cursor = self._writer.execute(sql, parameters)
+            row = cursor.fetchone()
+            cursor.close()
+            return row
+        connection = self._acquire_reader()
+        try:
+            cursor = connection.execute(sql, parameters)
+            row = cursor.fetchone()
+            cursor.close()
+            return row
+        finally:
+            self._release_reader(connection)
+
+    def _rows(self, sql: str, parameters: Iterable[Any]) -> Iterator[tuple]:
+        """Iterate over the rows of a query, from one consistent snapshot."""
+        parameters = tuple(parameters)
+        if self._shared:
+            with self._tx_lock:
+                rows = self._require_writer().execute(sql, parameters).fetchall()
+            yield from rows
+            return
+        if self._tx_owner == threading.get_ident():
+            rows = self._writer.execute(sql, parameters).fetchall()
+            yield from rows
+            return
+        connection = self._acquire_reader()
+        try:
+            cursor = connection.execute(sql, parameters)
+            try:
+                while True:
+                    batch = cursor.fetchmany(_FETCH_BATCH)
+                    if not batch:
+                        break
+                    yield from batch
+            finally:
+                cursor.close()
+        finally:
+            self._release_reader(connection)
+
+    def _read_columns(self) -> Dict[str, str]:
+        if self._tx_owner == threading.get_ident() and self._tx_columns is not None:
+            return self._tx_columns
+        return self._columns
+
+    # -- metadata encoding ---------------------------------------------------
+
+    def _decode_metadata(self, raw: Any) -> Dict[str, Any]:
+        if type(raw) is str:
+            try:
+                metadata = _decode_json(raw)
+            except ValueError as error:
+                raise StoreError("stored metadata is not valid JSON: {}".format(error)) from None
+        elif raw is None:
+            return {}
+        elif isinstance(raw, (bytes, bytearray, memoryview)):
+            raw = bytes(raw)
+            if raw[:1] == b"\x80" or not raw.lstrip()[:1] == b"{":
+                if not self.legacy_pickle:
+                    raise StoreError(
+                        "stored metadata is not JSON (a pickle written by Encore 0.8?); "
+                        "it is read only by a store created with legacy_pickle=True")
+                return _unpickle_legacy(raw)
+            try:
+                metadata = _decode_json(raw.decode("utf-8"))
+            except ValueError as error:
+                raise StoreError("stored metadata is not valid JSON: {}".format(error)) from None
+        else:
+            raise StoreError("stored metadata has the SQL type of a {}".format(type(raw).__name__))
+        if type(metadata) is not dict:
+            raise StoreError("stored metadata is a JSON {}, not an object".format(
+                type(metadata).__name__))
+        return metadata
+
+    # -- reads ---------------------------------------------------------------
+
+    def get(self, key: str) -> SqliteValue:
+        """Return the value of a key.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+
+        Returns
+        -------
+        SqliteValue
+            The data, metadata, size and times of the key.
+
+        Raises
+        ------
+        KeyError
+            If the key is not in the store.
+        """
+        row = self._read_one(self._statements["get"], (key,))
+        if row is None:
+            raise KeyError(key)
+        rowid, metadata, created, modified, size, inline = row
+        if type(metadata) is not str:
+            self._decode_metadata(metadata)  # fail now rather than later
+        if size is None:
+            size, inline = 0, b""
+        elif inline is not None and type(inline) is not bytes:
+            inline = bytes(inline) if not isinstance(inline, str) else inline.encode("utf-8")
+        elif inline is None and not _BLOB_IO:
+            inline = self._whole_data(key)
+            size = len(inline)
+        return SqliteValue(self, key, rowid, metadata, created, modified, size, inline)
+
+    def _whole_data(self, key: str) -> bytes:
+        row = self._read_one(self._statements["whole_data"], (key,))
+        if row is None:
+            raise KeyError(key)
+        return _blob_bytes(row[0])
+
+    def get_data(self, key: str) -> Any:
+        """Return the data of a key as a readable stream.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+
+        Returns
+        -------
+        file-like
+            A stream from the start of the data (seekable); the caller
+            closes it.
+
+        Raises
+        ------
+        KeyError
+            If the key is not in the store.
+        """
+        return self._open_key_data(key, None, None)
+
+    def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> Any:
+        """Return part of the data of a key as a readable stream.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        start : int, optional
+            The offset of the first byte (default 0); negative counts from
+            the end.
+        end : int, optional
+            The offset just past the last byte (default: the end); the
+            stream holds ``data[start:end]``.
+
+        Returns
+        -------
+        file-like
+            A readable stream; the caller closes it.
+
+        Raises
+        ------
+        KeyError
+            If the key is not in the store.
+        """
+        return self._open_key_data(key, start, end)
+
+    def _open_key_data(self, key: str, start: Optional[int], end: Optional[int]) -> Any:
+        sql = self._statements["get_data"]
+        check = self._statements["check_row"]
+        if self._shared or self._tx_owner == threading.get_ident():
+            # One connection: the row cannot change between the statements.
+            with self._tx_lock:
+                connection = self._require_writer()
+                cursor = connection.execute(sql, (key,))
+                row = cursor.fetchone()
+                cursor.close()
+                if row is None:
+                    raise KeyError(key)
+                rowid, size, _, inline = row
+                first, last = slice_offsets(start, end, size or 0)
+                if size is None or inline is not None or not _BLOB_IO:
+                    if inline is None:
+                        inline = self._whole_data(key)
+                    return io.BytesIO(_blob_bytes(inline)[first:last])
+                blob = connection.blobopen(self.table, "data", rowid, readonly=True)
+                return _BlobStream(blob, first, last, lock=self._tx_lock)
+        connection = self._acquire_reader()
+        try:
+            for _ in range(20):
+                cursor = connection.execute(sql, (key,))
+                row = cursor.fetchone()
+                cursor.close()
+                if row is None:
+                    raise KeyError(key)
+                rowid, size, modified, inline = row
+                first, last = slice_offsets(start, end, size or 0)
+                if size is None or inline is not None or not _BLOB_IO:
+                    if inline is None:
+                        cursor = connection.execute(self._statements["whole_data"], (key,))
+                        found = cursor.fetchone()
+                        cursor.close()
+                        if found is None:
+                            raise KeyError(key)
+                        inline = found[0]
+                        first, last = slice_offsets(start, end, len(_blob_bytes(inline)))
+                    self._release_reader(connection)
+                    connection = None
+                    return io.BytesIO(_blob_bytes(inline)[first:last])
+                try:
+                    blob = connection.blobopen(self.table, "data", rowid, readonly=True)
+                except sqlite3.OperationalError:
+                    continue  # the row went away in between: look again
+                # The open blob pins a snapshot: check it is still this key.
+                cursor = connection.execute(check, (rowid,))
+                current = cursor.fetchone()
+                cursor.close()
+                if current != (key, size, modified):
+                    blob.close()
+                    continue
+                stream = _BlobStream(blob, first, last,
+                                     release=functools.partial(self._release_reader, connection))
+                connection = None
+                return stream
+            raise StoreError("the data of {!r} kept changing while it was opened".format(key))
+        finally:
+            if connection is not None:
+                self._release_reader(connection)
+
+    def _open_value_data(self, value: SqliteValue, first: int, last: int) -> Any:
+        """Open the data of a large SqliteValue, checking it is unchanged."""
+        expected = (value._key, value.size, value.modified)
+        check = self._statements["check_row"]
+        changed = StoreError(
+            "the value of {!r} was changed or deleted after get() returned it; "
+            "call get() again".format(value._key))
+        if self._shared or self._tx_owner == threading.get_ident():
+            with self._tx_lock:
+                connection = self._require_writer()
+                cursor = connection.execute(check, (value._rowid,))
+                current = cursor.fetchone()
+                cursor.close()
+                if current != expected:
+                    raise changed
+                blob = connection.blobopen(self.table, "data", value._rowid, readonly=True)
+                return _BlobStream(blob, first, last, lock=self._tx_lock)
+        connection = self._acquire_reader()
+        try:
+            try:
+                blob = connection.blobopen(self.table, "data", value._rowid, readonly=True)
+            except sqlite3.OperationalError:
+                raise changed from None
+            cursor = connection.execute(check, (value._rowid,))
+            current = cursor.fetchone()
+            cursor.close()
+            if current != expected:
+                blob.close()
+                raise changed
+            stream = _BlobStream(blob, first, last,
+                                 release=functools.partial(self._release_reader, connection))
+            connection = None
+            return stream
+        finally:
+            if connection is not None:
+                self._release_reader(connection)
+
+    def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
+        """Return the metadata of a key.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        select : iterable of str, optional
+            The names wanted; names the key lacks are left out.  ``None``
+            (the default) returns everything.
+
+        Returns
+        -------
+        dict
+            A new dictionary.
+
+        Raises
+        ------
+        KeyError
+            If the key is not in the store.
+        """
+        row = self._read_one(self._statements["metadata"], (key,))
+        if row is None:
+            raise KeyError(key)
+        metadata = self._decode_metadata(row[0])
+        if select is None:
+            return metadata
+        return {name: metadata[name] for name in select if name in metadata}
+
+    def exists(self, key: str) -> bool:
+        """Whether a key is in the store.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+
+        Returns
+        -------
+        bool
+            ``True`` if the key exists.
+        """
+        return self._read_one(self._statements["exists"], (key,)) is not None
+
+    def to_bytes(self, key: str, buffer_size: int = DEFAULT_BUFFER_SIZE) -> bytes:
+        """Return the data of a key as bytes.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        buffer_size : int, optional
+            Ignored: the data is read in one statement.
+
+        Returns
+        -------
+        bytes
+            The whole data.
+
+        Raises
+        ------
+        KeyError
+            If the key is not in the store.
+        """
+        return self._whole_data(key)
+
+    def query(self, select: Optional[Iterable[str]] = None, **kwargs: Any) -> Iterator[Tuple[str, Dict[str, Any]]]:
+        """Find the keys whose metadata match the given values.
+
+        Conditions on indexed names are evaluated by SQLite with the index;
+        the others are checked in Python on the metadata of the remaining
+        rows.  Either way a key matches when ``metadata.get(name) == value``.
+
+        Parameters
+        ----------
+        select : iterable of str, optional
+            The metadata names to return; ``None`` (the default) returns the
+            whole metadata.  Selected names a key lacks are left out.
+        **kwargs
+            Metadata names and the values they must equal.  With no
+            arguments every key matches.
+
+        Returns
+        -------
+        iterator of (str, dict)
+            The matching keys with their (selected) metadata, read from one
+            snapshot of the database.
+        """
+        if select is not None:
+            select = list(select)
+        return self._query(select, kwargs, keys_only=False)
+
+    def query_keys(self, **kwargs: Any) -> Iterator[str]:
+        """Find the keys whose metadata match the given values.
+
+        When every condition is on an indexed name, only the index is read
+        (no metadata, and never any data).
+
+        Parameters
+        ----------
+        **kwargs
+            Metadata names and the values they must equal; with none, every
+            key in the store.
+
+        Returns
+        -------
+        iterator of str
+            The matching keys.
+        """
+        return self._query(None, kwargs, keys_only=True)
+
+    def _query(self, select: Optional[List[str]], criteria: Dict[str, Any], keys_only: bool) -> Iterator[Any]:
+        self._require_writer()
+        columns = self._read_columns()
+        conditions = []
+        parameters = []
+        rest = []
+        for name, value in criteria.items():
+            column = columns.get(name)
+            if column is not None and value is not None:
+                try:
+                    text = _canonical(value)
+                except _Unindexable:
+                    pass
+                else:
+                    conditions.append("i.{} = ?".format(_quote(column)))
+                    parameters.append(text)
+                    continue
+            rest.append((name, value))
+        with_metadata = not keys_only or bool(rest)
+        fields = "t.key, t.metadata" if with_metadata else "t.key"
+        if conditions:
+            sql = "SELECT {} FROM {} AS t JOIN {} AS i ON i.key = t.key WHERE {}".format(
+                fields, self._table_sql, self._index_sql, " AND ".join(conditions))
+        else:
+            sql = "SELECT {} FROM {} AS t".format(fields, self._table_sql)
+        return self._filter_rows(self._rows(sql, parameters), with_metadata, rest, select, keys_only)
+
+    def _filter_rows(self, rows: Iterator[tuple], with_metadata: bool, rest: List[Tuple[str, Any]],
+                     select: Optional[List[str]], keys_only: bool) -> Iterator[Any]:
+        if not with_metadata:
+            for row in rows:
+                yield row[0]
+            return
+        decode = self._decode_metadata
+        for key, raw in rows:
+            metadata = decode(raw)
+            if rest:
+                get = metadata.get
+                if not all(get(name) == value for name, value in rest):
+                    continue
+            if keys_only:
+                yield key
+            elif select is None:
+                yield key, metadata
+            else:
+                yield key, {name: metadata[name] for name in select if name in metadata}
+
+    def glob(self, pattern: str) -> Iterator[str]:
+        """Find the keys matching a shell-style pattern.
+
+        The literal start of the pattern narrows the search with the primary
+        key index; the pattern itself is matched with
+        :func:`fnmatch.fnmatchcase`.
+
+        Parameters
+        ----------
+        pattern : str
+            A pattern for :func:`fnmatch.fnmatchcase` (``*``, ``?``,
+            ``[seq]``); matching is case-sensitive.
+
+        Returns
+        -------
+        iterator of str
+            The matching keys.
+        """
+        self._require_writer()
+        prefix = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+        sql = "SELECT key FROM {}".format(self._table_sql)
+        parameters: List[str] = []
+        if prefix:
+            sql += " WHERE key >= ?"
+            parameters.append(prefix)
+            upper = _successor(prefix)
+            if upper is not None:
+                sql += " AND key < ?"
+                parameters.append(upper)
+        rows = self._rows(sql, parameters)
+        return (row[0] for row in rows if fnmatchcase(row[0], pattern))
+
+    # -- transactions --------------------------------------------------------
+
+    def _begin_transaction(self) -> None:
+        """Begin a write transaction (called with the transaction lock held)."""
+        connection = self._require_writer()
+        connection.execute("BEGIN IMMEDIATE")
+        self._tx_owner = threading.get_ident()
+        self._tx_columns = None
+        try:
+            version = connection.execute("PRAGMA schema_version").fetchone()[0]
+            if version != self._schema_version:
+                # Another connection changed the schema: pick up its columns.
+                self._columns = self._discover_columns(connection)
+                self._schema_version = version
+        except BaseException:
+            self._rollback_transaction()
+            raise
+
+    def _commit_transaction(self) -> None:
+        """Commit the open transaction."""
+        connection = self._require_writer()
+        version = None
+        if self._tx_columns is not None:
+            version = connection.execute("PRAGMA schema_version").fetchone()[0]
+        connection.execute("COMMIT")
+        if self._tx_columns is not None:
+            self._columns = self._tx_columns
+            self._schema_version = version
+        self._tx_columns = None
+        self._tx_owner = None
+
+    def _rollback_transaction(self) -> None:
+        """Roll back the open transaction."""
+        connection = self._writer
+        self._tx_columns = None
+        self._tx_owner = None
+        if connection is not None and connection.in_transaction:
+            connection.execute("ROLLBACK")
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Tuple[sqlite3.Connection, list]]:
+        """Make a write atomic.
+
+        Yields the writer connection and a list to which the write appends
+        ``(emit, args)`` pairs, called once the write is safely done: after
+        the commit, or -- inside a transaction of this thread, where the
+        write becomes a savepoint -- when the savepoint is released (the
+        transaction context then holds the events until it commits).
+        """
+        events: list = []
+        with self._tx_lock:
+            if self._tx_owner == threading.get_ident():
+                connection = self._require_writer()
+                connection.execute("SAVEPOINT encore_write")
+                saved = None if self._tx_columns is None else dict(self._tx_columns)
+                try:
+                    yield connection, events
+                except BaseException:
+                    if connection.in_transaction:
+                        connection.execute("ROLLBACK TO encore_write")
+                        connection.execute("RELEASE encore_write")
+                    self._tx_columns = saved
+                    raise
+                connection.execute("RELEASE encore_write")
+                for emit, args in events:
+                    emit(*args)
+                return
+            self._begin_transaction()
+            try:
+                yield self._writer, events
+                self._commit_transaction()
+            except BaseException:
+                try:
+                    self._rollback_transaction()
+                except sqlite3.Error:
+                    logger.exception("rolling back a failed write failed too")
+                raise
+        for emit, args in events:
+            emit(*args)
+
+    def _write_columns(self) -> Dict[str, str]:
+        return self._tx_columns if self._tx_columns is not None else self._columns
+
+    # -- index maintenance ---------------------------------------------------
+
+    def _add_columns(self, connection: sqlite3.Connection, names: Iterable[str]) -> None:
+        """Create index columns for metadata names (inside a transaction)."""
+        if self._index_full:
+            return
+        columns = self._tx_columns
+        if columns is None:
+            columns = self._tx_columns = dict(self._columns)
+        for name in names:
+            if name in columns:
+                continue
+            column = _column_for(name)
+            if not columns:
+                connection.execute(
+                    "CREATE TABLE IF NOT EXISTS {} (key text PRIMARY KEY NOT NULL) "
+                    "WITHOUT ROWID".format(self._index_sql))
+            try:
+                connection.execute("ALTER TABLE {} ADD COLUMN {} text".format(
+                    self._index_sql, _quote(column)))
+            except sqlite3.OperationalError as error:
+                message = str(error).lower()
+                if "too many columns" in message:
+                    logger.warning("%s: no more index columns can be added (%s); further "
+                                   "metadata names are queried without an index", self, error)
+                    self._index_full = True
+                    return
+                if "duplicate column" not in message:
+                    raise
+            connection.execute(
+                "CREATE INDEX IF NOT EXISTS {} ON {} ({}) WHERE {} IS NOT NULL".format(
+                    _quote(self._index_table + ":" + column), self._index_sql,
+                    _quote(column), _quote(column)))
+            columns[name] = column
+            self._fill_column(connection, name, column)
+
+    def _fill_column(self, connection: sqlite3.Connection, name: str, column: str) -> None:
+        """Put the values of the existing rows into a new index column."""
+        sql = "SELECT key, metadata FROM {}".format(self._table_sql)
+        parameters: tuple = ()
+        if _PROBE_SAFE_NAME.match(name):
+            # Rows whose JSON metadata does not even contain the quoted name
+            # cannot have it; SQLite skips them without Python decoding them.
+            sql += " WHERE typeof(metadata) <> 'text' OR instr(metadata, ?) > 0"
+            parameters = ('"' + name + '"',)
+        updates = []
+        for key, raw in connection.execute(sql, parameters).fetchall():
+            try:
+                metadata = self._decode_metadata(raw)
+            except StoreError:
+                logger.warning("%s: the metadata of %r cannot be read; it is left out of "
+                               "the index of %r", self, key, name)
+                continue
+            text = _index_value(metadata.get(name))
+            if text is not None:
+                updates.append((key, text))
+        if updates:
+            connection.executemany(
+                "INSERT INTO {table} (key, {column}) VALUES (?, ?) ON CONFLICT(key) "
+                "DO UPDATE SET {column} = excluded.{column}".format(
+                    table=self._index_sql, column=_quote(column)),
+                updates)
+
+    def _index_row(self, metadata: Dict[str, Any], columns: Dict[str, str]) -> Optional[list]:
+        values = [_index_value(metadata.get(name)) for name in columns]
+        for value in values:
+            if value is not None:
+                return values
+        return None
+
+    def _put_index(self, connection: sqlite3.Connection, key: str, metadata: Dict[str, Any],
+                   may_exist: bool = True) -> None:
+        """Bring the index row of a key in line with its new metadata."""
+        if self.index == "dynamic" and not self._index_full:
+            columns = self._write_columns()
+            missing = [name for name in metadata if name not in columns]
+            if missing:
+                self._add_columns(connection, missing)
+        columns = self._write_columns()
+        if not columns:
+            return
+        values = self._index_row(metadata, columns)
+        if values is not None:
+            connection.execute(self._index_put_sql(tuple(columns.values())), [key] + values)
+        elif may_exist:
+            connection.execute(self._statements["index_delete"], (key,))
+
+    # -- writing helpers -----------------------------------------------------
+
+    def _modifications_listened(self) -> bool:
+        manager = self.event_manager
+        return is_listened(manager, StoreSetEvent) or is_listened(manager, StoreUpdateEvent)
+
+    def _progress(self, key: str, metadata: Any, size: Optional[int], message: str) -> Any:
+        """A progress manager, or None when nobody listens."""
+        if not is_listened(self.event_manager, StoreProgressEvent):
+            return None
+        return store_progress(self, key, metadata, message, -1 if size is None else size)
+
+    def _prepare(self, stream: Any, size: Optional[int], buffer_size: int, progress: Any,
+                 force_spool: bool = False) -> _Payload:
+        """Read small data, or learn the size of large data, before writing."""
+        if buffer_size is None or buffer_size <= 0:
+            buffer_size = DEFAULT_BUFFER_SIZE
+        if not force_spool:
+            if size is None:
+                size = _remaining_size(stream)
+            if _BLOB_IO and size is not None and size > INLINE_LIMIT:
+                return _Payload(size=size, stream=stream, verify=True)
+            if progress is None and type(stream) is io.BytesIO and size is not None:
+                return _Payload(inline=stream.read())
+        limit = INLINE_LIMIT if _BLOB_IO else None
+        read = stream.read
+        parts = []
+        total = 0
+        while True:
+            chunk = read(buffer_size)
+            if type(chunk) is not bytes:
+                chunk = _as_chunk(chunk)
+            if not chunk:
+                break
+            parts.append(chunk)
+            total += len(chunk)
+            if progress is not None:
+                progress.step(step=total)
+            if limit is not None and total > limit:
+                break
+        if limit is None or total <= limit:
+            return _Payload(inline=parts[0] if len(parts) == 1 else b"".join(parts))
+        # Too large to hold and of unknown size: spool it to learn the size.
+        spool = tempfile.TemporaryFile(prefix="encore-sqlite-")
+        try:
+            for part in parts:
+                spool.write(part)
+            del parts
+            while True:
+                chunk = read(buffer_size)
+                if type(chunk) is not bytes:
+                    chunk = _as_chunk(chunk)
+                if not chunk:
+                    break
+                spool.write(chunk)
+                total += len(chunk)
+                if progress is not None:
+                    progress.step(step=total)
+            spool.seek(0)
+        except BaseException:
+            spool.close()
+            raise
+        return _Payload(size=total, stream=spool, owned=True)
+
+    def _fill_blob(self, connection: sqlite3.Connection, key: str, payload: _Payload,
+                   buffer_size: int, progress: Any) -> None:
+        """Copy a payload into the zero-filled blob just written for ``key``."""
+        if buffer_size is None or buffer_size <= 0:
+            buffer_size = DEFAULT_BUFFER_SIZE
+        rowid = connection.execute(self._statements["rowid"], (key,)).fetchone()[0]
+        size = payload.size
+        read = payload.stream.read
+        total = 0
+        with connection.blobopen(self.table, "data", rowid) as blob:
+            while total < size:
+                chunk = read(min(buffer_size, size - total))
+                if type(chunk) is not bytes:
+                    chunk = _as_chunk(chunk)
+                if not chunk:
+                    raise StoreError(
+                        "the data for {!r} ended after {} bytes, but its size was given "
+                        "as {}".format(key, total, size))
+                if len(chunk) > size - total:
+                    raise StoreError("the data stream for {!r} returned more bytes than "
+                                     "asked for".format(key))
+                blob.write(chunk)
+                total += len(chunk)
+                if progress is not None:
+                    progress.step(step=total)
+        if payload.verify:
+            extra = read(1)
+            if extra:
+                raise StoreError(
+                    "the data for {!r} is longer than its given size of {} bytes".format(
+                        key, size))
+
+    def _write_payload(self, connection: sqlite3.Connection, statement: str, key: str,
+                       head: tuple, payload: _Payload, buffer_size: int, progress: Any) -> None:
+        """Run an insert/upsert ``statement`` with the payload as its data."""
+        if payload.inline is not None:
+            connection.execute(self._statements[statement], head + (payload.inline,))
+            return
+        connection.execute(self._statements[statement + "_zero"], head + (payload.size,))
+        # A spooled payload reported its progress while it was spooled.
+        self._fill_blob(connection, key, payload, buffer_size, None if payload.owned else progress)
+
+    def _rewrite_row(self, connection: sqlite3.Connection, key: str, rowid: int, size: int,
+                     created: Any, metadata_text: str, now: float) -> None:
+        """Change the metadata of a row with large data, in bounded memory."""
+        spool = tempfile.TemporaryFile(prefix="encore-sqlite-")
+        try:
+            with connection.blobopen(self.table, "data", rowid, readonly=True) as blob:
+                while True:
+                    chunk = blob.read(DEFAULT_BUFFER_SIZE)
+                    if not chunk:
+                        break
+                    spool.write(chunk)
+            spool.seek(0)
+            connection.execute(self._statements["delete"], (key,))
+            connection.execute(self._statements["insert_zero"],
+                               (key, metadata_text, created, now, size))
+            self._fill_blob(connection, key, _Payload(size=size, stream=spool),
+                            DEFAULT_BUFFER_SIZE, None)
+        finally:
+            spool.close()
+
+    def _put_metadata(self, connection: sqlite3.Connection, key: str, metadata: Dict[str, Any],
+                      row: Any, now: float) -> None:
+        """Write new metadata for a key; ``row`` is its (rowid, size, created) or None."""
+        text = _encode_metadata(metadata)
+        if row is not None and _BLOB_IO and row[1] is not None and row[1] > REWRITE_LIMIT:
+            self._rewrite_row(connection, key, row[0], row[1], row[2], text, now)
+        else:
+            connection.execute(self._statements["set_metadata"], (key, text, now, now))
+        self._put_index(connection, key, metadata, row is not None)
+
+    # -- the write API -------------------------------------------------------
+
+    def set(self, key: str, value: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+        """Set the data and metadata of a key.
+
+        Parameters
+        ----------
+        key : str
+            The key; created, or replaced (keeping its creation time).
+        value : Value or (file-like, dict) tuple
+            The new data and metadata.  A tuple's stream is read to its end
+            and left open; the stream of a Value is closed after reading.
+        buffer_size : int, optional
+            The number of bytes read at a time (default 1 MiB).
+
+        Raises
+        ------
+        TypeError, ValueError
+            If the value, its data or its metadata are of the wrong type.
+        StoreError
+            If a Value's data is not as long as its ``size`` says.
+
+        Events
+        ------
+        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
+            While the data is copied, when anyone listens.
+        StoreSetEvent or StoreUpdateEvent
+            After the write (after the transaction, inside one).
+        """
+        self._set_value(key, value, buffer_size)
+
+    def _set_value(self, key: str, value: Any, buffer_size: int) -> None:
+        stream, metadata, size, close = self._value_parts(key, value)
+        try:
+            if size is None:
+                size = _remaining_size(stream)
+            progress = self._progress(key, metadata, None if size == -1 else size,
+                                      "Storing {}".format(key))
+            if progress is None:
+                self._set(key, stream, metadata, size, buffer_size, None)
+            else:
+                with progress:
+                    self._set(key, stream, metadata, size, buffer_size, progress)
+        finally:
+            if close:
+                closer = getattr(stream, "close", None)
+                if closer is not None:
+                    closer()
+
+    def _value_parts(self, key: str, value: Any) -> Tuple[Any, Dict[str, Any], Optional[int], bool]:
+        """Split a (checked) value into stream, metadata, size and ownership."""
+        if type(value) is tuple:
+            return value[0], value[1], None, False
+        metadata = check_metadata(value.metadata)
+        if isinstance(value, SqliteValue) and value._inline is not None:
+            return io.BytesIO(value._inline), metadata, len(value._inline), True
+        size = getattr(value, "size", None)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            size = None
+        if (isinstance(value, SqliteValue) and value._store is self and self._shared
+                and value._key == key):
+            size = -1  # over itself, on one connection: spool the old data first
+        return value.data, metadata, size, True
+
+    def _set(self, key: str, stream: Any, metadata: Dict[str, Any], size: Optional[int],
+             buffer_size: int, progress: Any) -> None:
+        payload = self._prepare(stream, None if size == -1 else size, buffer_size, progress,
+                                force_spool=size == -1)
+        try:
+            events_wanted = self._modifications_listened()
+            with self._writing() as (connection, events):
+                existed = True
+                if events_wanted:
+                    existed = connection.execute(self._statements["exists"], (key,)).fetchone() is not None
+                now = _now()
+                self._write_payload(connection, "set", key,
+                                    (key, _encode_metadata(metadata), now, now),
+                                    payload, buffer_size, progress)
+                self._put_index(connection, key, metadata, existed)
+                if events_wanted:
+                    events.append((self._emit_write, (key, existed, metadata)))
+        finally:
+            payload.close()
+
+    def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+        """Replace the data of a key, keeping its metadata.
+
+        Parameters
+        ----------
+        key : str
+            The key; created with empty metadata if it does not exist.
+        data : file-like
+            A readable binary stream, read to its end (and left open).
+        buffer_size : int, optional
+            The number of bytes read at a time (default 1 MiB).
+
+        Raises
+        ------
+        TypeError
+            If ``data`` is not a readable binary stream.
+
+        Events
+        ------
+        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
+            While the data is copied, when anyone listens.
+        StoreSetEvent or StoreUpdateEvent
+            After the write.
+        """
+        self._set_data_value(key, data, buffer_size)
+
+    def _set_data_value(self, key: str, data: Any, buffer_size: int) -> None:
+        size = _remaining_size(data)
+        progress = None
+        if is_listened(self.event_manager, StoreProgressEvent):
+            row = self._read_one(self._statements["metadata"], (key,))
+            progress = self._progress(key, {} if row is None else self._decode_metadata(row[0]),
+                                      size, "Storing {}".format(key))
+        if progress is None:
+            self._set_data(key, data, size, buffer_size, None)
+        else:
+            with progress:
+                self._set_data(key, data, size, buffer_size, progress)
+
+    def _set_data(self, key: str, data: Any, size: Optional[int], buffer_size: int,
+                  progress: Any) -> None:
+        payload = self._prepare(data, size, buffer_size, progress)
+        try:
+            events_wanted = self._modifications_listened()
+            with self._writing() as (connection, events):
+                if events_wanted:
+                    row = connection.execute(self._statements["metadata"], (key,)).fetchone()
+                now = _now()
+                self._write_payload(connection, "set_data", key, (key, now, now),
+                                    payload, buffer_size, progress)
+                if events_wanted:
+                    metadata = {} if row is None else self._decode_metadata(row[0])
+                    events.append((self._emit_write, (key, row is not None, metadata)))
+        finally:
+            payload.close()
+
+    def set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
+        """Replace the metadata of a key, keeping its data.
+
+        Parameters
+        ----------
+        key : str
+            The key; created with empty data if it does not exist.
+        metadata : dict
+            The new metadata (JSON-representable, ``str`` keys).
+
+        Raises
+        ------
+        TypeError, ValueError
+            If the metadata cannot be stored.
+
+        Events
+        ------
+        StoreSetEvent or StoreUpdateEvent
+            After the write.
+        """
+        events_wanted = self._modifications_listened()
+        with self._writing() as (connection, events):
+            row = connection.execute(self._statements["row_info"], (key,)).fetchone()
+            self._put_metadata(connection, key, metadata, row, _now())
+            if events_wanted:
+                events.append((self._emit_write, (key, row is not None, metadata)))
+
+    def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
+        """Merge new values into the metadata of a key.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        metadata : dict
+            Names and values to add or replace, as :meth:`dict.update`.
+
+        Raises
+        ------
+        KeyError
+            If the key is not in the store.
+        TypeError, ValueError
+            If the metadata cannot be stored.
+
+        Events
+        ------
+        StoreUpdateEvent
+            With the merged metadata.
+        """
+        events_wanted = self._modifications_listened()
+        with self._writing() as (connection, events):
+            merged = self._update_one(connection, key, metadata, _now())
+            if events_wanted:
+                events.append((self._emit_write, (key, True, merged)))
+
+    def _update_one(self, connection: sqlite3.Connection, key: str, metadata: Dict[str, Any],
+                    now: float) -> Dict[str, Any]:
+        row = connection.execute(self._statements["metadata_info"], (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        merged = self._decode_metadata(row[0])
+        merged.update(metadata)
+        self._put_metadata(connection, key, merged, row[1:], now)
+        return merged
+
+    def delete(self, key: str) -> None:
+        """Delete a key.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+
+        Raises
+        ------
+        KeyError
+            If the key is not in the store.
+
+        Events
+        ------
+        StoreDeleteEvent
+            With the metadata the key had.
+        """
+        events_wanted = is_listened(self.event_manager, StoreDeleteEvent)
+        with self._writing() as (connection, events):
+            if events_wanted:
+                row = connection.execute(self._statements["metadata"], (key,)).fetchone()
+                if row is None:
+                    raise KeyError(key)
+            if connection.execute(self._statements["delete"], (key,)).rowcount == 0:
+                raise KeyError(key)
+            if self._write_columns():
+                connection.execute(self._statements["index_delete"], (key,))
+            if events_wanted:
+                try:
+                    metadata = self._decode_metadata(row[0])
+                except StoreError:
+                    metadata = {}
+                events.append((self._emit_delete, (key, metadata)))
+
+    # -- several keys at once ------------------------------------------------
+
+    def multiset(self, keys: Iterable[str], values: Iterable[Any], buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+        """Set the data and metadata of several keys in one transaction.
+
+        Small values are written in batches (``executemany``).
+
+        Parameters
+        ----------
+        keys : iterable of str
+            The keys (any iterable, generators included).
+        values : iterable of Value or (file-like, dict) tuples
+            The values, paired with ``keys`` as by :func:`zip`.
+        buffer_size : int, optional
+            The number of bytes read at a time.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If any key or value is invalid; nothing is written then.
+
+        Events
+        ------
+        StoreSetEvent or StoreUpdateEvent
+            One per key, after the transaction.
+        """
+        if (self._modifications_listened()
+                or is_listened(self.event_manager, StoreProgressEvent)):
+            with self._writing():
+                for key, value in zip(keys, values):
+                    self._set_value(key, value, buffer_size)
+            return
+        with self._writing() as (connection, _):
+            batch: list = []
+            batch_bytes = 0
+            now = _now()
+            for key, value in zip(keys, values):
+                stream, metadata, size, close = self._value_parts(key, value)
+                payload = None
+                try:
+                    payload = self._prepare(stream, None if size == -1 else size, buffer_size,
+                                            None, force_spool=size == -1)
+                    if payload.inline is not None:
+                        batch.append((key, metadata, payload.inline))
+                        batch_bytes += payload.size
+                        if len(batch) >= 2000 or batch_bytes > (16 << 20):
+                            self._flush_batch(connection, batch, now)
+                            batch, batch_bytes = [], 0
+                    else:
+                        self._flush_batch(connection, batch, now)
+                        batch, batch_bytes = [], 0
+                        self._write_payload(connection, "set", key,
+                                            (key, _encode_metadata(metadata), now, now),
+                                            payload, buffer_size, None)
+                        self._put_index(connection, key, metadata)
+                finally:
+                    if payload is not None:
+                        payload.close()
+                    if close:
+                        closer = getattr(stream, "close", None)
+                        if closer is not None:
+                            closer()
+            self._flush_batch(connection, batch, now)
+
+    def _flush_batch(self, connection: sqlite3.Connection, batch: list, now: float) -> None:
+        """Write a batch of small values with two ``executemany`` calls."""
+        if not batch:
+            return
+        if self.index == "dynamic" and not self._index_full:
+            columns = self._write_columns()
+            missing = []
+            for _, metadata, _ in batch:
+                for name in metadata:
+                    if name not in columns and name not in missing:
+                        missing.append(name)
+            if missing:
+                self._add_columns(connection, missing)
+        encode = _encode_metadata
+        connection.executemany(
+            self._statements["set"],
+            [(key, encode(metadata), now, now, data) for key, metadata, data in batch])
+        columns = self._write_columns()
+        if not columns:
+            return
+        names = tuple(columns)
+        index_rows = []
+        for key, metadata, _ in batch:
+            index_rows.append([key] + [_index_value(metadata.get(name)) for name in names])
+        # A row of NULLs is harmless (queries only match non-NULL values) and
+        # replaces any previous index row of the key.
+        connection.executemany(self._index_put_sql(tuple(columns.values())), index_rows)
+
+    def multiset_data(self, keys: Iterable[str], datas: Iterable[Any], buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+        """Set the data of several keys in one transaction.
+
+        Parameters
+        ----------
+        keys : iterable of str
+            The keys.
+        datas : iterable of file-like
+            The streams, paired with ``keys`` as by :func:`zip`.
+        buffer_size : int, optional
+            The number of bytes read at a time.
+
+        Raises
+        ------
+        TypeError
+            If any key or stream is invalid; nothing is written then.
+
+        Events
+        ------
+        StoreSetEvent or StoreUpdateEvent
+            One per key, after the transaction.
+        """
+        with self._writing():
+            for key, data in zip(keys, datas):
+                self._set_data_value(key, data, buffer_size)
+
+    def multiset_metadata(self, keys: Iterable[str], metadatas: Iterable[Dict[str, Any]]) -> None:
+        """Set the metadata of several keys in one transaction.
+
+        Parameters
+        ----------
+        keys : iterable of str
+            The keys.
+        metadatas : iterable of dict
+            The metadata, paired with ``keys`` as by :func:`zip`.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If any key or metadata is invalid; nothing is written then.
+
+        Events
+        ------
+        StoreSetEvent or StoreUpdateEvent
+            One per key, after the transaction.
+        """
+        events_wanted = self._modifications_listened()
+        with self._writing() as (connection, events):
+            sql = self._statements["row_info"]
+            now = _now()
+            for key, metadata in zip(keys, metadatas):
+                row = connection.execute(sql, (key,)).fetchone()
+                self._put_metadata(connection, key, metadata, row, now)
+                if events_wanted:
+                    events.append((self._emit_write, (key, row is not None, metadata)))
+
+    def multiupdate_metadata(self, keys: Iterable[str], metadatas: Iterable[Dict[str, Any]]) -> None:
+        """Merge new values into the metadata of several keys, in one
+        transaction.
+
+        Parameters
+        ----------
+        keys : iterable of str
+            The keys.
+        metadatas : iterable of dict
+            The values to merge, paired with ``keys`` as by :func:`zip`.
+
+        Raises
+        ------
+        KeyError
+            If a key is not in the store; nothing is written then.
+
+        Events
+        ------
+        StoreUpdateEvent
+            One per key, after the transaction.
+        """
+        events_wanted = self._modifications_listened()
+        with self._writing() as (connection, events):
+            now = _now()
+            for key, metadata in zip(keys, metadatas):
+                merged = self._update_one(connection, key, metadata, now)
+                if events_wanted:
+                    events.append((self._emit_write, (key, True, merged)))
+
+
+def _blob_bytes(value: Any) -> bytes:
+    if value is None:
+        return b""
+    if type(value) is bytes:
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    return bytes(value)
+
+
+def _successor(prefix: str) -> Optional[str]:
+    """The smallest string greater than every string starting with ``prefix``."""
+    while prefix:
+        last = ord(prefix[-1])
+        if last < 0x10FFFF:
+            following = last + 1
+            if 0xD800 <= following <= 0xDFFF:
+                following = 0xE000
+            return prefix[:-1] + chr(following)
+        prefix = prefix[:-1]
+    return None
