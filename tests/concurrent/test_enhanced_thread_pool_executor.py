@@ -248,6 +248,37 @@ def test_shutdown_cancel_futures(pool):
     assert all(f.cancelled() for f in queued)
 
 
+def test_done_callback_of_a_cancelled_job_may_submit(pool):
+    executor = pool(1)
+    started, release = threading.Event(), threading.Event()
+
+    def blocker():
+        started.set()
+        return release.wait(TIMEOUT)
+
+    executor.submit(blocker)
+    assert started.wait(TIMEOUT)
+    queued = executor.submit(pow, 2, 2)
+    outcome = []
+
+    def resubmit(future):
+        try:
+            executor.submit(pow, 2, 3)
+        except RuntimeError as exc:
+            outcome.append(exc)
+
+    queued.add_done_callback(resubmit)
+    release_later = threading.Timer(0.05, release.set)
+    release_later.start()
+    shutter = threading.Thread(target=executor.shutdown, kwargs={"cancel_futures": True})
+    shutter.start()
+    shutter.join(TIMEOUT)
+    release_later.join(TIMEOUT)
+    assert not shutter.is_alive()
+    assert queued.cancelled()
+    assert len(outcome) == 1 and "after shutdown" in str(outcome[0])
+
+
 def test_shutdown_from_a_worker_does_not_deadlock(pool):
     executor = pool(2)
     future = executor.submit(lambda: executor.shutdown(wait=True))

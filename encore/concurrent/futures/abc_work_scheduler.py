@@ -252,6 +252,24 @@ class ABCWorkScheduler(abc.ABC):
         try:
             self._report(future)
         finally:
+            if future.cancelled():
+                self._job_done_elsewhere()
+            else:
+                self._job_done()
+
+    def _job_done_elsewhere(self) -> None:
+        # A cancelled future runs its done-callbacks in the thread that
+        # cancelled it, which may hold a lock of the executor: the standard
+        # pool cancels queued jobs in ``shutdown(cancel_futures=True)`` while
+        # holding the lock its ``submit`` takes.  Submitting the next job from
+        # here could deadlock, so do it from a thread of its own.
+        thread = threading.Thread(
+            target=self._job_done, name="{}Continuation".format(self.name), daemon=True
+        )
+        try:
+            thread.start()
+        except RuntimeError:
+            # No new thread at interpreter exit (Python 3.12): carry on here.
             self._job_done()
 
     def _report(self, future: concurrent.futures.Future) -> None:

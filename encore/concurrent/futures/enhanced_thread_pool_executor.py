@@ -296,6 +296,7 @@ class EnhancedThreadPoolExecutor(concurrent.futures.Executor):
         cancel_futures : bool, optional
             If true, cancel the jobs that have not started yet.
         """
+        cancelled = []
         with self._shutdown_lock:
             self._shutdown = True
             if cancel_futures:
@@ -305,9 +306,13 @@ class EnhancedThreadPoolExecutor(concurrent.futures.Executor):
                     except queue.Empty:
                         break
                     if work_item is not None:
-                        work_item[0].cancel()
+                        cancelled.append(work_item[0])
             self._work_queue.put(None)
             threads = list(self._threads)
+        # Cancel outside the lock: cancelling runs the futures' done-callbacks,
+        # which may call submit (and get a RuntimeError) rather than deadlock.
+        for future in cancelled:
+            future.cancel()
         if wait:
             current = threading.current_thread()
             for thread in threads:
