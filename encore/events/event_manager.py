@@ -25,7 +25,7 @@ import logging
 import threading
 import weakref
 from bisect import insort
-from types import MethodType
+from types import BuiltinMethodType, MethodType, MethodWrapperType
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from .abstract_event_manager import BaseEvent, BaseEventManager
@@ -49,6 +49,8 @@ TraceFunction = Callable[[str, Callable, tuple], Any]
 INDEX_THRESHOLD = 8
 
 _MISSING = object()
+
+_BOUND_BUILTIN_TYPES = (BuiltinMethodType, MethodWrapperType)
 
 
 def _split_filter(filter: Optional[Mapping[str, Any]]) -> Optional[Tuple[Tuple[Tuple[str, ...], Any], ...]]:
@@ -167,16 +169,18 @@ class CallableNotifier(object):
         Returns
         -------
         bool
-            ``True`` if ``func`` is (or equals) the held callable.
+            ``True`` if ``func`` is the held callable, or a bound method of
+            the same builtin object and name (``some_list.append``).
         """
         if func is self.func:
             return True
-        if isinstance(func, MethodType):
-            return False
-        try:
-            return bool(self.func == func)
-        except Exception:
-            return False
+        # Bound methods of builtin objects (``some_list.append``) are made
+        # anew at each attribute access, like Python bound methods: compare
+        # those by their object and function.  Anything else by identity, so
+        # that two equal but distinct callable objects stay two listeners.
+        if isinstance(func, _BOUND_BUILTIN_TYPES) and type(self.func) is type(func):
+            return func.__self__ is self.func.__self__ and func.__name__ == self.func.__name__
+        return False
 
     def resolve(self) -> Optional[Listener]:
         """Return the callable to call.

@@ -193,6 +193,31 @@ def test_callable_object_listener(manager):
     assert counter.count == 1
 
 
+def test_equal_but_distinct_callable_objects_are_two_listeners(manager):
+    class AlwaysEqual(object):
+        def __init__(self, calls):
+            self.calls = calls
+
+        def __call__(self, event):
+            self.calls.append(self)
+
+        def __eq__(self, other):
+            return True
+
+        __hash__ = object.__hash__
+
+    calls = []
+    first, second = AlwaysEqual(calls), AlwaysEqual(calls)
+    manager.connect(Level1Event, first)
+    manager.connect(Level1Event, second)
+    manager.emit(Level1Event())
+    assert calls == [first, second]
+    manager.disconnect(Level1Event, second)
+    calls.clear()
+    manager.emit(Level1Event())
+    assert calls == [first]
+
+
 def test_connect_rejects_bad_arguments(manager):
     with pytest.raises(TypeError):
         manager.connect(Level1Event, "not callable")
