@@ -1,5 +1,6 @@
 """Fixtures shared by the tests of encore.concurrent."""
 import concurrent.futures
+import threading
 
 import pytest
 
@@ -56,7 +57,9 @@ class FakeTimer:
         self.fired = False
 
     def start(self):
-        self.started = True
+        with self.factory.condition:
+            self.started = True
+            self.factory.condition.notify_all()
 
     def cancel(self):
         self.cancelled = True
@@ -72,11 +75,20 @@ class FakeTimerFactory:
 
     def __init__(self):
         self.timers = []
+        self.condition = threading.Condition()
 
     def __call__(self, interval, function):
         timer = FakeTimer(self, interval, function)
-        self.timers.append(timer)
+        with self.condition:
+            self.timers.append(timer)
         return timer
+
+    def wait_for_started(self, count, timeout=TIMEOUT):
+        """Wait until ``count`` timers have been started; return whether they were."""
+        with self.condition:
+            return self.condition.wait_for(
+                lambda: sum(timer.started for timer in self.timers) >= count, timeout
+            )
 
     @property
     def last(self):
