@@ -41,9 +41,9 @@ class Future(concurrent.futures.Future):
     returns futures of this class.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._traceback_text: Optional[str] = None
+    # A class-level default rather than an __init__ override keeps creating
+    # a future as cheap as creating a standard one (executors' hot path).
+    _traceback_text: Optional[str] = None
 
     def set_exception(self, exception: Optional[BaseException]) -> None:
         """Mark the future as failed with ``exception``.
