@@ -51,6 +51,7 @@ first for the same reason.
 from __future__ import annotations
 
 import errno
+import itertools
 import hashlib
 import json
 import logging
@@ -63,7 +64,7 @@ import urllib.parse
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from .abstract_store import AbstractStore, StoreError, Value, check_metadata
+from .abstract_store import AbstractStore, StoreError, Value, check_metadata, copy_metadata
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .file_value import FileValue
 from .utils import (
@@ -98,6 +99,8 @@ MAX_PART_LENGTH = 200
 MAX_STEM_LENGTH = 1024
 #: The top-level directory of hashed keys (no escaped name contains ``%%``).
 LONG_KEY_DIRECTORY = "%%long"
+#: How many parsed metadata files (and key paths) a store keeps.
+METADATA_CACHE_SIZE = 4096
 
 _SAFE_CHARACTERS = "".join(
     chr(code) for code in range(0x20, 0x7F) if chr(code) not in '/\\%:*?"<>|'
@@ -286,16 +289,44 @@ def _make_directories(path: str) -> None:
             _fsync_directory(os.path.dirname(directory))
 
 
+_temporary_state: Dict[str, Any] = {"pid": None, "prefix": "", "counter": None}
+
+
+def _temporary_name(suffix: str) -> str:
+    """A name no other process or thread will pick: a random per-process
+    prefix and a counter."""
+    state = _temporary_state
+    pid = os.getpid()
+    if state["pid"] != pid:  # first use, or a forked child
+        state["prefix"] = "{}{:x}-{}-".format(TEMP_PREFIX, pid, os.urandom(4).hex())
+        state["counter"] = itertools.count()
+        state["pid"] = pid
+    return "{}{}{}".format(state["prefix"], next(state["counter"]), suffix)
+
+
+_TEMPORARY_FLAGS = (os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0)
+                    | getattr(os, "O_CLOEXEC", 0))
+
+
 def _open_temporary(directory: str, suffix: str = TEMP_SUFFIX) -> Tuple[int, str]:
-    """Create a temporary file in ``directory``, creating it if needed."""
-    for _ in range(10):
+    """Create a temporary file in ``directory``, creating it if needed.
+
+    The file gets the permissions of any new file (``0o666`` less the
+    umask), not ``mkstemp``'s private ``0o600``: the store may be shared.
+    """
+    for attempt in range(100):
+        path = os.path.join(directory, _temporary_name(suffix))
         try:
-            return tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=directory)
+            return os.open(path, _TEMPORARY_FLAGS, 0o666), path
+        except FileExistsError:
+            continue  # left by a crashed process that had our pid
         except FileNotFoundError:
             # The directory is missing, or was just removed by a delete
             # cleaning up empty directories: (re)create it and retry.
+            if attempt >= 10:
+                raise
             _make_directories(directory)
-    return tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=directory)
+    raise FileExistsError("could not create a temporary file in {!r}".format(directory))
 
 
 def _write_temporary(directory: str, fill: Callable[[Any], Any]) -> str:
@@ -317,6 +348,24 @@ def _write_temporary(directory: str, fill: Callable[[Any], Any]) -> str:
     return temporary
 
 
+def _touch(path: str) -> None:
+    """Set a file's modification time to now (metadata writes mark the
+    data file, whose time is the key's ``modified``)."""
+    now = time.time_ns()
+    try:
+        os.utime(path, ns=(now, now))
+    except OSError:
+        pass
+
+
+def _read_bytes(path: str) -> Optional[bytes]:
+    try:
+        with open(path, "rb") as stream:
+            return stream.read()
+    except OSError:
+        return None
+
+
 def _dump_metadata(metadata: Dict[str, Any]) -> bytes:
     return json.dumps(metadata, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
@@ -329,11 +378,10 @@ class _FileSystemValue(FileValue):
     same version); later accesses reopen the file.
     """
 
-    def __init__(self, path: str, metadata: Dict[str, Any], stream: Any, status: os.stat_result,
-                 modified: float) -> None:
+    def __init__(self, path: str, metadata: Dict[str, Any], stream: Any, status: os.stat_result) -> None:
         self.path = path
         self.size = status.st_size
-        self.modified = modified
+        self.modified = status.st_mtime
         self.created = getattr(status, "st_birthtime", None)
         self._metadata = metadata
         self._stream = stream
@@ -467,6 +515,8 @@ class FileSystemStore(AbstractStore):
         self._magic_fname = magic_fname
         self._fold_case = _folds_case(root, magic_fname)
         self._stripes = [threading.RLock() for _ in range(32)]
+        self._metadata_cache: Dict[str, Tuple[tuple, Dict[str, Any]]] = {}
+        self._path_cache: Dict[str, Tuple[str, str]] = {}
         self._journal: Optional[Dict[str, Optional[str]]] = None
         self._journal_thread: Optional[int] = None
 
@@ -531,8 +581,16 @@ class FileSystemStore(AbstractStore):
         return os.path.join(self._root, *encode_key(key, self._fold_case, self._magic_fname))
 
     def _paths(self, key: str) -> Tuple[str, str]:
-        stem = self._stem(key)
-        return stem + DATA_SUFFIX, stem + METADATA_SUFFIX
+        """The data and metadata paths of a key (cached: the mapping is fixed)."""
+        paths = self._path_cache.get(key)
+        if paths is None:
+            stem = self._stem(key)
+            paths = (stem + DATA_SUFFIX, stem + METADATA_SUFFIX)
+            cache = self._path_cache
+            if len(cache) >= METADATA_CACHE_SIZE:
+                cache.clear()
+            cache[key] = paths
+        return paths
 
     def _key_of(self, relative_parts: List[str], directory: str) -> Optional[str]:
         """The key whose encoding is exactly ``relative_parts``, if any."""
@@ -582,17 +640,32 @@ class FileSystemStore(AbstractStore):
 
     # -- reading -------------------------------------------------------------
 
-    def _read_metadata(self, key: str, metadata_path: str) -> Tuple[Dict[str, Any], float]:
+    def _read_metadata(self, key: str, metadata_path: str) -> Dict[str, Any]:
+        """Read and parse a metadata file; return a new dictionary.
+
+        Parsed files are cached by path, and reused while the file's inode,
+        size and times are unchanged (every write replaces the file, so
+        any write, by any process, invalidates the entry).
+        """
         try:
-            with open(metadata_path, "rb") as stream:
-                content = stream.read()
-                modified = os.fstat(stream.fileno()).st_mtime
-        except (FileNotFoundError, NotADirectoryError):
+            status = os.stat(metadata_path)
+            cached = self._metadata_cache.get(metadata_path)
+            if cached is not None and cached[0] == (status.st_ino, status.st_size,
+                                                    status.st_mtime_ns, status.st_ctime_ns):
+                return copy_metadata(cached[1])
+            fd = os.open(metadata_path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise KeyError(key) from None
         except OSError as error:
             if error.errno == errno.ENAMETOOLONG:
                 raise KeyError(key) from None
             raise
+        try:
+            status = os.fstat(fd)
+            with open(fd, "rb", closefd=False) as stream:
+                content = stream.read()
+        finally:
+            os.close(fd)
         try:
             metadata = json.loads(content)
         except ValueError as error:
@@ -601,7 +674,12 @@ class FileSystemStore(AbstractStore):
         if not isinstance(metadata, dict):
             raise FileSystemStoreError(
                 "the metadata file {!r} does not hold a JSON object".format(metadata_path))
-        return metadata, modified
+        cache = self._metadata_cache
+        if len(cache) >= METADATA_CACHE_SIZE:
+            cache.clear()
+        cache[metadata_path] = (
+            (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns), metadata)
+        return copy_metadata(metadata)
 
     def get(self, key: str) -> Value:
         """Return the value of a key.
@@ -616,7 +694,8 @@ class FileSystemStore(AbstractStore):
         FileValue
             Its first :attr:`data` stream was opened by this call, so data,
             size, modification time and metadata describe the same version.
-            ``modified`` is the time of the last write of data or metadata;
+            ``modified`` is the time of the last write of data or metadata
+            (metadata writes set the data file's modification time);
             ``created`` is the file's creation time where the platform
             records it, else ``None``.
 
@@ -627,14 +706,12 @@ class FileSystemStore(AbstractStore):
         """
         data_path, metadata_path = self._paths(key)
         with self._reading(key):
-            metadata, metadata_modified = self._read_metadata(key, metadata_path)
+            metadata = self._read_metadata(key, metadata_path)
             try:
                 stream = open(data_path, "rb")
             except (FileNotFoundError, NotADirectoryError):
                 raise KeyError(key) from None
-        status = os.fstat(stream.fileno())
-        return _FileSystemValue(data_path, metadata, stream, status,
-                                max(status.st_mtime, metadata_modified))
+        return _FileSystemValue(data_path, metadata, stream, os.fstat(stream.fileno()))
 
     def get_data(self, key: str) -> Any:
         """Return the data of a key as an open binary file.
@@ -715,7 +792,7 @@ class FileSystemStore(AbstractStore):
             If the key is not in the store.
         """
         with self._reading(key):
-            metadata, _ = self._read_metadata(key, self._paths(key)[1])
+            metadata = self._read_metadata(key, self._paths(key)[1])
         if select is None:
             return metadata
         return {name: metadata[name] for name in select if name in metadata}
@@ -794,7 +871,7 @@ class FileSystemStore(AbstractStore):
         for key, metadata_path in self._walk(self._root, []):
             try:
                 with self._reading(key):
-                    metadata, _ = self._read_metadata(key, metadata_path)
+                    metadata = self._read_metadata(key, metadata_path)
             except KeyError:
                 continue  # deleted while we walked
             if criteria and not all(metadata.get(name) == value for name, value in criteria.items()):
@@ -845,15 +922,19 @@ class FileSystemStore(AbstractStore):
             return
         backup = None
         if os.path.lexists(path):
-            fd, backup = _open_temporary(os.path.dirname(path), BACKUP_SUFFIX)
-            os.close(fd)
-            os.unlink(backup)
-            try:
-                os.link(path, backup)
-            except OSError:
-                import shutil
+            directory = os.path.dirname(path)
+            while True:
+                backup = os.path.join(directory, _temporary_name(BACKUP_SUFFIX))
+                try:
+                    os.link(path, backup)
+                    break
+                except FileExistsError:
+                    continue
+                except OSError:  # no hard links here: copy instead
+                    import shutil
 
-                shutil.copy2(path, backup)
+                    shutil.copy2(path, backup)
+                    break
         journal[path] = backup
 
     def _apply(self, changes: List[_Pending]) -> None:
@@ -926,7 +1007,9 @@ class FileSystemStore(AbstractStore):
                     if not existed:
                         changes.extend(self._creation_changes(key, data_path))
                     changes.append(self._prepare_data(key, data_path, data, buffer_size, metadata, steps))
-                    changes.append(self._prepare_bytes(metadata_path, content))
+                    # Metadata equal to what is stored is not written again.
+                    if not existed or _read_bytes(metadata_path) != content:
+                        changes.append(self._prepare_bytes(metadata_path, content))
                 self._apply(changes)
                 self._written(key, "w")
         finally:
@@ -959,7 +1042,7 @@ class FileSystemStore(AbstractStore):
             metadata = None
             if existed and self._listened():
                 try:
-                    metadata, _ = self._read_metadata(key, metadata_path)
+                    metadata = self._read_metadata(key, metadata_path)
                 except KeyError:
                     existed = False
             with _staging() as changes:
@@ -995,10 +1078,13 @@ class FileSystemStore(AbstractStore):
             with _staging() as changes:
                 if not existed:
                     changes.extend(self._creation_changes(key, data_path))
-                if not existed or not os.path.isfile(data_path):
+                fresh_data = not existed or not os.path.isfile(data_path)
+                if fresh_data:
                     changes.append(self._prepare_bytes(data_path, b""))
                 changes.append(self._prepare_bytes(metadata_path, content))
             self._apply(changes)
+            if not fresh_data:
+                _touch(data_path)
             self._written(key, "w")
         self._emit_write(key, existed, metadata)
 
@@ -1022,11 +1108,12 @@ class FileSystemStore(AbstractStore):
         StoreUpdateEvent
             With the merged metadata.
         """
-        metadata_path = self._paths(key)[1]
+        data_path, metadata_path = self._paths(key)
         with self._writing(key):
-            merged, _ = self._read_metadata(key, metadata_path)
+            merged = self._read_metadata(key, metadata_path)
             merged.update(metadata)
             self._apply([self._prepare_bytes(metadata_path, _dump_metadata(merged))])
+            _touch(data_path)
             self._written(key, "u")
         self._emit_write(key, True, merged)
 
@@ -1052,7 +1139,7 @@ class FileSystemStore(AbstractStore):
         with self._writing(key):
             metadata = None
             if is_listened(self.event_manager, StoreDeleteEvent):
-                metadata, _ = self._read_metadata(key, metadata_path)
+                metadata = self._read_metadata(key, metadata_path)
             elif not os.path.isfile(metadata_path):
                 raise KeyError(key)
             changes = [_Pending(None, metadata_path), _Pending(None, data_path)]

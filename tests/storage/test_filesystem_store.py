@@ -620,3 +620,41 @@ def test_two_stores_share_a_directory(root):
     assert second.to_bytes("k") == b"v"
     second.delete("k")
     assert not first.exists("k")
+
+
+def test_metadata_cache_sees_writes_of_other_stores(root):
+    first, second = FileSystemStore(root), FileSystemStore(root)
+    first.set("k", (io.BytesIO(b"v"), {"n": 1}))
+    assert first.get_metadata("k") == {"n": 1}  # now cached
+    second.set_metadata("k", {"n": 2})
+    assert first.get_metadata("k") == {"n": 2}
+    second.update_metadata("k", {"m": 3})
+    assert first.get("k").metadata == {"n": 2, "m": 3}
+    returned = first.get_metadata("k")
+    returned["n"] = "changed"  # the cache hands out copies
+    assert first.get_metadata("k") == {"n": 2, "m": 3}
+
+
+def test_unchanged_metadata_is_not_rewritten(store, root):
+    import time
+
+    store.set("k", (io.BytesIO(b"1"), {"same": True}))
+    path = os.path.join(root, "k.metadata")
+    inode = os.stat(path).st_ino
+    before = time.time()
+    store.set("k", (io.BytesIO(b"2"), {"same": True}))
+    assert os.stat(path).st_ino == inode
+    assert store.get("k").modified >= before
+    store.set("k", (io.BytesIO(b"3"), {"same": False}))
+    assert os.stat(path).st_ino != inode
+    assert store.get_metadata("k") == {"same": False}
+
+
+def test_new_files_follow_the_umask(store, root):
+    old = os.umask(0o022)
+    try:
+        store.set("k", (io.BytesIO(b"1"), {}))
+    finally:
+        os.umask(old)
+    for name in ("k.data", "k.metadata"):
+        assert os.stat(os.path.join(root, name)).st_mode & 0o777 == 0o644
