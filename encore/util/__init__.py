@@ -1,1 +1,1 @@
-
+"""Small utilities: :mod:`encore.util.human_date` describes dates in words."""
