@@ -123,7 +123,36 @@ _FETCH_BATCH = 512
 _ENCODER = json.JSONEncoder(
     ensure_ascii=True, separators=(",", ":"), allow_nan=False, check_circular=False
 )
-_encode_metadata = _ENCODER.encode
+
+
+def _make_metadata_encoder() -> Any:
+    """A compact JSON encoder for checked metadata, built once.
+
+    ``JSONEncoder.encode`` builds its C encoder on every call; metadata
+    written by the store is already checked (no cycles, no NaN), so one C
+    encoder serves every call.
+    """
+    try:
+        from json.encoder import c_make_encoder
+    except ImportError:  # pragma: no cover - pure-Python json
+        c_make_encoder = None
+    if c_make_encoder is None:  # pragma: no cover
+        return _ENCODER.encode
+
+    def refuse(value: Any) -> Any:
+        raise TypeError("{} is not JSON serializable".format(type(value).__name__))
+
+    iterencode = c_make_encoder(None, refuse, encode_basestring_ascii, None, ":", ",",
+                                False, False, False)
+    join = "".join
+
+    def encode(metadata: Dict[str, Any]) -> str:
+        return join(iterencode(metadata, 0))
+
+    return encode
+
+
+_encode_metadata = _make_metadata_encoder()
 _decode_json = json.JSONDecoder().decode
 
 
@@ -245,6 +274,25 @@ def _canonical(value: Any) -> str:
             [encode_basestring_ascii(name) + ":" + _canonical(value[name]) for name in sorted(value)]
         ) + "}"
     raise _Unindexable()
+
+
+def _index_row(key: str, metadata: Dict[str, Any], names: Tuple[str, ...]) -> list:
+    """``[key]`` followed by the index column contents for ``names``."""
+    row = [key]
+    append = row.append
+    get = metadata.get
+    for name in names:
+        value = get(name)
+        kind = type(value)
+        if kind is str:
+            append(encode_basestring_ascii(value))
+        elif value is None:
+            append(None)
+        elif kind is int:
+            append(repr(value))
+        else:
+            append(_canonical(value))
+    return row
 
 
 def _index_value(value: Any) -> Optional[str]:
@@ -473,6 +521,15 @@ def _as_chunk(chunk: Any) -> bytes:
         "data streams must produce bytes, got {} (open files in binary mode)".format(
             type(chunk).__name__)
     )
+
+
+def _small_bytes(stream: io.BytesIO) -> Optional[bytes]:
+    """The rest of a BytesIO if it is small enough to write inline, else None."""
+    with stream.getbuffer() as view:
+        size = len(view)
+    if size - stream.tell() > INLINE_LIMIT:
+        return None
+    return stream.read()
 
 
 def _remaining_size(stream: Any) -> Optional[int]:
@@ -1500,11 +1557,11 @@ class SqliteStore(AbstractStore):
                     table=self._index_sql, column=_quote(column)),
                 updates)
 
-    def _index_row(self, metadata: Dict[str, Any], columns: Dict[str, str]) -> Optional[list]:
-        values = [_index_value(metadata.get(name)) for name in columns]
-        for value in values:
+    def _index_row(self, key: str, metadata: Dict[str, Any], columns: Dict[str, str]) -> Optional[list]:
+        row = _index_row(key, metadata, tuple(columns))
+        for value in row[1:]:
             if value is not None:
-                return values
+                return row
         return None
 
     def _put_index(self, connection: sqlite3.Connection, key: str, metadata: Dict[str, Any],
@@ -1518,9 +1575,9 @@ class SqliteStore(AbstractStore):
         columns = self._write_columns()
         if not columns:
             return
-        values = self._index_row(metadata, columns)
-        if values is not None:
-            connection.execute(self._index_put_sql(tuple(columns.values())), [key] + values)
+        row = self._index_row(key, metadata, columns)
+        if row is not None:
+            connection.execute(self._index_put_sql(tuple(columns.values())), row)
         elif may_exist:
             connection.execute(self._statements["index_delete"], (key,))
 
@@ -1542,12 +1599,14 @@ class SqliteStore(AbstractStore):
         if buffer_size is None or buffer_size <= 0:
             buffer_size = DEFAULT_BUFFER_SIZE
         if not force_spool:
+            if progress is None and type(stream) is io.BytesIO:
+                data = _small_bytes(stream)
+                if data is not None:
+                    return _Payload(inline=data)
             if size is None:
                 size = _remaining_size(stream)
             if _BLOB_IO and size is not None and size > INLINE_LIMIT:
                 return _Payload(size=size, stream=stream, verify=True)
-            if progress is None and type(stream) is io.BytesIO and size is not None:
-                return _Payload(inline=stream.read())
         limit = INLINE_LIMIT if _BLOB_IO else None
         read = stream.read
         parts = []
@@ -1937,6 +1996,16 @@ class SqliteStore(AbstractStore):
             batch_bytes = 0
             now = _now()
             for key, value in zip(keys, values):
+                if type(value) is tuple and type(value[0]) is io.BytesIO:
+                    # The common case, kept cheap: small data already in memory.
+                    data = _small_bytes(value[0])
+                    if data is not None:
+                        batch.append((key, value[1], data))
+                        batch_bytes += len(data)
+                        if len(batch) >= 2000 or batch_bytes > (16 << 20):
+                            self._flush_batch(connection, batch, now)
+                            batch, batch_bytes = [], 0
+                        continue
                 stream, metadata, size, close = self._value_parts(key, value)
                 payload = None
                 try:
@@ -1970,13 +2039,13 @@ class SqliteStore(AbstractStore):
             return
         if self.index == "dynamic" and not self._index_full:
             columns = self._write_columns()
-            missing = []
+            missing: Dict[str, None] = {}
             for _, metadata, _ in batch:
                 for name in metadata:
-                    if name not in columns and name not in missing:
-                        missing.append(name)
+                    if name not in columns:
+                        missing[name] = None
             if missing:
-                self._add_columns(connection, missing)
+                self._add_columns(connection, list(missing))
         encode = _encode_metadata
         connection.executemany(
             self._statements["set"],
@@ -1985,12 +2054,11 @@ class SqliteStore(AbstractStore):
         if not columns:
             return
         names = tuple(columns)
-        index_rows = []
-        for key, metadata, _ in batch:
-            index_rows.append([key] + [_index_value(metadata.get(name)) for name in names])
         # A row of NULLs is harmless (queries only match non-NULL values) and
         # replaces any previous index row of the key.
-        connection.executemany(self._index_put_sql(tuple(columns.values())), index_rows)
+        connection.executemany(
+            self._index_put_sql(tuple(columns.values())),
+            [_index_row(key, metadata, names) for key, metadata, _ in batch])
 
     def multiset_data(self, keys: Iterable[str], datas: Iterable[Any], buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Set the data of several keys in one transaction.
