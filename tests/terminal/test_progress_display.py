@@ -1,0 +1,328 @@
+"""Tests of encore.terminal: ProgressDisplay, its writers and write_static."""
+import io
+import threading
+
+import pytest
+
+from encore.events import package_globals
+from encore.events.api import (
+    EventManager,
+    ProgressEndEvent,
+    ProgressManager,
+    ProgressStartEvent,
+    ProgressStepEvent,
+)
+from encore.terminal import api
+from encore.terminal.progress_display import (
+    ProgressDisplay,
+    ProgressWriter,
+    SpinWriter,
+    write_static,
+)
+
+BAR = 70
+
+
+def render(text):
+    """What a terminal shows for ``text``: handles \\n, \\r and \\b."""
+    lines, line, column = [], [], 0
+    for char in text:
+        if char == "\n":
+            lines.append("".join(line))
+            line, column = [], 0
+        elif char == "\r":
+            column = 0
+        elif char == "\b":
+            column = max(0, column - 1)
+        else:
+            if column < len(line):
+                line[column] = char
+            else:
+                line.append(char)
+            column += 1
+    lines.append("".join(line))
+    return lines
+
+
+def bar_line(step, filled):
+    return "%5d [%s]" % (step, ("*" * filled).ljust(BAR))
+
+
+class EveryStepProgressWriter(ProgressWriter):
+    min_interval = 0
+
+
+class EveryStepSpinWriter(SpinWriter):
+    min_interval = 0
+
+
+class UnthrottledDisplay(ProgressDisplay):
+    progress_writer = EveryStepProgressWriter
+    spin_writer = EveryStepSpinWriter
+
+
+@pytest.fixture
+def manager():
+    return EventManager()
+
+
+@pytest.fixture
+def stream():
+    return io.StringIO()
+
+
+@pytest.fixture
+def display(manager, stream):
+    return UnthrottledDisplay(manager, stream)
+
+
+def test_api_reexports():
+    assert api.ProgressDisplay is ProgressDisplay
+    assert api.ProgressWriter is ProgressWriter
+    assert api.SpinWriter is SpinWriter
+    assert api.write_static is write_static
+    assert sorted(api.__all__) == ["ProgressDisplay", "ProgressWriter", "SpinWriter", "write_static"]
+
+
+def test_write_static_to_a_stream():
+    stream = io.StringIO()
+    write_static("abc", stream)
+    assert stream.getvalue() == "\babc\b\b\b"
+
+
+def test_write_static_defaults_to_stdout(capsys):
+    write_static("hi")
+    assert capsys.readouterr().out == "\bhi\b\b"
+
+
+def test_determinate_progress(manager, stream, display):
+    with ProgressManager(manager, message="Copying files", steps=4, operation_id="op") as progress:
+        assert isinstance(display.writers["op"], EveryStepProgressWriter)
+        for step in range(1, 5):
+            progress.step(step=step)
+    output = stream.getvalue()
+    assert output.startswith("Copying files:\n")
+    # Every step redrew the line in place.
+    for step, filled in [(1, 18), (2, 35), (3, 52), (4, 70)]:
+        assert "\r" + bar_line(step, filled) in output
+    assert render(output) == ["Copying files:", bar_line(4, BAR), "Done.", ""]
+    assert display.writers == {}
+
+
+def test_bar_is_drawn_full_at_a_normal_end_even_without_steps(manager, stream, display):
+    with ProgressManager(manager, message="Quick", steps=10):
+        pass
+    assert render(stream.getvalue()) == ["Quick:", bar_line(10, BAR), "Done.", ""]
+
+
+def test_bar_is_clamped(manager, stream, display):
+    progress = ProgressManager(manager, message="Over", steps=2)
+    progress.start()
+    progress.step(step=5)
+    assert render(stream.getvalue())[-1] == bar_line(5, BAR)
+    progress.step(step=-1)
+    assert render(stream.getvalue())[-1] == bar_line(-1, 0)
+    progress.end()
+
+
+@pytest.mark.parametrize("exit_state", ["warning", "error"])
+def test_determinate_progress_ending_badly(manager, stream, display, exit_state):
+    progress = ProgressManager(manager, message="Uploading", steps=4)
+    progress.start()
+    progress.step(step=1)
+    progress.end(message="disk full", exit_state=exit_state)
+    assert render(stream.getvalue()) == [
+        "Uploading:",
+        bar_line(1, 18),
+        "%s: disk full" % exit_state.upper(),
+        "",
+    ]
+    assert display.writers == {}
+
+
+def test_exception_in_a_progress_block(manager, stream, display):
+    with pytest.raises(ValueError):
+        with ProgressManager(manager, message="Parsing", steps=3) as progress:
+            progress.step(step=1)
+            raise ValueError("bad token")
+    assert render(stream.getvalue())[-2:] == ["EXCEPTION: bad token", ""]
+
+
+def test_indeterminate_progress(manager, stream, display):
+    with ProgressManager(manager, message="Scanning", operation_id="scan") as progress:
+        assert isinstance(display.writers["scan"], EveryStepSpinWriter)
+        for name in ["a.txt", "b.txt", "c.txt", "d.txt", "e.txt"]:
+            progress(name)
+    output = stream.getvalue()
+    assert output.startswith("Scanning:\n")
+    for char, name in zip("\\|/-\\", ["a.txt", "b.txt", "c.txt", "d.txt", "e.txt"]):
+        assert "\r%s %s" % (char, name.ljust(70)) in output
+    assert render(output) == ["Scanning:", "\\ %s Done." % "e.txt".ljust(70), ""]
+    assert display.writers == {}
+
+
+def test_spinner_cuts_long_messages(manager, stream, display):
+    with ProgressManager(manager, message="Long") as progress:
+        progress("x" * 100)
+    line = render(stream.getvalue())[1]
+    assert line == "\\ " + "x" * 70 + " Done."
+
+
+def test_indeterminate_progress_ending_badly(manager, stream, display):
+    progress = ProgressManager(manager, message="Fetching")
+    progress.start()
+    progress("page 1")
+    progress.end(message="timed out", exit_state="error")
+    assert render(stream.getvalue()) == ["Fetching:", "\\ " + "page 1".ljust(70), "ERROR: timed out", ""]
+
+
+def test_end_without_any_step_does_not_leave_a_blank_line(manager, stream, display):
+    progress = ProgressManager(manager, message="Nothing")
+    progress.start()
+    progress.end(message="gave up", exit_state="warning")
+    assert stream.getvalue() == "Nothing:\nWARNING: gave up\n"
+
+
+def test_interleaved_operations_have_their_own_writers(manager, stream, display):
+    first = ProgressManager(manager, message="First", steps=2, operation_id=1)
+    second = ProgressManager(manager, message="Second", operation_id=2)
+    first.start()
+    second.start()
+    assert set(display.writers) == {1, 2}
+    first.step(step=1)
+    second("working")
+    first.end()
+    assert set(display.writers) == {2}
+    second.end()
+    output = stream.getvalue()
+    assert "\r" + bar_line(1, 35) in output
+    assert "\r\\ " + "working".ljust(70) in output
+    assert display.writers == {}
+
+
+def test_listeners_are_filtered_by_operation_and_removed_at_the_end(manager, stream, display):
+    progress = ProgressManager(manager, message="Job", steps=2, operation_id="mine")
+    progress.start()
+    manager.emit(ProgressStepEvent(operation_id="other", message="x", step=2))
+    assert stream.getvalue() == "Job:\n"
+    progress.end()
+    finished = stream.getvalue()
+    # The writer is gone: late events for the operation print nothing.
+    manager.emit(ProgressStepEvent(operation_id="mine", message="late", step=1))
+    manager.emit(ProgressEndEvent(operation_id="mine", message="late", exit_state="normal"))
+    assert stream.getvalue() == finished
+    assert list(manager.get_listeners(ProgressStepEvent(operation_id="mine"))) == []
+
+
+def test_redraws_are_throttled(manager, stream):
+    class FakeClock:
+        now = 100.0
+
+        def __call__(self):
+            return self.now
+
+    clock = FakeClock()
+
+    class ClockedWriter(ProgressWriter):
+        pass
+
+    ClockedWriter.clock = clock
+
+    class ClockedDisplay(ProgressDisplay):
+        progress_writer = ClockedWriter
+
+    display = ClockedDisplay(manager, stream)
+    progress = ProgressManager(manager, message="Throttled", steps=100)
+    progress.start()
+    progress.step(step=1)  # drawn: first draw
+    progress.step(step=2)  # skipped: same instant
+    clock.now += 0.01
+    progress.step(step=3)  # skipped: too soon
+    clock.now += 0.05
+    progress.step(step=4)  # drawn
+    output = stream.getvalue()
+    assert output.count("\r") == 2
+    assert "\r" + bar_line(1, 1) in output
+    assert "\r" + bar_line(4, 3) in output
+    progress.end()  # the final bar is always drawn
+    assert render(stream.getvalue())[-3:] == [bar_line(100, BAR), "Done.", ""]
+    assert display.writers == {}
+
+
+def test_default_writers_and_throttle():
+    assert ProgressDisplay.progress_writer is ProgressWriter
+    assert ProgressDisplay.spin_writer is SpinWriter
+    assert ProgressWriter.min_interval == SpinWriter.min_interval == 0.05
+
+
+def test_subclass_progress_events_are_shown(manager, stream, display):
+    class CopyStart(ProgressStartEvent):
+        pass
+
+    class CopyStep(ProgressStepEvent):
+        pass
+
+    class CopyEnd(ProgressEndEvent):
+        pass
+
+    manager.emit(CopyStart(operation_id="c", message="Copy", steps=1))
+    manager.emit(CopyStep(operation_id="c", message="Copy", step=1))
+    manager.emit(CopyEnd(operation_id="c", message="Copy", exit_state="normal"))
+    assert render(stream.getvalue()) == ["Copy:", bar_line(1, BAR), "Done.", ""]
+
+
+def test_default_stream_is_stdout(manager, capsys):
+    display = UnthrottledDisplay(manager)
+    assert display.stream is __import__("sys").stdout
+    with ProgressManager(manager, message="To stdout", steps=1) as progress:
+        progress.step(step=1)
+    assert render(capsys.readouterr().out) == ["To stdout:", bar_line(1, BAR), "Done.", ""]
+
+
+def test_default_event_manager_is_the_package_one(stream):
+    saved = package_globals._event_manager
+    package_globals._event_manager = None
+    try:
+        display = UnthrottledDisplay(stream=stream)
+        assert display.event_manager is package_globals.get_event_manager()
+        with ProgressManager(message="Global", steps=1):
+            pass
+        assert stream.getvalue().startswith("Global:\n")
+    finally:
+        package_globals._event_manager = saved
+
+
+def test_disconnect_stops_all_output(manager, stream, display):
+    progress = ProgressManager(manager, message="Half", steps=2)
+    progress.start()
+    display.disconnect()
+    before = stream.getvalue()
+    progress.step(step=1)
+    progress.end()
+    ProgressManager(manager, message="Later", steps=2).start()
+    assert stream.getvalue() == before == "Half:\n"
+    assert display.writers == {}
+
+
+def test_steps_from_many_threads(manager, stream, display):
+    progress = ProgressManager(manager, message="Parallel", steps=400)
+    progress.start()
+    barrier = threading.Barrier(4)
+
+    def stepper(offset):
+        barrier.wait(10)
+        for i in range(100):
+            progress.step(step=offset + i)
+
+    threads = [threading.Thread(target=stepper, args=(n * 100,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+        assert not thread.is_alive()
+    progress.end()
+    output = stream.getvalue()
+    # 400 redraws, never interleaved mid-line, then the final bar and Done.
+    assert output.count("\r") == 401
+    assert all(len(chunk.split("\n")[0]) == len(bar_line(0, 0)) for chunk in output.split("\r")[1:])
+    assert render(output)[-3:] == [bar_line(400, BAR), "Done.", ""]
