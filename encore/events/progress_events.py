@@ -206,7 +206,9 @@ class ProgressManager(object):
             ``'normal'`` (the default), ``'warning'``, ``'error'`` or
             ``'exception'``.
         **kwargs
-            Extra attributes for the end event.
+            Extra attributes for the end event.  ``end_state``, the name
+            Encore's manual uses in its example, is also accepted for
+            ``exit_state`` (and kept as an attribute too).
 
         Raises
         ------
@@ -220,6 +222,8 @@ class ProgressManager(object):
         """
         if not self._running:
             raise Exception("Progress operation {} is not running".format(self.operation_id))
+        if "end_state" in kwargs and exit_state == "normal":
+            exit_state = kwargs["end_state"]
         attributes = {
             "message": self.message if message is None else message,
             "exit_state": exit_state,

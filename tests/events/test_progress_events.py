@@ -190,3 +190,15 @@ def test_subclass_event_types(manager):
     with CustomProgress(manager):
         pass
     assert len(seen) == 1
+
+
+def test_end_state_spelling_of_the_manual_is_accepted(manager, received):
+    progress = ProgressManager(manager)
+    progress.start()
+    progress.end(message="Failure mode 1", end_state="warning")
+    end = received[-1]
+    assert end.exit_state == "warning"
+    assert end.end_state == "warning"
+    progress.start()
+    progress.end(exit_state="error", end_state="warning")  # the real name wins
+    assert received[-1].exit_state == "error"
