@@ -14,7 +14,9 @@ whether anyone listens; ``get`` reads and parses the metadata and stats the
 files.  Each scenario is timed for both in the same run (median of several
 repeats, interleaved so that disk hiccups hit both); the table gives
 milliseconds (set) or microseconds (get) per operation and the store/raw
-ratio.  Targets: set within 2x, get + read within 2x.
+ratio.  Targets: set within 2x, get + read within 2x.  Two informative rows
+time LockingFileSystemStore, which also takes a file lock per operation and
+appends to its change log.
 
 Then a 256 MiB value goes through ``from_file`` and ``to_file`` in a child
 process, which reports how much its peak resident memory grew (target: less
@@ -35,6 +37,7 @@ import time
 
 from encore.events.event_manager import EventManager
 from encore.storage.filesystem_store import FileSystemStore, init_shared_store
+from encore.storage.locking_filesystem_store import LockingFileSystemStore
 
 METADATA = {"type": "egg", "name": "encore", "version": "0.9.0", "size": 100}
 
@@ -125,6 +128,42 @@ def bench_set_and_get(base, quick):
     return rows
 
 
+def bench_locking(base, quick):
+    """LockingFileSystemStore (per-key file locks and the change log) on 1 KiB values."""
+    payload = os.urandom(1024)
+    store_root, raw_root = os.path.join(base, "locking"), os.path.join(base, "locking_raw")
+    init_shared_store(store_root)
+    os.makedirs(raw_root)
+    store = LockingFileSystemStore(store_root, remote_event_poll_interval=None,
+                                   event_manager=EventManager())
+    keys = ["key%d" % i for i in range(20)]
+    for key in keys:
+        store.set(key, (io.BytesIO(payload), METADATA))
+        _raw_set(raw_root, key, payload)
+    rows = []
+
+    def store_set(index):
+        store.set(keys[index % len(keys)], (io.BytesIO(payload), dict(METADATA, serial=index)))
+
+    def raw_set(index):
+        _raw_set(raw_root, keys[index % len(keys)], payload)
+
+    store_time, raw_time = _compare(store_set, raw_set, 10 if quick else 20, 5)
+    rows.append(("locking set", 1024, store_time * 1e3, raw_time * 1e3, "ms"))
+
+    def store_get(index):
+        with store.get(keys[index % len(keys)]) as stream:
+            stream.read()
+
+    def raw_get(index):
+        _raw_get(os.path.join(raw_root, keys[index % len(keys)]))
+
+    store_time, raw_time = _compare(store_get, raw_get, 500 if quick else 2000, 7)
+    rows.append(("locking get + read", 1024, store_time * 1e6, raw_time * 1e6, "us"))
+    store.disconnect()
+    return rows
+
+
 _CHILD = r"""
 import json, os, resource, sys
 from encore.events.event_manager import EventManager
@@ -172,14 +211,15 @@ def main():
     try:
         print("FileSystemStore vs raw file operations ({})".format(base))
         print("{:<19} {:>9} {:>12} {:>12} {:>8}".format("operation", "size", "store", "raw", "ratio"))
-        for name, size, store_value, raw_value, unit in bench_set_and_get(base, options.quick):
+        rows = bench_set_and_get(base, options.quick) + bench_locking(base, options.quick)
+        for name, size, store_value, raw_value, unit in rows:
             print("{:<19} {:>9} {:>9.3f} {:<2} {:>9.3f} {:<2} {:>7.2f}x".format(
                 name, size, store_value, unit, raw_value, unit, store_value / raw_value))
         size = (64 if options.quick else 256) << 20
         figures, elapsed = bench_large(base, size)
         growth = max(figures["after_write"], figures["after_read"]) - figures["before"]
-        print("{} MiB through from_file + to_file in {:.2f} s: peak RSS {:.1f} MiB before, "
-              "grew by {:.1f} MiB (target < 32 MiB)".format(
+        print("{} MiB through from_file + to_file in {:.2f} s: peak RSS {:.2f} MiB before, "
+              "grew by {:.2f} MiB (target < 32 MiB)".format(
                   size >> 20, elapsed, figures["before"] / 2**20, growth / 2**20))
     finally:
         shutil.rmtree(base, ignore_errors=True)

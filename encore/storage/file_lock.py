@@ -16,7 +16,8 @@ after waiting that long while the lock did not change (same holder, same
 readers); :meth:`FileLock.force_break` breaks one at once.
 
 A writer waits as long as any reader holds the lock, so a steady stream of
-readers can starve writers.
+readers can starve writers.  An empty lock directory is left behind by the
+last reader and removed by the next exclusive acquirer.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import socket
 import threading
 import time
 import uuid
-from typing import Any, FrozenSet, Optional, Tuple, Union
+from typing import Any, Dict, FrozenSet, Optional, Tuple, Union
 
 __all__ = ["FileLock", "SharedFileLock", "LockError"]
 
@@ -41,11 +42,20 @@ class LockError(Exception):
     someone who does not hold it."""
 
 
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in this environment
-        return "unknown"
+_identity: Optional[Tuple[str, str]] = None
+
+
+def _host_and_user() -> Tuple[str, str]:
+    """The host name and login name, looked up once per process (the user
+    lookup can be slow)."""
+    global _identity
+    if _identity is None:
+        try:
+            user = getpass.getuser()
+        except Exception:  # no login name in this environment
+            user = "unknown"
+        _identity = (socket.gethostname(), user)
+    return _identity
 
 
 def _lock_path(name: str, dir: Optional[str]) -> str:
@@ -292,8 +302,8 @@ class FileLock(_BaseFileLock):
             return self._explicit_data
         pid = os.getpid()
         if pid != self._pid:  # computed again in a forked child
-            self._data = "{}\n{}\n{}\n{}\nLOCK".format(
-                socket.gethostname(), pid, _user(), self.uid).encode("utf-8")
+            host, user = _host_and_user()
+            self._data = "{}\n{}\n{}\n{}\nLOCK".format(host, pid, user, self.uid).encode("utf-8")
             self._pid = pid
         return self._data
 
@@ -433,6 +443,11 @@ class SharedFileLock(_BaseFileLock):
         changed meanwhile (0: never).
     uid : object, optional
         Identifies the reader within its process (default ``id(self)``).
+    link_source : str, optional
+        An existing file on the same file system.  When given, each
+        reader's entry is made as a hard link to it instead of a new file,
+        which some file systems do many times faster; where hard links fail
+        a file is created as usual.  (An encore addition.)
 
     Attributes
     ----------
@@ -441,16 +456,24 @@ class SharedFileLock(_BaseFileLock):
     """
 
     def __init__(self, name: str, dir: Optional[str] = None, poll_interval: float = 0.01,
-                 timeout: float = 0, force_timeout: float = 0, uid: Any = None) -> None:
+                 timeout: float = 0, force_timeout: float = 0, uid: Any = None,
+                 link_source: Optional[str] = None) -> None:
         super().__init__(name, dir, poll_interval, timeout, force_timeout, uid)
+        self.link_source = link_source
         self._level = 0
         self._mutex = threading.RLock()
         self._reader_path: Optional[str] = None
+        self._reader_names: Dict[int, str] = {}
 
     def _reader_name(self) -> str:
-        parts = [socket.gethostname(), str(os.getpid()), _user(), str(self.uid)]
-        cleaned = ["".join(c if c.isalnum() or c in "-._" else "_" for c in part) for part in parts]
-        return "__".join(cleaned) + ".lock"
+        pid = os.getpid()
+        cached = self._reader_names.get(pid)
+        if cached is None:
+            host, user = _host_and_user()
+            parts = [host, str(pid), user, str(self.uid)]
+            cleaned = ["".join(c if c.isalnum() or c in "-._" else "_" for c in part) for part in parts]
+            cached = self._reader_names[pid] = "__".join(cleaned) + ".lock"
+        return cached
 
     def _blocked(self) -> bool:
         return self.locked()
@@ -474,13 +497,14 @@ class SharedFileLock(_BaseFileLock):
             if self._level > 0:
                 self._level += 1
                 return True
-            reader = os.path.join(self.path, self._reader_name())
-            content = "{}\nSHARED".format(self._reader_name()).encode("utf-8")
+            name = self._reader_name()
+            reader = os.path.join(self.path, name)
+            content = "{}\nSHARED".format(name).encode("utf-8")
             waiter = self._waiter()
             flags = os.O_CREAT | os.O_WRONLY | os.O_TRUNC | getattr(os, "O_BINARY", 0)
             while True:
                 try:
-                    fd = os.open(reader, flags, 0o644)
+                    fd = self._register(reader, flags)
                 except NotADirectoryError:
                     # An exclusive lock file is there.
                     if not waiter.sleep():
@@ -502,16 +526,42 @@ class SharedFileLock(_BaseFileLock):
                             return False
                         continue
                     raise
-                try:
-                    os.write(fd, content)
-                finally:
-                    os.close(fd)
+                if fd is not None:
+                    try:
+                        os.write(fd, content)
+                    finally:
+                        os.close(fd)
                 self._reader_path = reader
                 self._level = 1
                 return True
 
+    def _register(self, reader: str, flags: int) -> Optional[int]:
+        """Create this reader's entry: a hard link to :attr:`link_source`
+        (returns None) or a new file (returns its descriptor)."""
+        source = self.link_source
+        if source is not None:
+            try:
+                os.link(source, reader)
+                return None
+            except FileExistsError:
+                os.unlink(reader)  # left by a dead process that had our name
+                return self._register(reader, flags)
+            except FileNotFoundError:
+                if os.path.exists(source):
+                    raise  # the lock directory is missing
+                self.link_source = None
+            except (NotADirectoryError, PermissionError):
+                raise
+            except OSError:  # no hard links here (or across devices)
+                self.link_source = None
+        return os.open(reader, flags, 0o644)
+
     def release(self) -> None:
         """Release one hold on the lock; the last one removes this reader.
+
+        The lock directory stays (as in Encore 0.8): removing it would cost
+        more than the rest of a read, and the next exclusive acquirer
+        removes it once empty.
 
         Raises
         ------
@@ -530,10 +580,6 @@ class SharedFileLock(_BaseFileLock):
                 os.unlink(reader)
             except FileNotFoundError:
                 raise LockError("the shared lock {} was broken while held".format(self.path)) from None
-            try:
-                os.rmdir(self.path)  # fails while other readers hold it
-            except OSError:
-                pass
 
     def locked(self) -> bool:
         """Whether the lock is held exclusively (so a shared hold must wait).

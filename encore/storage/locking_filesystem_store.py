@@ -243,6 +243,9 @@ class LockingFileSystemStore(FileSystemStore):
         self.max_time_delta = max_time_delta
         self.lock_poll_interval = 0.005
         self._log_path = os.path.join(self.path, LOG_NAME)
+        # Readers' lock entries are hard links to the magic file: much
+        # cheaper than new files on some file systems.
+        self._magic_path = os.path.join(self.path, self.magic_fname)
         self._log_lock = FileLock(os.path.join(self.path, LOG_LOCK_NAME), uid=id(self),
                                   poll_interval=0.002, force_timeout=force_lock_timeout)
         self._log_mutex = threading.Lock()
@@ -353,7 +356,8 @@ class LockingFileSystemStore(FileSystemStore):
                                  force_timeout=self.force_lock_timeout)
         else:
             lock = SharedFileLock(stem, uid=id(self), poll_interval=self.lock_poll_interval,
-                                  force_timeout=self.force_lock_timeout)
+                                  force_timeout=self.force_lock_timeout,
+                                  link_source=self._magic_path)
         for attempt in range(10):
             if not exclusive and not os.path.isdir(directory):
                 lock = None  # no directory, no key: nothing to protect

@@ -205,7 +205,12 @@ def test_shared_locks_are_shared(name):
     first.release()
     assert not first.acquired() and second.acquired()
     second.release()
-    assert not os.path.exists(name + ".lock")  # the last reader tidies up
+    assert os.listdir(name + ".lock") == []  # an empty directory stays...
+    writer = FileLock(name, timeout=1)
+    assert writer.acquire()  # ...and does not stop a writer, who removes it
+    assert os.path.isfile(name + ".lock")
+    writer.release()
+    assert not os.path.exists(name + ".lock")
 
 
 def test_shared_excludes_exclusive_and_back(name):
@@ -349,3 +354,29 @@ def test_processes_readers_never_see_a_half_write(tmp_path):
         process.join(60)
     assert [process.exitcode for process in readers + writers] == [0, 0, 0, 0]
     assert errors.empty()
+
+
+def test_shared_lock_entries_as_hard_links(name, tmp_path):
+    source = str(tmp_path / "source")
+    with open(source, "wb") as stream:
+        stream.write(b"anything")
+    first = SharedFileLock(name, link_source=source)
+    second = SharedFileLock(name, link_source=source, uid="other")
+    with first, second:
+        assert os.stat(source).st_nlink == 3
+        assert len(os.listdir(name + ".lock")) == 2
+        assert FileLock(name, timeout=0.02, poll_interval=0.005).acquire() is False
+    assert os.stat(source).st_nlink == 1
+    with FileLock(name):
+        assert SharedFileLock(name, link_source=source, timeout=0.02,
+                              poll_interval=0.005).acquire() is False
+
+
+def test_shared_lock_without_its_link_source_creates_files(name, tmp_path):
+    lock = SharedFileLock(name, link_source=str(tmp_path / "missing"))
+    with lock:
+        assert lock.acquired()
+        entry = os.path.join(name + ".lock", os.listdir(name + ".lock")[0])
+        with open(entry, "rb") as stream:
+            assert stream.read().endswith(b"SHARED")
+    assert lock.link_source is None

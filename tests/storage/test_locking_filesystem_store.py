@@ -238,11 +238,18 @@ def test_reads_wait_for_a_writer(store, root):
 
 def test_no_lock_files_remain(store, root):
     store.set("a/b", (io.BytesIO(b"1"), {}))
+    assert sorted(os.listdir(os.path.join(root, "a"))) == ["b.data", "b.metadata"]
     store.get("a/b").data.close()
     list(store.query(x=1))
+    # Reads leave an empty shared-lock directory (cheaper than removing it)...
+    assert os.listdir(os.path.join(root, "a", "b.lock")) == []
+    assert list(store.query_keys()) == ["a/b"]
+    # ... which the next write removes.
     store.update_metadata("a/b", {"x": 1})
     assert sorted(os.listdir(os.path.join(root, "a"))) == ["b.data", "b.metadata"]
     assert sorted(os.listdir(root)) == [".FSStore", "__log__.txt", "a"]
+    store.delete("a/b")
+    assert sorted(os.listdir(root)) == [".FSStore", "__log__.txt"]
 
 
 def test_a_stale_lock_is_broken_after_force_lock_timeout(stores, root):
@@ -252,8 +259,8 @@ def test_a_stale_lock_is_broken_after_force_lock_timeout(stores, root):
     started = time.monotonic()
     store.from_bytes("k", b"written")
     assert time.monotonic() - started >= 0.05
-    assert store.to_bytes("k") == b"written"
     assert not os.path.exists(os.path.join(root, "k.lock"))
+    assert store.to_bytes("k") == b"written"
 
 
 def _update_many(root, worker, rounds):
