@@ -3,10 +3,8 @@
 Everything here interoperates with the standard library: the executors are
 :class:`concurrent.futures.Executor` subclasses that return
 :class:`concurrent.futures.Future` objects, and the work schedulers accept any
-executor.
+executor.  The modules are:
 
-Modules
--------
 :mod:`~encore.concurrent.futures.future`
     :class:`Future`, a standard future that also keeps the traceback text of
     a failure.

@@ -26,7 +26,7 @@ from .future import format_exception_traceback
 
 logger = logging.getLogger(__name__)
 
-#: The form in which the hooks exchange jobs: ``(operation, args, kwargs)``.
+#: A job as the hooks exchange it, the tuple ``(operation, args, kwargs)``.
 Job = Tuple[Callable[..., Any], tuple, dict]
 
 

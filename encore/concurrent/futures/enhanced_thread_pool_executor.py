@@ -10,12 +10,10 @@
 * *wait_at_exit*, which chooses whether the interpreter waits for the workers
   (and the jobs already queued) when it exits.
 
-How the workers end
--------------------
-Workers are daemon threads, so they never keep the interpreter alive on their
-own.  A single :mod:`atexit` hook, registered when this module is imported,
-runs while the interpreter is still fully working (after the main thread and
-every non-daemon thread have finished).  It makes every executor refuse new
+**How the workers end.**  Workers are daemon threads, so they never keep the
+interpreter alive on their own.  A single :mod:`atexit` hook, registered when
+this module is imported, runs while the interpreter is still fully working
+(after the main thread and every non-daemon thread have finished).  It makes every executor refuse new
 jobs, tells the workers of the executors created with ``wait_at_exit=True``
 to stop once the queued jobs are done, and joins them.  Workers of executors
 created with ``wait_at_exit=False`` are left alone and simply stop existing
