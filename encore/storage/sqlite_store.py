@@ -82,7 +82,9 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 from .abstract_store import AbstractStore, StoreError, Value, check_metadata
 from .events import (
     StoreDeleteEvent,
-    StoreProgressEvent,
+    StoreProgressEndEvent,
+    StoreProgressStartEvent,
+    StoreProgressStepEvent,
     StoreSetEvent,
     StoreUpdateEvent,
 )
@@ -90,7 +92,7 @@ from .utils import (
     DEFAULT_BUFFER_SIZE,
     is_listened,
     slice_offsets,
-    store_progress,
+    StoreProgressManager,
     transaction_lock,
 )
 
@@ -427,6 +429,17 @@ class _BlobStream(io.RawIOBase):
                 super().close()
 
 
+def _blob_reader(blob: Any, start: int, end: int, lock: Any = None, release: Any = None) -> io.BufferedReader:
+    """A buffered stream over ``blob[start:end]`` (efficient small reads and lines)."""
+    return io.BufferedReader(_BlobStream(blob, start, end, lock, release), 1 << 16)
+
+
+def _bytes_range(data: Any, start: Optional[int], end: Optional[int]) -> io.BytesIO:
+    data = _blob_bytes(data)
+    first, last = slice_offsets(start, end, len(data))
+    return io.BytesIO(data[first:last])
+
+
 class SqliteValue(Value):
     """The value of a key of a :class:`SqliteStore`.
 
@@ -672,6 +685,8 @@ class SqliteStore(AbstractStore):
         self._tx_lock = transaction_lock(self)
         self._writer: Optional[sqlite3.Connection] = None
         self._tx_owner: Optional[int] = None
+        # The events of the store's own open write transaction, if any.
+        self._tx_events: Optional[list] = None
         # Index columns: committed ones, and those of the open transaction.
         self._columns: Dict[str, str] = {}
         self._tx_columns: Optional[Dict[str, str]] = None
@@ -722,6 +737,11 @@ class SqliteStore(AbstractStore):
             "CASE WHEN length(data) <= {} THEN data END FROM {} WHERE key = ?".format(
                 INLINE_LIMIT, table))
         statements["whole_data"] = "SELECT data FROM {} WHERE key = ?".format(table)
+        statements["get_whole"] = (
+            "SELECT rowid, metadata, created, modified, length(data), data "
+            "FROM {} WHERE key = ?".format(table))
+        statements["get_data_whole"] = (
+            "SELECT rowid, length(data), modified, data FROM {} WHERE key = ?".format(table))
         statements["check_row"] = (
             "SELECT key, length(data), modified FROM {} WHERE rowid = ?".format(table))
         statements["delete"] = "DELETE FROM {} WHERE key = ?".format(table)
@@ -1054,7 +1074,7 @@ class SqliteStore(AbstractStore):
         KeyError
             If the key is not in the store.
         """
-        row = self._read_one(self._statements["get"], (key,))
+        row = self._read_one(self._statements["get" if _BLOB_IO else "get_whole"], (key,))
         if row is None:
             raise KeyError(key)
         rowid, metadata, created, modified, size, inline = row
@@ -1063,9 +1083,7 @@ class SqliteStore(AbstractStore):
         if size is None:
             size, inline = 0, b""
         elif inline is not None and type(inline) is not bytes:
-            inline = bytes(inline) if not isinstance(inline, str) else inline.encode("utf-8")
-        elif inline is None and not _BLOB_IO:
-            inline = self._whole_data(key)
+            inline = _blob_bytes(inline)
             size = len(inline)
         return SqliteValue(self, key, rowid, metadata, created, modified, size, inline)
 
@@ -1123,7 +1141,7 @@ class SqliteStore(AbstractStore):
         return self._open_key_data(key, start, end)
 
     def _open_key_data(self, key: str, start: Optional[int], end: Optional[int]) -> Any:
-        sql = self._statements["get_data"]
+        sql = self._statements["get_data" if _BLOB_IO else "get_data_whole"]
         check = self._statements["check_row"]
         if self._shared or self._tx_owner == threading.get_ident():
             # One connection: the row cannot change between the statements.
@@ -1135,13 +1153,11 @@ class SqliteStore(AbstractStore):
                 if row is None:
                     raise KeyError(key)
                 rowid, size, _, inline = row
-                first, last = slice_offsets(start, end, size or 0)
-                if size is None or inline is not None or not _BLOB_IO:
-                    if inline is None:
-                        inline = self._whole_data(key)
-                    return io.BytesIO(_blob_bytes(inline)[first:last])
+                if size is None or inline is not None:
+                    return _bytes_range(inline, start, end)
+                first, last = slice_offsets(start, end, size)
                 blob = connection.blobopen(self.table, "data", rowid, readonly=True)
-                return _BlobStream(blob, first, last, lock=self._tx_lock)
+                return _blob_reader(blob, first, last, lock=self._tx_lock)
         connection = self._acquire_reader()
         try:
             for _ in range(20):
@@ -1151,19 +1167,9 @@ class SqliteStore(AbstractStore):
                 if row is None:
                     raise KeyError(key)
                 rowid, size, modified, inline = row
-                first, last = slice_offsets(start, end, size or 0)
-                if size is None or inline is not None or not _BLOB_IO:
-                    if inline is None:
-                        cursor = connection.execute(self._statements["whole_data"], (key,))
-                        found = cursor.fetchone()
-                        cursor.close()
-                        if found is None:
-                            raise KeyError(key)
-                        inline = found[0]
-                        first, last = slice_offsets(start, end, len(_blob_bytes(inline)))
-                    self._release_reader(connection)
-                    connection = None
-                    return io.BytesIO(_blob_bytes(inline)[first:last])
+                if size is None or inline is not None:
+                    return _bytes_range(inline, start, end)
+                first, last = slice_offsets(start, end, size)
                 try:
                     blob = connection.blobopen(self.table, "data", rowid, readonly=True)
                 except sqlite3.OperationalError:
@@ -1175,8 +1181,8 @@ class SqliteStore(AbstractStore):
                 if current != (key, size, modified):
                     blob.close()
                     continue
-                stream = _BlobStream(blob, first, last,
-                                     release=functools.partial(self._release_reader, connection))
+                stream = _blob_reader(blob, first, last,
+                                      release=functools.partial(self._release_reader, connection))
                 connection = None
                 return stream
             raise StoreError("the data of {!r} kept changing while it was opened".format(key))
@@ -1200,7 +1206,7 @@ class SqliteStore(AbstractStore):
                 if current != expected:
                     raise changed
                 blob = connection.blobopen(self.table, "data", value._rowid, readonly=True)
-                return _BlobStream(blob, first, last, lock=self._tx_lock)
+                return _blob_reader(blob, first, last, lock=self._tx_lock)
         connection = self._acquire_reader()
         try:
             try:
@@ -1213,8 +1219,8 @@ class SqliteStore(AbstractStore):
             if current != expected:
                 blob.close()
                 raise changed
-            stream = _BlobStream(blob, first, last,
-                                 release=functools.partial(self._release_reader, connection))
+            stream = _blob_reader(blob, first, last,
+                                  release=functools.partial(self._release_reader, connection))
             connection = None
             return stream
         finally:
@@ -1416,6 +1422,9 @@ class SqliteStore(AbstractStore):
     def _begin_transaction(self) -> None:
         """Begin a write transaction (called with the transaction lock held)."""
         connection = self._require_writer()
+        if self._tx_owner == threading.get_ident():
+            raise StoreError("a transaction cannot begin inside a write of the same store "
+                             "(from a listener of its progress events, say)")
         connection.execute("BEGIN IMMEDIATE")
         self._tx_owner = threading.get_ident()
         self._tx_columns = None
@@ -1475,10 +1484,15 @@ class SqliteStore(AbstractStore):
                     self._tx_columns = saved
                     raise
                 connection.execute("RELEASE encore_write")
-                for emit, args in events:
-                    emit(*args)
+                outer = self._tx_events
+                if outer is not None:
+                    outer.extend(events)  # the enclosing write emits them
+                else:
+                    for emit, args in events:
+                        emit(*args)
                 return
             self._begin_transaction()
+            self._tx_events = events
             try:
                 yield self._writer, events
                 self._commit_transaction()
@@ -1488,6 +1502,8 @@ class SqliteStore(AbstractStore):
                 except sqlite3.Error:
                     logger.exception("rolling back a failed write failed too")
                 raise
+            finally:
+                self._tx_events = None
         for emit, args in events:
             emit(*args)
 
@@ -1589,9 +1605,19 @@ class SqliteStore(AbstractStore):
 
     def _progress(self, key: str, metadata: Any, size: Optional[int], message: str) -> Any:
         """A progress manager, or None when nobody listens."""
-        if not is_listened(self.event_manager, StoreProgressEvent):
+        if not self._progress_listened():
             return None
-        return store_progress(self, key, metadata, message, -1 if size is None else size)
+        return StoreProgressManager(event_manager=self.event_manager, source=self,
+                                    message=message, steps=-1 if size is None else size,
+                                    key=key, metadata=metadata)
+
+    def _progress_listened(self) -> bool:
+        # Listeners of one concrete progress class count too, so each class is
+        # asked (asking about the StoreProgressEvent base would miss them).
+        manager = self.event_manager
+        return (is_listened(manager, StoreProgressStepEvent)
+                or is_listened(manager, StoreProgressStartEvent)
+                or is_listened(manager, StoreProgressEndEvent))
 
     def _prepare(self, stream: Any, size: Optional[int], buffer_size: int, progress: Any,
                  force_spool: bool = False) -> _Payload:
@@ -1832,7 +1858,7 @@ class SqliteStore(AbstractStore):
     def _set_data_value(self, key: str, data: Any, buffer_size: int) -> None:
         size = _remaining_size(data)
         progress = None
-        if is_listened(self.event_manager, StoreProgressEvent):
+        if self._progress_listened():
             row = self._read_one(self._statements["metadata"], (key,))
             progress = self._progress(key, {} if row is None else self._decode_metadata(row[0]),
                                       size, "Storing {}".format(key))
@@ -1986,7 +2012,7 @@ class SqliteStore(AbstractStore):
             One per key, after the transaction.
         """
         if (self._modifications_listened()
-                or is_listened(self.event_manager, StoreProgressEvent)):
+                or self._progress_listened()):
             with self._writing():
                 for key, value in zip(keys, values):
                     self._set_value(key, value, buffer_size)

@@ -1099,3 +1099,56 @@ def test_events_of_set_carry_existence_and_metadata(store, event_manager):
         (StoreSetEvent, "k", {"a": 1}), (StoreUpdateEvent, "k", {"b": 2}),
         (StoreUpdateEvent, "k", {"c": 3}), (StoreSetEvent, "j", {}),
     ]
+
+
+def test_failed_multiset_emits_nothing(store, event_manager):
+    with EventRecorder(event_manager, store) as recorder:
+        with pytest.raises(OSError):
+            store.multiset(["a", "b", "c"], [(io.BytesIO(b"a"), {"n": 1}),
+                                             (io.BytesIO(b"b"), {"n": 2}),
+                                             (BrokenStream(b"cc", 1), {"n": 3})])
+    assert recorder.modifications() == []
+    assert list(store.query_keys()) == []
+
+
+def test_multi_write_events_arrive_after_commit(store, event_manager):
+    seen = []
+
+    def listener(event):
+        with ThreadPoolExecutor(1) as executor:
+            seen.append((event.key, executor.submit(store.exists, "b").result(timeout=10)))
+
+    event_manager.connect(StoreSetEvent, listener)
+    store.multiset(["a", "b"], [(io.BytesIO(b"a"), {}), (io.BytesIO(b"b"), {})])
+    store.multiset_metadata(["c"], [{"x": 1}])
+    assert seen == [("a", True), ("b", True), ("c", True)]
+
+
+def test_transaction_cannot_begin_inside_a_write(store, event_manager, tmp_path):
+    path = str(tmp_path / "source")
+    with open(path, "wb") as stream:
+        stream.write(b"s" * (3 << 20))
+    errors = []
+
+    def listener(event):
+        # Progress steps of a known-size value come while its blob is filled,
+        # inside the write's transaction.
+        try:
+            with store.transaction("inside"):
+                pass
+        except StoreError as error:
+            errors.append(error)
+
+    event_manager.connect(StoreProgressStepEvent, listener)
+    store.from_file("k", path)
+    assert len(errors) == 3
+    assert store.to_bytes("k") == b"s" * (3 << 20)
+
+
+def test_large_streams_read_lines(store):
+    lines = [b"line %d\n" % i for i in range(200000)]
+    put(store, "text", b"".join(lines))
+    assert store.get("text").size > sqlite_store.INLINE_LIMIT
+    with store.get_data("text") as stream:
+        assert stream.readline() == b"line 0\n"
+        assert list(stream)[-1] == b"line 199999\n"
