@@ -37,6 +37,7 @@ from .utils import (
     buffer_iterator,
     copy_stream,
     is_listened,
+    progress_is_listened,
     store_progress,
 )
 
@@ -964,9 +965,7 @@ class AbstractReadOnlyStore(abc.ABC):
             When anyone listens: ``steps`` is the size in bytes (``-1`` when
             unknown) and each step gives the bytes written so far.
         """
-        from .events import StoreProgressEvent
-
-        if is_listened(self.event_manager, StoreProgressEvent):
+        if progress_is_listened(self.event_manager):
             value = self.get(key)
             stream = value.data
             metadata, size = value.metadata, value.size

@@ -28,9 +28,9 @@ from time import time as _now
 from typing import Any, Dict, Iterable, Iterator, Optional, Tuple
 
 from .abstract_store import AbstractStore, check_metadata, copy_metadata, select_metadata
-from .events import StoreDeleteEvent, StoreProgressEvent, StoreSetEvent, StoreUpdateEvent
+from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .string_value import StringValue
-from .utils import DEFAULT_BUFFER_SIZE, is_listened, store_progress, transaction_lock
+from .utils import DEFAULT_BUFFER_SIZE, progress_is_listened, store_progress, transaction_lock
 
 logger = logging.getLogger(__name__)
 
@@ -351,7 +351,7 @@ class DictMemoryStore(AbstractStore):
         self, key: str, stream: Any, metadata: Optional[Dict[str, Any]], steps: int, buffer_size: int
     ) -> bytes:
         """Read a stream, emitting progress events when anyone listens."""
-        if not is_listened(self.event_manager, StoreProgressEvent):
+        if not progress_is_listened(self.event_manager):
             return self._read_stream(stream, buffer_size)
         progress = store_progress(
             self, key, None if metadata is None else copy_metadata(metadata),
@@ -425,11 +425,11 @@ class DictMemoryStore(AbstractStore):
         if type(value) is tuple:
             # Already checked: the metadata is a private copy.
             stream, metadata = value
-            if type(stream) is io.BytesIO and not is_listened(self.event_manager, StoreProgressEvent):
+            if type(stream) is io.BytesIO and not progress_is_listened(self.event_manager):
                 data = stream.read()  # the common case, kept short
             else:
                 data = self._read_with_progress(key, stream, metadata, -1, buffer_size)
-        elif type(value) is StringValue and not is_listened(self.event_manager, StoreProgressEvent):
+        elif type(value) is StringValue and not progress_is_listened(self.event_manager):
             data = value._bytes
             metadata = copy_metadata(value._metadata)
         else:

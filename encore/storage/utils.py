@@ -29,7 +29,6 @@ from encore.events.progress_events import ProgressManager
 from .events import (
     StoreModificationEvent,
     StoreProgressEndEvent,
-    StoreProgressEvent,
     StoreProgressStartEvent,
     StoreProgressStepEvent,
     StoreTransactionEndEvent,
@@ -392,26 +391,53 @@ class hashing_file(object):
 # Events and progress
 # ---------------------------------------------------------------------------
 
-def is_listened(event_manager: Any, event_class: type) -> bool:
-    """Tell cheaply whether emitting ``event_class`` can reach a listener.
+def is_listened(event_manager: Any, *event_classes: type) -> bool:
+    """Tell cheaply whether emitting any of the event classes can reach a
+    listener.
 
     Parameters
     ----------
     event_manager : BaseEventManager
         The manager events would be emitted on.
-    event_class : type
-        The event class.
+    *event_classes : type
+        The classes of the events that would be emitted.
 
     Returns
     -------
     bool
-        ``False`` only when the manager can tell that nobody listens; managers
-        without a ``has_listeners`` method are assumed to have listeners.
+        ``False`` only when the manager can tell that no listener would
+        receive an event of any of the classes; managers without a
+        ``has_listeners`` method are assumed to have listeners.
     """
     has_listeners = getattr(event_manager, "has_listeners", None)
     if has_listeners is None:
         return True
-    return has_listeners(event_class)
+    for event_class in event_classes:
+        if has_listeners(event_class):
+            return True
+    return False
+
+
+def progress_is_listened(event_manager: Any) -> bool:
+    """Whether any store progress event would reach a listener.
+
+    A listener may be connected to any of the three concrete progress
+    classes (or to a common ancestor such as
+    :class:`~encore.events.progress_events.ProgressStartEvent`), so asking
+    about their base class would not be enough.
+
+    Parameters
+    ----------
+    event_manager : BaseEventManager
+        The manager events would be emitted on.
+
+    Returns
+    -------
+    bool
+        ``True`` if a start, step or end event could be delivered.
+    """
+    return is_listened(
+        event_manager, StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent)
 
 
 class StoreProgressManager(ProgressManager):
@@ -485,12 +511,12 @@ def store_progress(
     -------
     StoreProgressManager
         Or a do-nothing stand-in with the same methods when no listener is
-        connected to :class:`~encore.storage.events.StoreProgressEvent`.
+        for any store progress event (see :func:`progress_is_listened`).
         Either way use it as a context manager and call ``step(step=n)`` with
         the number of bytes done, once per buffer.
     """
     manager = store.event_manager
-    if not is_listened(manager, StoreProgressEvent):
+    if not progress_is_listened(manager):
         return _NULL_PROGRESS
     return StoreProgressManager(
         event_manager=manager,

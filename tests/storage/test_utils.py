@@ -277,3 +277,21 @@ def test_url_value_file_scheme(tmp_path):
     value = URLValue(path.as_uri())
     assert value.size == 6
     assert value.range(1, 3).read() == b"bc"
+
+
+def test_progress_listened_through_a_subclass_listener():
+    """A display listening to ProgressStartEvent must get store progress."""
+    from encore.events.progress_events import ProgressStartEvent
+    from encore.storage.utils import progress_is_listened
+
+    manager = EventManager()
+    assert not progress_is_listened(manager)
+    starts = []
+    manager.connect(ProgressStartEvent, starts.append)
+    assert progress_is_listened(manager)
+
+    class Store(object):
+        event_manager = manager
+    with store_progress(Store(), "k", {}, "copying", 3) as progress:
+        progress.step(step=3)
+    assert [type(e) for e in starts] == [StoreProgressStartEvent]
