@@ -184,6 +184,41 @@ def scenario_disabled():
     )
 
 
+def scenario_connect_emit_disconnect():
+    # What a store transaction does: a temporary, filtered, high-priority
+    # listener around an emit, with other listeners connected meanwhile.
+    manager = EventManager()
+    signal = blinker.Signal()
+    for _ in range(5):
+        listener = make_listener()
+        manager.connect(Level1Event, listener)
+        signal.connect(listener)
+    temporary = make_listener()
+    sender = object()
+    event = Level3Event(source=sender)
+    connect, disconnect, emit = manager.connect, manager.disconnect, manager.emit
+
+    def with_encore():
+        connect(Level2Event, temporary, filter={"source": sender}, priority=1000)
+        emit(event)
+        disconnect(Level2Event, temporary)
+
+    def with_blinker():
+        signal.connect(temporary, sender=sender)
+        signal.send(sender)
+        signal.disconnect(temporary, sender=sender)
+
+    listeners = [temporary] + [make_listener() for _ in range(5)]
+
+    def plain():
+        current = list(listeners)
+        for listener in current:
+            listener(event)
+        current.remove(temporary)
+
+    return with_encore, with_blinker, plain
+
+
 SCENARIOS = [
     ("1 listener (function)", scenario_one_listener),
     ("1 listener (bound method)", scenario_one_method),
@@ -191,6 +226,7 @@ SCENARIOS = [
     ("100 filtered listeners, 1 match", scenario_hundred_filtered),
     ("no listeners", scenario_no_listeners),
     ("disabled class", scenario_disabled),
+    ("connect + emit (6) + disconnect", scenario_connect_emit_disconnect),
 ]
 
 

@@ -108,6 +108,10 @@ def _log_listener_failure(listener: Any, event: BaseEvent) -> None:
     )
 
 
+def _sort_key(notifier: Any) -> tuple:
+    return notifier.key
+
+
 def _is_hashable(value: Any) -> bool:
     try:
         hash(value)
@@ -147,7 +151,7 @@ class CallableNotifier(object):
         ``(-priority, count)``, the sort key of the listener.
     """
 
-    __slots__ = ("func", "filter", "filter_items", "priority", "count", "key", "dead", "__weakref__")
+    __slots__ = ("func", "filter", "filter_items", "priority", "count", "key", "dead", "entry", "__weakref__")
 
     def __init__(self, func: Listener, filter: Optional[Mapping[str, Any]], priority: int, count: int) -> None:
         self.func = func
@@ -157,6 +161,7 @@ class CallableNotifier(object):
         self.count = count
         self.key = (-priority, count)
         self.dead = False
+        self.entry = (func, None, self.filter_items, self)
 
     def matches(self, func: Any) -> bool:
         """Whether ``func`` designates this listener.
@@ -192,9 +197,6 @@ class CallableNotifier(object):
         """
         return self.func
 
-    def dispatch_entry(self) -> tuple:
-        """The ``(call, instance_ref, filter_items, notifier)`` entry of a dispatch plan."""
-        return (self.func, None, self.filter_items, self)
 
     def __repr__(self) -> str:
         return "<{} {!r} priority={} filter={!r}>".format(
@@ -246,7 +248,7 @@ class MethodNotifier(object):
 
     __slots__ = (
         "function", "instance_ref", "filter", "filter_items", "priority", "count", "key",
-        "dead", "_on_death", "__weakref__",
+        "dead", "entry", "_on_death", "__weakref__",
     )
 
     def __init__(
@@ -266,6 +268,7 @@ class MethodNotifier(object):
         self.dead = False
         self._on_death = on_death
         self.instance_ref = weakref.ref(method.__self__, self._instance_died)
+        self.entry = (self.function, self.instance_ref, self.filter_items, self)
 
     def _instance_died(self, ref: weakref.ref) -> None:
         self.dead = True
@@ -305,9 +308,6 @@ class MethodNotifier(object):
             return None
         return MethodType(self.function, instance)
 
-    def dispatch_entry(self) -> tuple:
-        """The ``(call, instance_ref, filter_items, notifier)`` entry of a dispatch plan."""
-        return (self.function, self.instance_ref, self.filter_items, self)
 
     def __repr__(self) -> str:
         return "<{} {!r} of {!r} priority={} filter={!r}>".format(
@@ -368,26 +368,33 @@ class EventInfo(object):
 class _DispatchPlan(object):
     """The cached dispatch of one event class (see the module notes)."""
 
-    __slots__ = ("enabled", "entries", "funcs", "has_listeners", "index", "unindexed")
+    __slots__ = ("hierarchy", "enabled", "entries", "funcs", "has_listeners", "index", "unindexed")
 
-    def __init__(self, enabled: bool, notifiers: List[Any]) -> None:
+    def __init__(self, hierarchy: Tuple[type, ...], enabled: bool, notifiers: List[Any]) -> None:
+        self.hierarchy = hierarchy
         self.enabled = enabled
-        entries = tuple(notifier.dispatch_entry() for notifier in notifiers)
+        entries = tuple([notifier.entry for notifier in notifiers])
         self.entries = entries
         self.has_listeners = enabled and bool(entries)
-        # The common case: only strongly held callables without filters.
-        if all(objref is None and items is None for _, objref, items, _ in entries):
-            self.funcs: Optional[tuple] = tuple(call for call, _, _, _ in entries)
-        else:
-            self.funcs = None
         self.index: Optional[list] = None
         self.unindexed: tuple = ()
-        indexable = [
-            position for position, (_, _, items, _) in enumerate(entries)
-            if items is not None and any(_is_hashable(value) for _, value in items)
-        ]
-        if len(indexable) >= INDEX_THRESHOLD:
-            self._build_index(indexable)
+        filtered = 0
+        simple = True
+        for _, instance_ref, items, _ in entries:
+            if items is not None:
+                filtered += 1
+                simple = False
+            elif instance_ref is not None:
+                simple = False
+        # The common case: only strongly held callables without filters.
+        self.funcs: Optional[tuple] = tuple([entry[0] for entry in entries]) if simple else None
+        if filtered >= INDEX_THRESHOLD:
+            indexable = [
+                position for position, (_, _, items, _) in enumerate(entries)
+                if items is not None and any(_is_hashable(value) for _, value in items)
+            ]
+            if len(indexable) >= INDEX_THRESHOLD:
+                self._build_index(indexable)
 
     def _build_index(self, indexable: List[int]) -> None:
         tables: Dict[Tuple[str, ...], Tuple[dict, List[int]]] = {}
@@ -504,22 +511,38 @@ class EventManager(BaseEventManager):
         self._plans: Dict[type, _DispatchPlan] = {}
         self._is_package_default = False
         self._configured = False
+        self._deaths = 0
         self_ref = weakref.ref(self)
 
         def on_death(notifier: MethodNotifier, self_ref=self_ref) -> None:
             manager = self_ref()
             if manager is not None:
+                manager._deaths += 1
                 manager._invalidate()
 
         self._on_death = on_death
 
     # -- internal helpers --------------------------------------------------
 
-    def _invalidate(self) -> None:
-        # Called after every change (possibly without the lock, from a
-        # weakref callback); both assignments are atomic.
+    def _invalidate(self, changed: Optional[type] = None) -> None:
+        """Drop the cached plans a change may have made stale.
+
+        With ``changed`` (the lock held), only the plans of classes whose
+        hierarchy contains ``changed`` are dropped.  Without it, every plan is
+        dropped; that is what the weakref callback does, possibly on another
+        thread and without the lock, so the selective path checks afterwards
+        that no such callback ran meanwhile.
+        """
         self.version = next(self._versions)
-        self._plans = {}
+        if changed is None:
+            self._plans = {}
+            return
+        deaths = self._deaths
+        self._plans = {
+            cls: plan for cls, plan in self._plans.items() if changed not in plan.hierarchy
+        }
+        if self._deaths != deaths:
+            self._plans = {}
 
     def _update_listeners(self, info: EventInfo, change: Callable[[list], Any]) -> Any:
         """Replace ``info.listeners`` by a changed copy, dropping dead notifiers.
@@ -564,17 +587,27 @@ class EventManager(BaseEventManager):
                 return plan
             enabled = True
             notifiers: List[Any] = []
-            for klass in self.get_event_hierarchy(cls):
-                info = self.event_map.get(klass)
+            hierarchy = tuple(self.get_event_hierarchy(cls))
+            event_map = self.event_map
+            sources = 0
+            for klass in hierarchy:
+                info = event_map.get(klass)
                 if info is None:
                     continue
                 if info.disabled:
                     enabled = False
-                if any(notifier.dead for notifier in info.listeners):
-                    self._update_listeners(info, lambda listeners: None)
-                notifiers.extend(info.listeners)
-            notifiers.sort(key=lambda notifier: notifier.key)
-            plan = _DispatchPlan(enabled, notifiers)
+                listeners = info.listeners
+                if listeners:
+                    for notifier in listeners:
+                        if notifier.dead:
+                            self._update_listeners(info, lambda listeners: None)
+                            listeners = info.listeners
+                            break
+                    notifiers.extend(listeners)
+                    sources += 1
+            if sources > 1:
+                notifiers.sort(key=_sort_key)
+            plan = _DispatchPlan(hierarchy, enabled, notifiers)
             plans[cls] = plan
             return plan
 
@@ -675,7 +708,7 @@ class EventManager(BaseEventManager):
 
             self._update_listeners(info, change)
             self._configured = True
-            self._invalidate()
+            self._invalidate(cls)
 
     def disconnect(self, cls: type, func: Listener) -> None:
         """Disconnect a listener from an event class.
@@ -710,7 +743,7 @@ class EventManager(BaseEventManager):
 
             if not self._update_listeners(info, change):
                 raise KeyError(func)
-            self._invalidate()
+            self._invalidate(cls)
 
     def emit(self, event: BaseEvent, block: bool = True) -> Optional[threading.Thread]:
         """Dispatch an event to the listeners of its class and ancestors.
@@ -877,7 +910,7 @@ class EventManager(BaseEventManager):
         with self._lock:
             self._info(cls).disabled = True
             self._configured = True
-            self._invalidate()
+            self._invalidate(cls)
 
     def enable(self, cls: type) -> None:
         """Clear the disabled flag of a class.
@@ -892,7 +925,7 @@ class EventManager(BaseEventManager):
         """
         with self._lock:
             self._info(cls).disabled = False
-            self._invalidate()
+            self._invalidate(cls)
 
     def is_enabled(self, cls: type) -> bool:
         """Whether events of a class are dispatched.
@@ -922,7 +955,10 @@ class EventManager(BaseEventManager):
         tuple of type
             ``cls.__mro__`` without :class:`object` (mixins included).
         """
-        return tuple(klass for klass in cls.__mro__ if klass is not object)
+        mro = cls.__mro__
+        if mro[-1] is object:
+            return mro[:-1]
+        return tuple(klass for klass in mro if klass is not object)
 
     def set_trace(self, func: Optional[TraceFunction] = None) -> None:
         """Install (or with ``None`` remove) the trace function.
