@@ -69,6 +69,7 @@ from .utils import (
     SimpleTransactionContext,
     is_listened,
     store_progress,
+    transaction_lock,
 )
 
 logger = logging.getLogger(__name__)
@@ -239,10 +240,44 @@ class _CompositeStoreMixin(object):
         """
         return _CompositeTransactionContext(self)
 
+    def _descendants_in_lock_order(self) -> List[Any]:
+        """Every transactional store below this one, in the global order in
+        which composite transactions take their locks.
+
+        Stores are ordered by decreasing *height* (0 for a plain store, one
+        more than its highest child for a composite), then by ``id``.  A
+        composite holds its own lock before taking these, and they all rank
+        below it, so every thread takes locks in the same global order and
+        composites sharing children -- even nested ones -- cannot deadlock.
+        """
+        heights: Dict[int, int] = {}
+        stores: Dict[int, Any] = {}
+
+        def height(store: Any, path: frozenset) -> int:
+            key = id(store)
+            if key in heights:
+                return heights[key]
+            children = []
+            if isinstance(store, _CompositeStoreMixin) and key not in path:
+                children = store._transactional_children()
+            value = 1 + max((height(child, path | {key}) for child in children), default=-1)
+            heights[key] = value
+            stores[key] = store
+            return value
+
+        for child in self._transactional_children():
+            height(child, frozenset([id(self)]))
+        stores.pop(id(self), None)
+        return sorted(stores.values(), key=lambda store: (-heights[id(store)], id(store)))
+
     def _begin_transaction(self) -> None:
         stack = contextlib.ExitStack()
         note = "{} transaction".format(type(self).__name__)
         try:
+            for store in self._descendants_in_lock_order():
+                lock = transaction_lock(store)
+                lock.acquire()
+                stack.callback(lock.release)
             for child in self._transactional_children():
                 stack.enter_context(child.transaction(note))
         except BaseException:

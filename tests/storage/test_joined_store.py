@@ -4,6 +4,7 @@ copy-on-write, delete, transactions spanning the children, events)."""
 import io
 import os
 import shutil
+import sys
 import tempfile
 import unittest
 
@@ -32,6 +33,7 @@ from encore.storage.tests.abstract_test import (
     EventRecorder,
     PatternFile,
     StoreBadInputTestMixin,
+    StoreConcurrencyTestMixin,
     StoreEventTestMixin,
     StoreKeyTestMixin,
     StoreLargeValueTestMixin,
@@ -114,36 +116,54 @@ class NoRollbackStore(DictMemoryStore):
 # ---------------------------------------------------------------------------
 
 class _JoinedCase(object):
-    """setUp: three empty children of ``kind`` joined, one event manager."""
+    """setUp: three children of ``kind`` (filled by :meth:`fill`) joined,
+    one event manager.  With ``shared_children`` the children are built and
+    filled once per class (for mixins that only read)."""
 
     kind = "dict"
     n_children = 3
+    shared_children = False
+
+    @classmethod
+    def _build_children(cls, target, add_cleanup):
+        directory = tempfile.mkdtemp(prefix="encore_joined_")
+        add_cleanup(shutil.rmtree, directory, True)
+        target.event_manager = EventManager()
+        target.children = [
+            make_child(cls.kind, directory, "child%d" % i, target.event_manager)
+            for i in range(cls.n_children)
+        ]
+        for child in target.children:
+            add_cleanup(child.disconnect)
+        cls.fill(target.children)
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if cls.shared_children:
+            cls._build_children(cls, cls.addClassCleanup)
 
     def setUp(self):
-        directory = tempfile.mkdtemp(prefix="encore_joined_")
-        self.addCleanup(shutil.rmtree, directory, True)
-        self.event_manager = EventManager()
-        self.children = [
-            make_child(self.kind, directory, "child%d" % i, self.event_manager)
-            for i in range(self.n_children)
-        ]
-        for child in self.children:
-            self.addCleanup(child.disconnect)
+        if not self.shared_children:
+            self._build_children(self, self.addCleanup)
         self.store = JoinedStore(self.children, event_manager=self.event_manager)
         self.store.connect()
         self.addCleanup(self.store.disconnect)
-        self.fill()
 
-    def fill(self):
+    @classmethod
+    def fill(cls, children):
         pass
 
 
 class _JoinedRead(_JoinedCase, StoreReadTestMixin):
     """The read fixture spread over the children, with shadowed copies
-    that must never show."""
+    that must never show (built once per class: the tests only read)."""
 
-    def fill(self):
-        a, b, c = self.children
+    shared_children = True
+
+    @classmethod
+    def fill(cls, children):
+        a, b, c = children
         items = {key: (value, metadata) for key, value, metadata in read_fixture()}
         for key in ("key0", "key1", "key2", "key3"):
             populate(a, [(key,) + items[key]])
@@ -163,8 +183,9 @@ class _JoinedWrite(_JoinedCase, StoreWriteTestMixin):
     """The write fixture spread over the children: writes to keys held by
     later children go through copy-on-write."""
 
-    def fill(self):
-        a, b, c = self.children
+    @classmethod
+    def fill(cls, children):
+        a, b, c = children
         items = write_fixture()
         populate(a, items[:1])
         populate(b, items[1:6])
@@ -173,7 +194,8 @@ class _JoinedWrite(_JoinedCase, StoreWriteTestMixin):
 
 
 class _JoinedLarge(_JoinedCase, StoreLargeValueTestMixin):
-    large_value_size = 32 << 20
+    # Twice the allowed allocation peak: holding a value whole is caught.
+    large_value_size = 16 << 20
 
 
 def _make_mixin_classes():
@@ -184,6 +206,7 @@ def _make_mixin_classes():
         ("Events", type("_E", (_JoinedCase, StoreEventTestMixin), {}), {}),
         ("Transactions", type("_T", (_JoinedCase, StoreTransactionTestMixin), {}), {}),
         ("Keys", type("_K", (_JoinedCase, StoreKeyTestMixin), {}), {}),
+        ("Concurrency", type("_C", (_JoinedCase, StoreConcurrencyTestMixin), {}), {}),
         ("BadInput", type("_B", (_JoinedCase, StoreBadInputTestMixin), {}), {}),
         ("LargeValues", _JoinedLarge, {}),
     ]
@@ -491,3 +514,50 @@ def test_joined_of_joined_stores(event_manager):
         outer.delete("deep")
     assert [type(e) for e in recorder.modifications()] == [StoreUpdateEvent, StoreDeleteEvent]
     assert not any(s.exists("deep") for s in (top, inner_a, inner_b))
+
+
+def test_nested_composites_sharing_a_child_do_not_deadlock(event_manager):
+    import threading
+
+    from encore.storage.mounted_store import MountedStore
+
+    shared = DictMemoryStore(event_manager=event_manager)
+    inner_joined = JoinedStore([shared, DictMemoryStore(event_manager=event_manager)],
+                               event_manager=event_manager)
+    inner_mounted = MountedStore("", DictMemoryStore(event_manager=event_manager), shared,
+                                 event_manager=event_manager)
+    outer = JoinedStore([inner_joined, inner_mounted], event_manager=event_manager)
+    # Each thread writes through a different layer; all of them reach `shared`.
+    writers = [outer, inner_joined, inner_mounted, outer]
+    barrier = threading.Barrier(len(writers), timeout=30)
+    errors = []
+
+    def work(index, store):
+        try:
+            barrier.wait()
+            for round_ in range(100):
+                key = "k%d" % (round_ % 3)
+                store.set(key, (io.BytesIO(b"%d" % index), {"w": index}))
+                try:
+                    # Another thread may delete the key in between: allowed.
+                    store.update_metadata(key, {"r": round_})
+                    store.delete(key)
+                except KeyError:
+                    pass
+        except BaseException as error:  # reported below
+            errors.append(error)
+            barrier.abort()
+
+    threads = [threading.Thread(target=work, args=(i, s), daemon=True) for i, s in enumerate(writers)]
+    # Switch threads often, to open the windows where lock orders could clash.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+    finally:
+        sys.setswitchinterval(interval)
+    assert [t for t in threads if t.is_alive()] == [], "composite writers deadlocked"
+    assert errors == []

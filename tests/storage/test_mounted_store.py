@@ -24,6 +24,7 @@ from encore.storage.tests.abstract_test import (
     EventRecorder,
     PatternFile,
     StoreBadInputTestMixin,
+    StoreConcurrencyTestMixin,
     StoreEventTestMixin,
     StoreKeyTestMixin,
     StoreLargeValueTestMixin,
@@ -97,27 +98,42 @@ class ReadOnlyView(AbstractReadOnlyStore):
 # ---------------------------------------------------------------------------
 
 class _MountedCase(object):
-    """setUp: a mount store and a backing store of ``kind`` (empty), mounted
-    at ``mount_point``."""
+    """setUp: a mount store and a backing store of ``kind`` (filled by
+    :meth:`fill`), mounted at ``mount_point``.  With ``shared_children`` the
+    children are built and filled once per class (for mixins that only
+    read)."""
 
     kind = "dict"
     mount_point = ""
+    shared_children = False
+
+    @classmethod
+    def _build_children(cls, target, add_cleanup):
+        directory = tempfile.mkdtemp(prefix="encore_mounted_")
+        add_cleanup(shutil.rmtree, directory, True)
+        target.event_manager = EventManager()
+        target.mount = make_child(cls.kind, directory, "mount", target.event_manager)
+        target.backing = make_child(cls.kind, directory, "backing", target.event_manager)
+        add_cleanup(target.mount.disconnect)
+        add_cleanup(target.backing.disconnect)
+        cls.fill(target.mount, target.backing)
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if cls.shared_children:
+            cls._build_children(cls, cls.addClassCleanup)
 
     def setUp(self):
-        directory = tempfile.mkdtemp(prefix="encore_mounted_")
-        self.addCleanup(shutil.rmtree, directory, True)
-        self.event_manager = EventManager()
-        self.mount = make_child(self.kind, directory, "mount", self.event_manager)
-        self.backing = make_child(self.kind, directory, "backing", self.event_manager)
-        self.addCleanup(self.mount.disconnect)
-        self.addCleanup(self.backing.disconnect)
+        if not self.shared_children:
+            self._build_children(self, self.addCleanup)
         self.store = MountedStore(self.mount_point, self.mount, self.backing,
                                   event_manager=self.event_manager)
         self.store.connect()
         self.addCleanup(self.store.disconnect)
-        self.fill()
 
-    def fill(self):
+    @classmethod
+    def fill(cls, mount, backing):
         pass
 
 
@@ -127,17 +143,19 @@ class _MountedRead(_MountedCase, StoreReadTestMixin):
     shadowed copies that must never show."""
 
     mount_point = "key"
+    shared_children = True
 
-    def fill(self):
+    @classmethod
+    def fill(cls, mount, backing):
         items = {key: (value, metadata) for key, value, metadata in read_fixture()}
         for i in range(5):
-            populate(self.mount, [(str(i),) + items["key%d" % i]])
+            populate(mount, [(str(i),) + items["key%d" % i]])
         for key in ("test1", "key5", "key6", "key7", "key8", "key9"):
-            populate(self.backing, [(key,) + items[key]])
+            populate(backing, [(key,) + items[key]])
         # Shadowed backing copies, matching queries the mount copies do not.
-        populate(self.backing, [("key1", b"shadowed", {"query_test1": "value",
+        populate(backing, [("key1", b"shadowed", {"query_test1": "value",
                                                         "query_test2": 1, "optional": True})])
-        populate(self.backing, [("key3", b"shadowed", {"a_str": "test3"})])
+        populate(backing, [("key3", b"shadowed", {"a_str": "test3"})])
 
     def utils_large(self):
         # 'test_large' is outside the mount point: put it in the backing store.
@@ -148,15 +166,17 @@ class _MountedWrite(_MountedCase, StoreWriteTestMixin):
     """Mounted over the whole key space: existing_key5..9 are only in the
     backing store, so writing them goes through copy-on-write."""
 
-    def fill(self):
+    @classmethod
+    def fill(cls, mount, backing):
         items = write_fixture()
-        populate(self.mount, items[:6])
-        populate(self.backing, items[6:])
-        populate(self.backing, [("existing_key0", b"shadowed", {"meta": True, "meta1": 50})])
+        populate(mount, items[:6])
+        populate(backing, items[6:])
+        populate(backing, [("existing_key0", b"shadowed", {"meta": True, "meta1": 50})])
 
 
 class _MountedLarge(_MountedCase, StoreLargeValueTestMixin):
-    large_value_size = 32 << 20
+    # Twice the allowed allocation peak: holding a value whole is caught.
+    large_value_size = 16 << 20
 
 
 def _make_mixin_classes():
@@ -167,6 +187,7 @@ def _make_mixin_classes():
         ("Events", type("_E", (_MountedCase, StoreEventTestMixin), {})),
         ("Transactions", type("_T", (_MountedCase, StoreTransactionTestMixin), {})),
         ("Keys", type("_K", (_MountedCase, StoreKeyTestMixin), {})),
+        ("Concurrency", type("_C", (_MountedCase, StoreConcurrencyTestMixin), {})),
         ("BadInput", type("_B", (_MountedCase, StoreBadInputTestMixin), {})),
         ("LargeValues", _MountedLarge),
     ]

@@ -25,6 +25,7 @@ from encore.storage.simple_auth_store import (
 )
 from encore.storage.tests.abstract_test import (
     StoreBadInputTestMixin,
+    StoreConcurrencyTestMixin,
     StoreEventTestMixin,
     StoreKeyTestMixin,
     StoreLargeValueTestMixin,
@@ -88,39 +89,59 @@ def put(store, key, value, metadata):
 # ---------------------------------------------------------------------------
 
 class _AuthCase(object):
-    """setUp: a wrapped store of ``kind`` holding alice's (hidden) record,
-    wrapped and connected as alice."""
+    """setUp: a wrapped store of ``kind`` holding alice's (hidden) record and
+    what :meth:`fill` adds, wrapped and connected as alice.  With
+    ``shared_children`` the wrapped store is built and filled once per class
+    (for mixins that only read)."""
 
     kind = "dict"
+    shared_children = False
+
+    @classmethod
+    def _build_children(cls, target, add_cleanup):
+        directory = tempfile.mkdtemp(prefix="encore_auth_")
+        add_cleanup(shutil.rmtree, directory, True)
+        target.event_manager = EventManager()
+        target.inner = make_child(cls.kind, directory, "inner", target.event_manager)
+        add_cleanup(target.inner.disconnect)
+        create_user_record(target.inner, "alice", "correct horse", ENCODER)
+        cls.fill(target.inner)
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if cls.shared_children:
+            cls._build_children(cls, cls.addClassCleanup)
 
     def setUp(self):
-        directory = tempfile.mkdtemp(prefix="encore_auth_")
-        self.addCleanup(shutil.rmtree, directory, True)
-        self.event_manager = EventManager()
-        self.inner = make_child(self.kind, directory, "inner", self.event_manager)
-        self.addCleanup(self.inner.disconnect)
-        create_user_record(self.inner, "alice", "correct horse", ENCODER)
-        self.fill()
+        if not self.shared_children:
+            self._build_children(self, self.addCleanup)
         self.store = SimpleAuthStore(self.inner, ENCODER, event_manager=self.event_manager)
         self.store.connect(dict(CREDENTIALS))
         self.addCleanup(self.store.disconnect)
 
-    def fill(self):
+    @classmethod
+    def fill(cls, inner):
         pass
 
 
 class _AuthRead(_AuthCase, StoreReadTestMixin):
-    def fill(self):
-        populate(self.inner, read_fixture())
+    shared_children = True
+
+    @classmethod
+    def fill(cls, inner):
+        populate(inner, read_fixture())
 
 
 class _AuthWrite(_AuthCase, StoreWriteTestMixin):
-    def fill(self):
-        populate(self.inner, write_fixture())
+    @classmethod
+    def fill(cls, inner):
+        populate(inner, write_fixture())
 
 
 class _AuthLarge(_AuthCase, StoreLargeValueTestMixin):
-    large_value_size = 32 << 20
+    # Twice the allowed allocation peak: holding a value whole is caught.
+    large_value_size = 16 << 20
 
 
 def _make_mixin_classes():
@@ -131,6 +152,7 @@ def _make_mixin_classes():
         ("Events", type("_E", (_AuthCase, StoreEventTestMixin), {})),
         ("Transactions", type("_T", (_AuthCase, StoreTransactionTestMixin), {})),
         ("Keys", type("_K", (_AuthCase, StoreKeyTestMixin), {})),
+        ("Concurrency", type("_C", (_AuthCase, StoreConcurrencyTestMixin), {})),
         ("BadInput", type("_B", (_AuthCase, StoreBadInputTestMixin), {})),
         ("LargeValues", _AuthLarge),
     ]
