@@ -9,9 +9,10 @@ How it stays fast
 -----------------
 For every event class that has been emitted the manager caches a *dispatch
 plan*: whether the class is enabled, and the merged, sorted listeners of the
-class and its ancestors.  Any change (connect, disconnect, enable, disable,
-the death of an instance whose bound method listens) replaces the whole cache
-and bumps :attr:`EventManager.version`, so emitting an event is one dictionary
+class and its ancestors.  A change (connect, disconnect, enable, disable)
+drops the plans of the changed class and its subclasses, the death of an
+instance whose bound method listens drops them all, and each bumps
+:attr:`EventManager.version`.  So emitting an event is one dictionary
 look-up followed by the calls themselves.  Listener lists are never modified
 in place: a change builds a new tuple, so a dispatch that is running keeps the
 snapshot it started with.  When many listeners filter on the same attribute,
@@ -511,13 +512,11 @@ class EventManager(BaseEventManager):
         self._plans: Dict[type, _DispatchPlan] = {}
         self._is_package_default = False
         self._configured = False
-        self._deaths = 0
         self_ref = weakref.ref(self)
 
         def on_death(notifier: MethodNotifier, self_ref=self_ref) -> None:
             manager = self_ref()
             if manager is not None:
-                manager._deaths += 1
                 manager._invalidate()
 
         self._on_death = on_death
@@ -528,20 +527,23 @@ class EventManager(BaseEventManager):
         """Drop the cached plans a change may have made stale.
 
         With ``changed`` (the lock held), only the plans of classes whose
-        hierarchy contains ``changed`` are dropped.  Without it, every plan is
-        dropped; that is what the weakref callback does, possibly on another
-        thread and without the lock, so the selective path checks afterwards
-        that no such callback ran meanwhile.
+        hierarchy contains ``changed`` are dropped, by building a filtered
+        copy of the cache.  Without it every plan is dropped: the weakref
+        callback does that, possibly without the lock.  If anything else
+        invalidated while the copy was being made (a finaliser running on
+        this thread, or a weakref callback), the copy is not trusted and the
+        whole cache is dropped instead.
         """
-        self.version = next(self._versions)
+        version = next(self._versions)
+        self.version = version
         if changed is None:
             self._plans = {}
             return
-        deaths = self._deaths
-        self._plans = {
-            cls: plan for cls, plan in self._plans.items() if changed not in plan.hierarchy
-        }
-        if self._deaths != deaths:
+        plans = self._plans
+        kept = {cls: plan for cls, plan in list(plans.items()) if changed not in plan.hierarchy}
+        if self.version == version and self._plans is plans:
+            self._plans = kept
+        else:
             self._plans = {}
 
     def _update_listeners(self, info: EventInfo, change: Callable[[list], Any]) -> Any:
