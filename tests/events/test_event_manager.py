@@ -823,3 +823,42 @@ def test_two_managers_are_independent(recorder):
     second.disable(Level1Event)
     first.emit(Level1Event())
     assert recorder.tags() == ["first"]
+
+
+def test_change_made_by_user_code_during_invalidation_is_not_lost(manager, recorder):
+    # User code can run inside the manager's bookkeeping (here a metaclass
+    # __eq__, in real life a finaliser run by the garbage collector).  A
+    # disconnect made from there must still be honoured by the next emit.
+    class Meta(type):
+        hook = None
+
+        def __eq__(cls, other):
+            hook, Meta.hook = Meta.hook, None
+            if hook is not None:
+                hook()
+            return cls is other
+
+        __hash__ = type.__hash__
+
+    class Hooked(BaseEvent, metaclass=Meta):
+        pass
+
+    class Other(BaseEvent):
+        pass
+
+    class Target(BaseEvent):
+        pass
+
+    stale = recorder.listener("stale")
+    manager.connect(Hooked, recorder.listener("hooked"))
+    manager.connect(Other, stale)
+    manager.emit(Hooked())
+    manager.emit(Other())  # both plans are cached now
+    assert recorder.tags() == ["hooked", "stale"]
+    Meta.hook = lambda: manager.disconnect(Other, stale)
+    manager.connect(Target, recorder.listener("target"))
+    assert Meta.hook is None, "the hook did not run during the connect"
+    recorder.calls.clear()
+    manager.emit(Other())
+    manager.emit(Target())
+    assert recorder.tags() == ["target"]
