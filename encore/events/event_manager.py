@@ -428,8 +428,9 @@ class _DispatchPlan(object):
                 continue
             try:
                 hits = table.get(value)
-            except TypeError:
-                # An unhashable value: fall back to checking every listener.
+            except Exception:
+                # An unhashable value (or a failing __hash__/__eq__): fall
+                # back to checking every listener one by one.
                 positions.extend(all_positions)
                 continue
             if hits:
