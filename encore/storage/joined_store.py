@@ -411,6 +411,22 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
             raise StoreError("the first store of the JoinedStore ({!r}) is read-only".format(first))
         return first
 
+    def _reader(self, key: str) -> Any:
+        """The store to read ``key`` from: the first store holding it.
+
+        Every store but the last is probed with ``exists`` (a miss there is
+        much cheaper than a failing ``get``); the last is returned without a
+        probe, so that its own read raises ``KeyError`` when it lacks the
+        key too.
+        """
+        stores = self.stores
+        for store in stores[:-1]:
+            if store.exists(key):
+                return store
+        if stores:
+            return stores[-1]
+        raise KeyError(key)
+
     def _holder_index(self, key: str) -> Optional[int]:
         for index, store in enumerate(self.stores):
             if store.exists(key):
@@ -476,19 +492,15 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
         Returns
         -------
         Value
-            The value given by that store (its data is not read).
+            The value given by that store (its data is not read).  The
+            stores before it are probed with ``exists``.
 
         Raises
         ------
         KeyError
             If no store holds the key.
         """
-        for store in self.stores:
-            try:
-                return store.get(key)
-            except KeyError:
-                continue
-        raise KeyError(key)
+        return self._reader(key).get(key)
 
     def get_data(self, key: str) -> Any:
         """Return the data of a key, from the first store holding it.
@@ -508,12 +520,7 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
         KeyError
             If no store holds the key.
         """
-        for store in self.stores:
-            try:
-                return store.get_data(key)
-            except KeyError:
-                continue
-        raise KeyError(key)
+        return self._reader(key).get_data(key)
 
     def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> Any:
         """Return ``data[start:end]`` of a key, from the first store holding it.
@@ -535,12 +542,7 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
         KeyError
             If no store holds the key.
         """
-        for store in self.stores:
-            try:
-                return store.get_data_range(key, start, end)
-            except KeyError:
-                continue
-        raise KeyError(key)
+        return self._reader(key).get_data_range(key, start, end)
 
     def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
         """Return the metadata of a key, from the first store holding it.
@@ -564,12 +566,7 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
         """
         if select is not None:
             select = list(select)
-        for store in self.stores:
-            try:
-                return store.get_metadata(key, select)
-            except KeyError:
-                continue
-        raise KeyError(key)
+        return self._reader(key).get_metadata(key, select)
 
     def exists(self, key: str) -> bool:
         """Whether any of the stores holds a key.

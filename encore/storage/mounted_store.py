@@ -175,11 +175,8 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
             If neither store holds it.
         """
         short = self._short(key)
-        if short is not None:
-            try:
-                return self.mount_store.get(short)
-            except KeyError:
-                pass
+        if short is not None and self.mount_store.exists(short):
+            return self.mount_store.get(short)
         return self.backing_store.get(key)
 
     def get_data(self, key: str) -> Any:
@@ -201,11 +198,8 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
             If neither store holds it.
         """
         short = self._short(key)
-        if short is not None:
-            try:
-                return self.mount_store.get_data(short)
-            except KeyError:
-                pass
+        if short is not None and self.mount_store.exists(short):
+            return self.mount_store.get_data(short)
         return self.backing_store.get_data(key)
 
     def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> Any:
@@ -229,11 +223,8 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
             If neither store holds it.
         """
         short = self._short(key)
-        if short is not None:
-            try:
-                return self.mount_store.get_data_range(short, start, end)
-            except KeyError:
-                pass
+        if short is not None and self.mount_store.exists(short):
+            return self.mount_store.get_data_range(short, start, end)
         return self.backing_store.get_data_range(key, start, end)
 
     def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
@@ -259,11 +250,8 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
         if select is not None:
             select = list(select)
         short = self._short(key)
-        if short is not None:
-            try:
-                return self.mount_store.get_metadata(short, select)
-            except KeyError:
-                pass
+        if short is not None and self.mount_store.exists(short):
+            return self.mount_store.get_metadata(short, select)
         return self.backing_store.get_metadata(key, select)
 
     def exists(self, key: str) -> bool:
