@@ -158,7 +158,7 @@ def _parse_lines(content: bytes) -> List[LogEntry]:
 class _KeyGuard(object):
     """The locks one store object holds on one key."""
 
-    __slots__ = ("mutex", "users", "lock", "exclusive", "depth")
+    __slots__ = ("mutex", "users", "lock", "exclusive", "depth", "made_directory")
 
     def __init__(self) -> None:
         self.mutex = threading.RLock()  # orders the threads of this store
@@ -166,6 +166,7 @@ class _KeyGuard(object):
         self.lock: Any = None  # the FileLock or SharedFileLock held
         self.exclusive = False
         self.depth = 0
+        self.made_directory: Optional[str] = None  # created for the lock only
 
 
 def _poll(store_ref: "weakref.ref[LockingFileSystemStore]", stop: threading.Event,
@@ -371,6 +372,7 @@ class LockingFileSystemStore(FileSystemStore):
                 if exclusive:
                     # The directory is missing, or a delete just removed it.
                     _make_directories(directory)
+                    guard.made_directory = directory
         guard.lock = lock
         guard.exclusive = exclusive
         guard.depth += 1
@@ -388,6 +390,10 @@ class LockingFileSystemStore(FileSystemStore):
             lock, guard.lock = guard.lock, None
             if lock is not None:
                 lock.release()
+            directory, guard.made_directory = guard.made_directory, None
+            if directory is not None:
+                # Made for a write that failed (a missing key): tidy up.
+                self._remove_empty_directories(directory)
 
     def _release_held(self) -> None:
         held, self._held = self._held or [], None

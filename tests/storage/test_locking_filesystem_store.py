@@ -252,6 +252,16 @@ def test_no_lock_files_remain(store, root):
     assert sorted(os.listdir(root)) == [".FSStore", "__log__.txt"]
 
 
+def test_failed_writes_leave_no_directories(store, root):
+    with pytest.raises(KeyError):
+        store.update_metadata("x/y/z", {"a": 1})
+    with pytest.raises(KeyError):
+        store.delete("x/y")
+    assert sorted(os.listdir(root)) == [".FSStore", "__log__.txt"]
+    store.from_bytes("x/y/z", b"1")  # a successful write keeps them
+    assert store.to_bytes("x/y/z") == b"1"
+
+
 def test_a_stale_lock_is_broken_after_force_lock_timeout(stores, root):
     store = stores(force_lock_timeout=0.05)
     with open(os.path.join(root, "k.lock"), "wb") as stream:
