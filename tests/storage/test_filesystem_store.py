@@ -24,7 +24,6 @@ from encore.storage.filesystem_store import (
     init_shared_store,
 )
 from encore.storage.tests.abstract_test import (
-    EventRecorder,
     StoreBadInputTestMixin,
     StoreConcurrencyTestMixin,
     StoreEventTestMixin,
