@@ -75,7 +75,7 @@ from .utils import (
     store_progress,
 )
 
-__all__ = ["FileSystemStore", "FileSystemStoreError", "init_shared_store"]
+__all__ = ["FileSystemStore", "FileSystemStoreError", "init_shared_store", "encode_key", "decode_key"]
 
 logger = logging.getLogger(__name__)
 
