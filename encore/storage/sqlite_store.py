@@ -389,7 +389,8 @@ class _BlobStream(io.RawIOBase):
                     data = blob.read(size)
         except sqlite3.Error as error:
             raise StoreError(
-                "the value was changed or deleted while it was read ({})".format(error)
+                "the value could not be read: it was changed or deleted while it was "
+                "read, or the store was disconnected ({})".format(error)
             ) from None
         self._position += len(data)
         return data
