@@ -1152,9 +1152,13 @@ class AbstractStore(AbstractReadOnlyStore):
             While the data is copied, when anyone listens.
         """
         data, metadata = _value_parts(value)
-        with self.transaction("Setting {}".format(key)):
-            self.set_metadata(key, metadata)
-            self.set_data(key, data, buffer_size)
+        try:
+            with self.transaction("Setting {}".format(key)):
+                self.set_metadata(key, metadata)
+                self.set_data(key, data, buffer_size)
+        finally:
+            if not isinstance(value, tuple):
+                data.close()  # the stream was opened here, from the Value
 
     def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         """Merge new values into the metadata of a key.

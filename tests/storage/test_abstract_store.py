@@ -472,3 +472,21 @@ class TestValue:
     def test_default_permissions_refused(self):
         with pytest.raises(AuthorizationError):
             StringValue(b"").permissions
+
+
+def test_set_from_a_value_closes_the_stream_it_opened(store):
+    opened = []
+
+    class TrackingValue(StringValue):
+        @property
+        def data(self):
+            stream = io.BytesIO(self._bytes)
+            opened.append(stream)
+            return stream
+
+    store.set("v", TrackingValue(b"payload", {"m": 1}))
+    assert store.data["v"] == (b"payload", {"m": 1})
+    assert len(opened) == 1 and opened[0].closed
+    caller_stream = io.BytesIO(b"caller's")
+    store.set("w", (caller_stream, {}))
+    assert not caller_stream.closed
