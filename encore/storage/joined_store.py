@@ -16,29 +16,32 @@ repositories overlaid into one view::
 Routing of the writes
 ---------------------
 
-=====================  =====================================================
-``set``                into ``stores[0]``; copies in later stores stay
-                       shadowed.
-``set_data``           ``stores[0]`` if it holds the key; else, if a later
-                       store holds it, the new data and the metadata of the
-                       first holder are written into ``stores[0]``
-                       (copy-on-write); else a new key in ``stores[0]``.
-``set_metadata``       ``stores[0]`` if it holds the key; else the data of
-                       the first holder is streamed into ``stores[0]`` with
-                       the new metadata (copy-on-write); else a new key in
-                       ``stores[0]``.
-``update_metadata``    ``stores[0]`` if it holds the key; else the first
-                       holder's data and merged metadata are streamed into
-                       ``stores[0]``; ``KeyError`` if no store holds it.
-``delete``             every store holding the key, so that no shadowed copy
-                       reappears; ``KeyError`` if none holds it;
-                       :class:`~encore.storage.abstract_store.StoreError`
-                       (before anything is deleted) if a holder is
-                       read-only.
-``multi*``, ``from_*`` through the single-key methods above, in one
-                       transaction.
-``*_permissions``      the first store holding the key.
-=====================  =====================================================
+``set``
+    Into ``stores[0]``; copies in later stores stay, shadowed.
+``set_data``
+    ``stores[0]`` if it holds the key; else, if a later store holds it, the
+    new data and the metadata of the first holder are written into
+    ``stores[0]`` (copy-on-write); else a new key in ``stores[0]``.
+``set_metadata``
+    ``stores[0]`` if it holds the key; else the data of the first holder is
+    streamed into ``stores[0]`` with the new metadata (copy-on-write); else
+    a new key in ``stores[0]``.
+``update_metadata``
+    ``stores[0]`` if it holds the key; else the first holder's data and
+    merged metadata are streamed into ``stores[0]``; ``KeyError`` if no
+    store holds it.
+``delete``
+    Every store holding the key, so that no shadowed copy reappears;
+    ``KeyError`` if none holds it;
+    :class:`~encore.storage.abstract_store.StoreError` (before anything is
+    deleted) if a holder is read-only.
+``multiset``, ``multiset_data``, ``multiset_metadata``, ``multiupdate_metadata``, ``from_file``, ``from_bytes``
+    Through the single-key methods above, in one transaction.
+``set_permissions``, ``update_permissions``
+    The first store holding the key.
+
+Reads probe the stores in order with ``exists`` and read from the first
+holder (the last store is read without a probe).
 
 Every write runs in a transaction of the joined store, which opens a
 transaction on every writable child, so a write that touches two children
@@ -49,7 +52,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .abstract_store import (
     AbstractAuthorizingStore,

@@ -18,25 +18,27 @@ every other key is the backing store's key of the same name.
 Routing
 -------
 
-=====================  =====================================================
-reads                  under the mount point: the mount store's copy if it
-                       has one, else the backing store's; elsewhere: the
-                       backing store.
-queries, ``glob``      the mount store's matches (prefixed), then the backing
-                       store's matches that no mount copy shadows; no key
-                       twice, no shadowed backing copy (even when the mount
-                       copy does not match).
-``set``                the mount store.
-``set_data``,          the mount store; a key only the backing store holds
-``set_metadata``,      is first copied into the mount store (copy-on-write,
-``update_metadata``    streamed) and then modified.
-``delete``             every copy: the mount store's and the backing
-                       store's, so the key disappears from the view.
-``push``               moves the mount store's copy down into the backing
-                       store.
-writes outside the     refused with ``KeyError`` (as in Encore: the backing
-mount point            store is read-only through the view).
-=====================  =====================================================
+Reads
+    Under the mount point: the mount store's copy if it has one (probed
+    with ``exists``), else the backing store's; elsewhere: the backing
+    store.
+Queries and ``glob``
+    The mount store's matches (prefixed), then the backing store's matches
+    that no mount copy shadows: no key twice, and no shadowed backing copy
+    even when the mount copy does not match.
+``set``
+    The mount store.
+``set_data``, ``set_metadata``, ``update_metadata``
+    The mount store; a key that only the backing store holds is first
+    copied into the mount store (copy-on-write, streamed), then modified.
+``delete``
+    Every copy: the mount store's and the backing store's, so that the key
+    disappears from the view.
+``push``
+    Moves the mount store's copy down into the backing store.
+Writes outside the mount point
+    Refused with ``KeyError``, as in Encore: through the view the backing
+    store is read-only outside the mount point.
 """
 from __future__ import annotations
 

@@ -19,8 +19,6 @@ from encore.storage.abstract_store import (
 from encore.storage.dict_memory_store import DictMemoryStore
 from encore.storage.events import (
     StoreDeleteEvent,
-    StoreEvent,
-    StoreModificationEvent,
     StoreProgressEndEvent,
     StoreProgressEvent,
     StoreProgressStartEvent,
