@@ -46,8 +46,14 @@ Concurrency
 A file database is opened in WAL mode.  Writes go through one connection,
 serialised by the store's transaction lock; reads use a small pool of other
 connections, so they never wait for a writer and only ever see committed
-data.  An in-memory database (``':memory:'``) lives in one connection, which
-reads and writes share under the same lock.
+data; a stream over a value reads the version that was current when it was
+opened, even if the key is rewritten meanwhile.  An in-memory database
+(``':memory:'``) lives in one connection, which reads and writes share under
+the same lock: reads wait for an open transaction, and a stream over a large
+value (over 1 MiB) raises
+:class:`~encore.storage.abstract_store.StoreError` if the key is rewritten or
+deleted before the stream is read to its end (it never returns a mix of two
+versions).
 
 Example
 -------

@@ -920,6 +920,20 @@ def test_stream_reads_a_consistent_snapshot_while_rewritten(file_store):
     assert file_store.to_bytes("k") == b"n" * len(old)
 
 
+def test_memory_stream_of_a_rewritten_value_fails_cleanly():
+    store = SqliteStore()
+    store.connect()
+    put(store, "k", b"o" * (3 << 20))
+    stream = store.get_data("k")
+    assert stream.read(10) == b"o" * 10
+    put(store, "k", b"n" * (3 << 20))
+    with pytest.raises(StoreError, match="changed or deleted"):
+        stream.read()
+    stream.close()
+    assert store.to_bytes("k") == b"n" * (3 << 20)
+    store.disconnect()
+
+
 def test_streams_from_many_threads(file_store):
     data = {("k%d" % i): bytes([i]) * ((2 << 20) + i) for i in range(4)}
     for key, value in data.items():
