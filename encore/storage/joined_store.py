@@ -503,7 +503,14 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
         KeyError
             If no store holds the key.
         """
-        return self._reader(key).get(key)
+        # The loop of _reader, inlined on this hot path.
+        stores = self.stores
+        for store in stores[:-1]:
+            if store.exists(key):
+                return store.get(key)
+        if stores:
+            return stores[-1].get(key)
+        raise KeyError(key)
 
     def get_data(self, key: str) -> Any:
         """Return the data of a key, from the first store holding it.

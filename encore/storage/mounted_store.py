@@ -176,9 +176,12 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
         KeyError
             If neither store holds it.
         """
-        short = self._short(key)
-        if short is not None and self.mount_store.exists(short):
-            return self.mount_store.get(short)
+        prefix = self.mount_point  # _short, inlined on this hot path
+        if key.startswith(prefix):
+            mount = self.mount_store
+            short = key[len(prefix):]
+            if mount.exists(short):
+                return mount.get(short)
         return self.backing_store.get(key)
 
     def get_data(self, key: str) -> Any:
