@@ -240,10 +240,9 @@ def test_shutdown_cancel_futures(pool):
     running = executor.submit(blocker)
     assert started.wait(TIMEOUT)
     queued = [executor.submit(pow, 2, i) for i in range(5)]
-    release_later = threading.Timer(0.05, release.set)
-    release_later.start()
+    # Unblock the running job only once the last queued one is cancelled.
+    queued[-1].add_done_callback(lambda _: release.set())
     executor.shutdown(wait=True, cancel_futures=True)
-    release_later.join(TIMEOUT)
     assert running.result(timeout=0) is True
     assert all(f.cancelled() for f in queued)
 
@@ -266,14 +265,12 @@ def test_done_callback_of_a_cancelled_job_may_submit(pool):
             executor.submit(pow, 2, 3)
         except RuntimeError as exc:
             outcome.append(exc)
+        release.set()
 
     queued.add_done_callback(resubmit)
-    release_later = threading.Timer(0.05, release.set)
-    release_later.start()
     shutter = threading.Thread(target=executor.shutdown, kwargs={"cancel_futures": True})
     shutter.start()
     shutter.join(TIMEOUT)
-    release_later.join(TIMEOUT)
     assert not shutter.is_alive()
     assert queued.cancelled()
     assert len(outcome) == 1 and "after shutdown" in str(outcome[0])

@@ -462,17 +462,22 @@ def test_cancelled_job_is_logged_and_does_not_wedge(threaded_executor, caplog):
     executor.submit(gate)
     executor.submit(other_gate)
     assert gate.entered.wait(TIMEOUT) and other_gate.entered.wait(TIMEOUT)
-    scheduler = Serializer(executor)
+    seen = []
+
+    def callback(future):
+        seen.append(future)
+        gate.opened.set()  # let the workers go once the job was cancelled
+
+    scheduler = Serializer(executor, callback=callback)
     log = []
     with caplog.at_level(logging.DEBUG, logger=LOGGER_NAME):
         scheduler.submit(log.append, "cancelled")
         scheduler.submit(log.append, "refused")
-        opener = threading.Timer(0.05, gate.opened.set)
-        opener.start()
         executor.shutdown(wait=True, cancel_futures=True)
-        opener.join(TIMEOUT)
         assert scheduler.wait(TIMEOUT)
     assert log == []
+    assert seen[0].cancelled()
+    assert isinstance(seen[1].exception(timeout=0), RuntimeError)
     messages = [r.getMessage() for r in caplog.records if r.name == LOGGER_NAME]
     assert any("cancelled" in message for message in messages)
     assert any("RuntimeError" in message for message in messages)
