@@ -429,10 +429,32 @@ def _pairs(keys: Iterable[Any], items: Iterable[Any], check_item: Callable[[Any]
     return checked_keys, checked_items
 
 
-def _wrap_multi(check_item: Callable[[Any], Any]) -> Callable[[Callable], Callable]:
+def _second_parameter(func: Callable, default: str) -> str:
+    """The name of the parameter after ``self`` and ``keys`` of a multi method."""
+    try:
+        parameters = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return default
+    if len(parameters) >= 3 and parameters[2].kind in (
+            inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+        return parameters[2].name
+    return default
+
+
+def _wrap_multi(check_item: Callable[[Any], Any], name: str) -> Callable[[Callable], Callable]:
     def wrap(func: Callable) -> Callable:
+        # The items may be passed by keyword (``values=``, ``datas=``,
+        # ``metadatas=``), under the name the implementation uses.
+        items_name = _second_parameter(func, name)
+
         @functools.wraps(func)
-        def checked(self, keys, items, *args, **kwargs):
+        def checked(self, keys, *args, **kwargs):
+            if args:
+                items, args = args[0], args[1:]
+            elif items_name in kwargs:
+                items = kwargs.pop(items_name)
+            else:
+                raise TypeError("{}() missing the argument {!r}".format(func.__name__, items_name))
             keys, items = _pairs(keys, items, check_item)
             return func(self, keys, items, *args, **kwargs)
         return checked
@@ -473,10 +495,10 @@ _CHECKED_METHODS: Dict[str, Callable[[Callable], Callable]] = {
     "from_bytes": _wrap_from_bytes,
     "from_file": _wrap_path,
     "to_file": _wrap_path,
-    "multiset": _wrap_multi(_check_value),
-    "multiset_data": _wrap_multi(check_data),
-    "multiset_metadata": _wrap_multi(check_metadata),
-    "multiupdate_metadata": _wrap_multi(check_metadata),
+    "multiset": _wrap_multi(_check_value, "values"),
+    "multiset_data": _wrap_multi(check_data, "datas"),
+    "multiset_metadata": _wrap_multi(check_metadata, "metadatas"),
+    "multiupdate_metadata": _wrap_multi(check_metadata, "metadatas"),
     "query": _wrap_query,
     "glob": _wrap_glob,
 }

@@ -253,6 +253,37 @@ class TestDerivedWrites:
         store.multiset(["x", "y", "z"], [(io.BytesIO(b"1"), {})])
         assert "x" in store.data and "y" not in store.data
 
+    def test_documented_keyword_arguments(self, store, tmp_path):
+        # Every argument can be passed by its documented name, through the
+        # argument-checking wrappers.
+        store.multiset(keys=["k1"], values=[(io.BytesIO(b"1"), {"v": 1})], buffer_size=2)
+        store.multiset_data(keys=["k2"], datas=[io.BytesIO(b"2")], buffer_size=2)
+        store.multiset_metadata(keys=["k3"], metadatas=[{"m": 3}])
+        store.multiupdate_metadata(keys=["k3"], metadatas=[{"u": 3}])
+        store.set(key="k4", value=(io.BytesIO(b"4"), {}), buffer_size=2)
+        store.set_data(key="k4", data=io.BytesIO(b"44"), buffer_size=2)
+        store.set_metadata(key="k4", metadata={"m": 4})
+        store.update_metadata(key="k4", metadata={"u": 4})
+        store.from_bytes(key="k5", data=b"5", buffer_size=2)
+        source = tmp_path / "source"
+        source.write_bytes(b"6")
+        store.from_file(key="k6", path=str(source), buffer_size=2)
+        store.to_file(key="k6", path=str(tmp_path / "target"), buffer_size=2)
+        assert (tmp_path / "target").read_bytes() == b"6"
+        assert store.data["k1"] == (b"1", {"v": 1})
+        assert store.data["k2"] == (b"2", {})
+        assert store.data["k3"] == (b"", {"m": 3, "u": 3})
+        assert store.data["k4"] == (b"44", {"m": 4, "u": 4})
+        assert store.get_data_range(key="k4", start=1, end=2).read() == b"4"
+        assert store.get_metadata(key="k4", select=["u"]) == {"u": 4}
+        assert list(store.multiget_metadata(keys=["k4"], select=["m"])) == [{"m": 4}]
+        assert store.to_bytes(key="k5", buffer_size=1) == b"5"
+        assert sorted(store.glob(pattern="k[12]")) == ["k1", "k2"]
+        store.delete(key="k5")
+        assert not store.exists(key="k5")
+        with pytest.raises(TypeError, match="values"):
+            store.multiset(keys=["k7"])
+
 
 class TestArgumentChecks:
     @pytest.mark.parametrize("key", [None, 1, b"a", ("a",)])
