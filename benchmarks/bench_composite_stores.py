@@ -17,7 +17,10 @@ smaller run).  Everything is measured side by side in one run.
      store, against ``exists`` plus ``get`` on the mount store;
    * :class:`SimpleAuthStore` (for information): against ``get`` on the
      wrapped store plus reading the user record, which the default
-     ``check_permissions`` does on every call.
+     ``check_permissions`` does on every call;
+   * for information, writes of a 1 KiB value (``set``, ``update_metadata``)
+     through each composite against the same write on the child that
+     receives it.
 
    Batches of the composite and the baseline alternate (each batch at least
    20 ms); the best time per operation of each is reported with their ratio.
@@ -202,6 +205,20 @@ def bench_reads(directory, number, repeat):
             read_value(inner.get("k"))
 
         report("SimpleAuthStore (record re-read per call)", *compare(auth_op, auth_base, number, repeat))
+
+        def write(store, key):
+            return lambda: store.set(key, (io.BytesIO(VALUE), METADATA))
+
+        write_number = max(10, number // 20) if kind != "dict" else number
+        report("write: JoinedStore(3).set vs set on stores[0]",
+               *compare(write(joined, "w"), write(a, "w"), write_number, repeat))
+        report("write: JoinedStore(3).update_metadata vs on stores[0]",
+               *compare(lambda: joined.update_metadata("w", {"u": 1}),
+                        lambda: a.update_metadata("w", {"u": 1}), write_number, repeat))
+        report("write: MountedStore.set vs set on the mount store",
+               *compare(write(mounted, "cache/w"), write(mount, "w"), write_number, repeat))
+        report("write: SimpleAuthStore.set vs set on the wrapped store",
+               *compare(write(auth, "w"), write(inner, "w"), write_number, repeat))
         for store in (auth, joined, mounted, a, b, c, mount, backing, inner):
             store.disconnect()
     return ratios

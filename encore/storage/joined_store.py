@@ -52,6 +52,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import threading
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .abstract_store import (
@@ -65,11 +66,12 @@ from .events import (
     StoreDeleteEvent,
     StoreProgressEvent,
     StoreSetEvent,
+    StoreTransactionEndEvent,
+    StoreTransactionStartEvent,
     StoreUpdateEvent,
 )
 from .utils import (
     DEFAULT_BUFFER_SIZE,
-    SimpleTransactionContext,
     is_listened,
     store_progress,
     transaction_lock,
@@ -84,21 +86,203 @@ __all__ = ["JoinedStore"]
 # Machinery shared by the composite stores (joined, mounted, simple-auth)
 # ---------------------------------------------------------------------------
 
+_creation_lock = threading.Lock()
+
+
 class _RolledBack(Exception):
     """Passed to the children's transaction contexts to make them roll back."""
 
 
-class _CompositeTransactionContext(SimpleTransactionContext):
-    """The transaction context of a composite store.
+def _can_roll_back(store: Any) -> bool:
+    return getattr(store, "_rollback_transaction", None) is not None
 
-    It is a :class:`~encore.storage.utils.SimpleTransactionContext` whose
-    rollback always closes the children's transactions (with an error, so
-    they roll back), even when some child cannot roll back and the composite
-    therefore reports no ``_rollback_transaction`` hook.
+
+class _CompositeTransaction(object):
+    """The transaction of a composite store (one object per store).
+
+    Nestable: only the outermost ``with`` block begins and ends it.  The
+    outermost entry takes the composite's transaction lock (re-entrant, so
+    other threads' transactions and writes wait) and then the transaction
+    locks of every store below the composite, in one global order (see
+    :meth:`_CompositeStoreMixin._descendants_in_lock_order`), so that
+    composites sharing children cannot deadlock.  The transaction of a child
+    is entered the first time the composite writes to that child (a child
+    never written is not touched), and all are committed -- or rolled back,
+    when the block raised -- at the end.
+
+    The composite's own modification events are queued while the
+    transaction is open on the owning thread and emitted after the
+    :class:`~encore.storage.events.StoreTransactionEndEvent`: always after a
+    commit; after a failure only if some child written could not roll back
+    (its writes persisted).
     """
 
-    def rollback(self) -> None:
-        self.store._rollback_children()
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self._lock = transaction_lock(store)
+        self._depth = 0
+        self._owner: Optional[int] = None
+        self._pending: List[Any] = []
+        self._stack: Optional[contextlib.ExitStack] = None
+        self._entered: Dict[int, Any] = {}
+
+    @property
+    def active(self) -> bool:
+        """bool : Whether the transaction is open (on any thread)."""
+        return self._depth > 0
+
+    def active_here(self) -> bool:
+        """Whether the transaction is open on the calling thread."""
+        return self._depth > 0 and self._owner == threading.get_ident()
+
+    def enter_child(self, child: Any) -> None:
+        """Make sure the transaction of ``child`` is open (before writing it)."""
+        key = id(child)
+        if key in self._entered:
+            return
+        if callable(getattr(child, "transaction", None)):
+            note = "{} transaction".format(type(self.store).__name__)
+            self._stack.enter_context(child.transaction(note))
+        self._entered[key] = child
+
+    def __enter__(self) -> "_CompositeTransaction":
+        self._lock.acquire()
+        if self._depth > 0:
+            self._depth += 1
+            return self
+        stack = contextlib.ExitStack()
+        try:
+            for store in self.store._descendants_in_lock_order():
+                lock = transaction_lock(store)
+                lock.acquire()
+                stack.callback(lock.release)
+        except BaseException:
+            stack.close()
+            self._lock.release()
+            raise
+        self._stack = stack
+        self._entered = {}
+        self._pending = []
+        self._owner = threading.get_ident()
+        self._depth = 1
+        manager = self.store.event_manager
+        if is_listened(manager, StoreTransactionStartEvent):
+            manager.emit(StoreTransactionStartEvent(source=self.store))
+        return self
+
+    def _end(self, exc_type: Any) -> Tuple[List[Any], Optional[BaseException]]:
+        """Leave one level; at the outermost, commit or roll back.
+
+        Returns the events to emit (once every lock is released) and the
+        error to raise, if committing failed.
+        """
+        if self._depth > 1:
+            self._depth -= 1
+            self._lock.release()
+            return [], None
+        stack, self._stack = self._stack, None
+        pending, self._pending = self._pending, []
+        entered, self._entered = list(self._entered.values()), {}
+        state = "failed"
+        error: Optional[BaseException] = None
+        try:
+            if exc_type is None:
+                # Commits the children (latest first), then releases locks.
+                stack.__exit__(None, None, None)
+                state = "done"
+            else:
+                stack.__exit__(_RolledBack, _RolledBack("the transaction failed"), None)
+        except BaseException as exc:  # noqa: B902 - handed back to the caller
+            # A child failed to commit (or to roll back); ExitStack passed the
+            # error to the remaining children, which rolled back.
+            error = exc
+        finally:
+            self._depth = 0
+            self._owner = None
+            self._lock.release()
+        events: List[Any] = []
+        manager = self.store.event_manager
+        if is_listened(manager, StoreTransactionEndEvent):
+            events.append(StoreTransactionEndEvent(source=self.store, state=state))
+        if state == "done" or not all(_can_roll_back(child) for child in entered):
+            events.extend(pending)
+        return events, error
+
+    def __exit__(self, exc_type, exc_value, traceback) -> bool:
+        events, error = self._end(exc_type)
+        _emit_all(self.store, events)
+        if error is not None:
+            raise error
+        return False
+
+
+class _WriteScope(object):
+    """What one write method of a composite holds while it runs.
+
+    It holds the composite's transaction lock, so the composite's writes
+    (each a read-then-write of its children) do not interleave.  The write
+    then declares the children it will write with :meth:`will_write`: inside
+    an open composite transaction their transactions join it; otherwise a
+    write to one child relies on that child's own atomic write, and a write
+    to several opens a composite transaction for the rest of the scope.
+    Modification events are emitted when the scope ends, after the lock is
+    released (queued by the transaction instead, when one is open).
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.context = store._composite_transaction()
+        self.started = False
+        self.events: List[Any] = []
+        self.outer: Optional["_WriteScope"] = None
+        self.owner: Optional[int] = None
+
+    def __enter__(self) -> "_WriteScope":
+        self.lock = transaction_lock(self.store)
+        self.lock.acquire()
+        self.owner = threading.get_ident()
+        namespace = self.store.__dict__
+        self.outer = namespace.get("_write_scope")
+        if self.outer is not None:
+            self.events = self.outer.events
+        namespace["_write_scope"] = self
+        return self
+
+    def will_write(self, *children: Any) -> None:
+        """Declare the children the write is about to modify."""
+        context = self.context
+        if not context.active_here():
+            if len(set(id(child) for child in children)) < 2:
+                return
+            context.__enter__()
+            self.started = True
+        for child in children:
+            context.enter_child(child)
+
+    def __exit__(self, exc_type, exc_value, traceback) -> bool:
+        events: List[Any] = []
+        error: Optional[BaseException] = None
+        try:
+            if self.started:
+                events, error = self.context._end(exc_type)
+        finally:
+            self.store.__dict__["_write_scope"] = self.outer
+            self.lock.release()
+        if self.outer is None:
+            if exc_type is None:
+                events = events + self.events
+            _emit_all(self.store, events)
+        if error is not None:
+            raise error
+        return False
+
+
+def _emit_all(store: Any, events: List[Any]) -> None:
+    if events:
+        manager = store.event_manager
+        for event in events:
+            event._handled = False
+            manager.emit(event)
 
 
 class _ProgressStream(io.RawIOBase):
@@ -161,16 +345,11 @@ def _is_writable(store: Any) -> bool:
 class _CompositeStoreMixin(object):
     """Transactions, connection, events and progress for composite stores.
 
-    A composite lists its children in :meth:`_children`.  Its transaction
-    (one :class:`_CompositeTransactionContext`) opens a transaction on every
-    child that has a ``transaction`` method when it begins, and commits them
-    (or rolls them back) when it ends, so the writes a composite makes in its
-    children are grouped like its own.  The children's transactions are
-    entered in a fixed global order (by ``id``) so that composites sharing
-    children cannot deadlock one another.
+    A composite lists its children in :meth:`_children` (those it may write
+    in :meth:`_transactional_children`).  Each write method runs in a
+    :class:`_WriteScope`; :meth:`transaction` returns the composite's
+    :class:`_CompositeTransaction`, which spans the children written in it.
     """
-
-    _child_transactions: Optional[contextlib.ExitStack] = None
 
     def _children(self) -> List[Any]:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -215,12 +394,12 @@ class _CompositeStoreMixin(object):
     def transaction(self, notes: str) -> Any:
         """Return a context manager grouping writes into one transaction.
 
-        The transaction spans the children: it opens a transaction on every
-        writable child when it begins and commits them when it ends
-        normally, or rolls them back when the block raises.  Commits of
-        different children are not atomic together (there is no two-phase
-        commit): should one child fail to commit, the children not yet
-        committed roll back.
+        The transaction spans the children: the first write to a child
+        inside it opens a transaction on that child, and they all commit
+        when the block ends normally, or roll back when it raises.  Commits
+        of different children are not atomic together (there is no
+        two-phase commit): should one child fail to commit, the children not
+        yet committed roll back.
 
         Parameters
         ----------
@@ -232,7 +411,7 @@ class _CompositeStoreMixin(object):
         context manager
             Nestable; holds the composite's modification events until the
             outermost block ends, and drops them when the block fails and
-            every child could roll back.
+            every child written could roll back.
 
         Events
         ------
@@ -241,7 +420,35 @@ class _CompositeStoreMixin(object):
         StoreTransactionEndEvent
             When it ends, before the modification events of its writes.
         """
-        return _CompositeTransactionContext(self)
+        return self._composite_transaction()
+
+    def _composite_transaction(self) -> _CompositeTransaction:
+        context = self.__dict__.get("_composite_transaction_context")
+        if context is None:
+            with _creation_lock:
+                context = self.__dict__.get("_composite_transaction_context")
+                if context is None:
+                    context = _CompositeTransaction(self)
+                    self.__dict__["_composite_transaction_context"] = context
+        return context
+
+    def _writing(self) -> _WriteScope:
+        """The scope a write method runs in (see :class:`_WriteScope`)."""
+        return _WriteScope(self)
+
+    def _emit_modification(self, event_class: type, key: str, metadata: Optional[Dict[str, Any]]) -> None:
+        # Queue the event in the open transaction or write scope of this
+        # thread; they emit it at the right time.
+        event = event_class(source=self, key=key, metadata=metadata)
+        context = self.__dict__.get("_composite_transaction_context")
+        if context is not None and context.active_here():
+            context._pending.append(event)
+            return
+        scope = self.__dict__.get("_write_scope")
+        if scope is not None and scope.owner == threading.get_ident():
+            scope.events.append(event)
+            return
+        self.event_manager.emit(event)
 
     def _descendants_in_lock_order(self) -> List[Any]:
         """Every transactional store below this one, in the global order in
@@ -273,46 +480,6 @@ class _CompositeStoreMixin(object):
         stores.pop(id(self), None)
         return sorted(stores.values(), key=lambda store: (-heights[id(store)], id(store)))
 
-    def _begin_transaction(self) -> None:
-        stack = contextlib.ExitStack()
-        note = "{} transaction".format(type(self).__name__)
-        try:
-            for store in self._descendants_in_lock_order():
-                lock = transaction_lock(store)
-                lock.acquire()
-                stack.callback(lock.release)
-            for child in self._transactional_children():
-                stack.enter_context(child.transaction(note))
-        except BaseException:
-            stack.close()
-            raise
-        self._child_transactions = stack
-
-    def _commit_transaction(self) -> None:
-        stack, self._child_transactions = self._child_transactions, None
-        if stack is not None:
-            stack.close()
-
-    def _rollback_children(self) -> None:
-        stack, self._child_transactions = self._child_transactions, None
-        if stack is not None:
-            error = _RolledBack("the composite transaction failed")
-            stack.__exit__(_RolledBack, error, None)
-
-    @property
-    def _rollback_transaction(self) -> Optional[Callable[[], None]]:
-        """The rollback hook, or ``None`` when some child cannot roll back.
-
-        :class:`~encore.storage.utils.SimpleTransactionContext` re-emits the
-        events of a failed transaction when the store has no rollback hook,
-        since the writes persisted; a composite can undo its writes only if
-        every child can.
-        """
-        for child in self._transactional_children():
-            if getattr(child, "_rollback_transaction", None) is None:
-                return None
-        return self._rollback_children
-
     # -- events and progress -------------------------------------------------
 
     def _listened(self, *event_classes: type) -> bool:
@@ -321,6 +488,8 @@ class _CompositeStoreMixin(object):
 
     def _progress_value(self, key: str, value: Any, buffer_size: int, message: str):
         """Return ``(value, progress, opened)`` for a write of ``value``.
+
+        ``message`` is a template formatted with the key (only when used).
 
         When nobody listens to progress events, ``value`` is returned as it
         is with a do-nothing progress manager.  Otherwise the data stream is
@@ -339,7 +508,7 @@ class _CompositeStoreMixin(object):
                 metadata = value.metadata
                 size = getattr(value, "size", None)
                 size = -1 if size is None else size
-            progress = store_progress(self, key, metadata, message, size)
+            progress = store_progress(self, key, metadata, message.format(key), size)
             value = (_ProgressStream(data, progress, buffer_size), metadata)
             return value, progress, opened
         return value, None, None
@@ -348,7 +517,7 @@ class _CompositeStoreMixin(object):
         """Return ``(data, progress)``: ``data`` wrapped to report progress
         when anyone listens, else unchanged with ``progress`` ``None``."""
         if is_listened(self.event_manager, StoreProgressEvent):
-            progress = store_progress(self, key, None, message, -1)
+            progress = store_progress(self, key, None, message.format(key), -1)
             return _ProgressStream(data, progress, buffer_size), progress
         return data, None
 
@@ -695,9 +864,10 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
         """
         first = self._writable_first()
         notify = self._listened(StoreSetEvent, StoreUpdateEvent)
-        with self.transaction("Setting {}".format(key)):
+        with self._writing() as scope:
             existed = notify and self.exists(key)
-            value, progress, opened = self._progress_value(key, value, buffer_size, "Setting {}".format(key))
+            value, progress, opened = self._progress_value(key, value, buffer_size, "Setting {}")
+            scope.will_write(first)
             try:
                 with _maybe_progress(progress):
                     first.set(key, value, buffer_size)
@@ -737,9 +907,10 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
         """
         first = self._writable_first()
         notify = self._listened(StoreSetEvent, StoreUpdateEvent)
-        with self.transaction("Setting data of {}".format(key)):
+        with self._writing() as scope:
             holder = self._holder_index(key)
-            data, progress = self._progress_data(key, data, buffer_size, "Setting data of {}".format(key))
+            data, progress = self._progress_data(key, data, buffer_size, "Setting data of {}")
+            scope.will_write(first)
             metadata = None
             with _maybe_progress(progress):
                 if holder is None or holder == 0:
@@ -778,8 +949,9 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
         """
         first = self._writable_first()
         notify = self._listened(StoreSetEvent, StoreUpdateEvent)
-        with self.transaction("Setting metadata of {}".format(key)):
+        with self._writing() as scope:
             holder = self._holder_index(key)
+            scope.will_write(first)
             if holder is None or holder == 0:
                 first.set_metadata(key, metadata)
             else:
@@ -814,10 +986,11 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
         """
         first = self._writable_first()
         notify = self._listened(StoreUpdateEvent)
-        with self.transaction("Updating metadata of {}".format(key)):
+        with self._writing() as scope:
             holder = self._holder_index(key)
             if holder is None:
                 raise KeyError(key)
+            scope.will_write(first)
             if holder == 0:
                 first.update_metadata(key, metadata)
                 merged = first.get_metadata(key) if notify else None
@@ -862,7 +1035,7 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
             showed.
         """
         notify = self._listened(StoreDeleteEvent)
-        with self.transaction("Deleting {}".format(key)):
+        with self._writing() as scope:
             holders = [store for store in self.stores if store.exists(key)]
             if not holders:
                 raise KeyError(key)
@@ -871,6 +1044,7 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
                     raise StoreError(
                         "cannot delete {!r}: the read-only store {!r} holds it".format(key, store))
             metadata = holders[0].get_metadata(key) if notify else None
+            scope.will_write(*holders)
             for store in holders:
                 store.delete(key)
             if notify:

@@ -393,9 +393,10 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
         """
         short = self._mounted(key)
         notify = self._listened(StoreSetEvent, StoreUpdateEvent)
-        with self.transaction("Setting {}".format(key)):
+        with self._writing() as scope:
             existed = notify and self.exists(key)
-            value, progress, opened = self._progress_value(key, value, buffer_size, "Setting {}".format(key))
+            value, progress, opened = self._progress_value(key, value, buffer_size, "Setting {}")
+            scope.will_write(self.mount_store)
             try:
                 with _maybe_progress(progress):
                     self.mount_store.set(short, value, buffer_size)
@@ -435,8 +436,9 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
         short = self._mounted(key)
         notify = self._listened(StoreSetEvent, StoreUpdateEvent)
         mount = self.mount_store
-        with self.transaction("Setting data of {}".format(key)):
-            data, progress = self._progress_data(key, data, buffer_size, "Setting data of {}".format(key))
+        with self._writing() as scope:
+            scope.will_write(mount)
+            data, progress = self._progress_data(key, data, buffer_size, "Setting data of {}")
             metadata = None
             existed = True
             with _maybe_progress(progress):
@@ -479,7 +481,8 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
         short = self._mounted(key)
         notify = self._listened(StoreSetEvent, StoreUpdateEvent)
         mount = self.mount_store
-        with self.transaction("Setting metadata of {}".format(key)):
+        with self._writing() as scope:
+            scope.will_write(mount)
             existed = True
             if mount.exists(short):
                 mount.set_metadata(short, metadata)
@@ -517,7 +520,8 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
         short = self._mounted(key)
         notify = self._listened(StoreUpdateEvent)
         mount = self.mount_store
-        with self.transaction("Updating metadata of {}".format(key)):
+        with self._writing() as scope:
+            scope.will_write(mount)
             if mount.exists(short):
                 mount.update_metadata(short, metadata)
                 merged = mount.get_metadata(short) if notify else None
@@ -567,7 +571,7 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
         short = self._mounted(key)
         notify = self._listened(StoreDeleteEvent)
         mount, backing = self.mount_store, self.backing_store
-        with self.transaction("Deleting {}".format(key)):
+        with self._writing() as scope:
             in_mount = mount.exists(short)
             in_backing = backing.exists(key)
             if not (in_mount or in_backing):
@@ -578,6 +582,7 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
             metadata = None
             if notify:
                 metadata = mount.get_metadata(short) if in_mount else backing.get_metadata(key)
+            scope.will_write(*([mount] if in_mount else []) + ([backing] if in_backing else []))
             if in_mount:
                 mount.delete(short)
             if in_backing:
@@ -610,8 +615,9 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
         mount, backing = self.mount_store, self.backing_store
         if not _is_writable(backing):
             raise StoreError("cannot push {!r}: the backing store is read-only".format(key))
-        with self.transaction("Pushing {}".format(key)):
+        with self._writing() as scope:
             value = mount.get(short)
+            scope.will_write(backing, mount)
             stream = value.data
             try:
                 backing.set(key, (stream, value.metadata))

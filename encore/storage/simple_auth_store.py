@@ -653,9 +653,10 @@ class SimpleAuthStore(_CompositeStoreMixin, AbstractStore):
         """
         self._require_write(key, "set")
         notify = self._listened(StoreSetEvent, StoreUpdateEvent)
-        with self.transaction("Setting {}".format(key)):
+        with self._writing() as scope:
+            scope.will_write(self.store)
             existed = notify and self.store.exists(key)
-            value, progress, opened = self._progress_value(key, value, buffer_size, "Setting {}".format(key))
+            value, progress, opened = self._progress_value(key, value, buffer_size, "Setting {}")
             try:
                 with _maybe_progress(progress):
                     self.store.set(key, value, buffer_size)
@@ -689,9 +690,10 @@ class SimpleAuthStore(_CompositeStoreMixin, AbstractStore):
         """
         self._require_write(key, "set")
         notify = self._listened(StoreSetEvent, StoreUpdateEvent)
-        with self.transaction("Setting data of {}".format(key)):
+        with self._writing() as scope:
+            scope.will_write(self.store)
             existed = notify and self.store.exists(key)
-            data, progress = self._progress_data(key, data, buffer_size, "Setting data of {}".format(key))
+            data, progress = self._progress_data(key, data, buffer_size, "Setting data of {}")
             with _maybe_progress(progress):
                 self.store.set_data(key, data, buffer_size)
             if notify:
@@ -719,7 +721,8 @@ class SimpleAuthStore(_CompositeStoreMixin, AbstractStore):
         """
         self._require_write(key, "set")
         notify = self._listened(StoreSetEvent, StoreUpdateEvent)
-        with self.transaction("Setting metadata of {}".format(key)):
+        with self._writing() as scope:
+            scope.will_write(self.store)
             existed = notify and self.store.exists(key)
             self.store.set_metadata(key, metadata)
             if notify:
@@ -749,7 +752,8 @@ class SimpleAuthStore(_CompositeStoreMixin, AbstractStore):
         """
         self._require_write(key, "set", must_exist=True)
         notify = self._listened(StoreUpdateEvent)
-        with self.transaction("Updating metadata of {}".format(key)):
+        with self._writing() as scope:
+            scope.will_write(self.store)
             self.store.update_metadata(key, metadata)
             if notify:
                 self._emit_write(key, True, self.store.get_metadata(key))
@@ -776,7 +780,8 @@ class SimpleAuthStore(_CompositeStoreMixin, AbstractStore):
         """
         self._require_write(key, "delete", must_exist=True)
         notify = self._listened(StoreDeleteEvent)
-        with self.transaction("Deleting {}".format(key)):
+        with self._writing() as scope:
+            scope.will_write(self.store)
             metadata = self.store.get_metadata(key) if notify else None
             self.store.delete(key)
             if notify:

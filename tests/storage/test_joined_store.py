@@ -415,7 +415,6 @@ def test_failed_transaction_over_a_child_without_rollback_reports_the_writes(eve
     a = NoRollbackStore(event_manager=event_manager)
     joined = JoinedStore([a, DictMemoryStore(event_manager=event_manager)],
                          event_manager=event_manager)
-    assert joined._rollback_transaction is None
     with EventRecorder(event_manager, joined) as recorder:
         with pytest.raises(RuntimeError):
             with joined.transaction("failing"):
@@ -522,31 +521,48 @@ def test_nested_composites_sharing_a_child_do_not_deadlock(event_manager):
     shared = DictMemoryStore(event_manager=event_manager)
     inner_joined = JoinedStore([shared, DictMemoryStore(event_manager=event_manager)],
                                event_manager=event_manager)
-    inner_mounted = MountedStore("", DictMemoryStore(event_manager=event_manager), shared,
-                                 event_manager=event_manager)
+    mount = DictMemoryStore(event_manager=event_manager)
+    inner_mounted = MountedStore("", mount, shared, event_manager=event_manager)
     outer = JoinedStore([inner_joined, inner_mounted], event_manager=event_manager)
-    # Each thread writes through a different layer; all of them reach `shared`.
-    writers = [outer, inner_joined, inner_mounted, outer]
-    barrier = threading.Barrier(len(writers), timeout=30)
     errors = []
 
-    def work(index, store):
+    def through_outer(index):
+        # A transaction that writes `shared` (through inner_joined), then
+        # deletes a key only inner_mounted holds: it needs inner_mounted's
+        # lock while `shared`'s is held.
+        for round_ in range(60):
+            own = "own%d_%d" % (index, round_)
+            mount.set(own, (io.BytesIO(b"m"), {}))
+            with outer.transaction("outer"):
+                outer.set("k%d" % index, (io.BytesIO(b"%d" % round_), {"r": round_}))
+                outer.delete(own)
+
+    def through_mounted(index):
+        # A delete of a key held by both of inner_mounted's stores: it holds
+        # inner_mounted's lock and needs `shared`'s.
+        for round_ in range(60):
+            key = "both%d_%d" % (index, round_)
+            mount.set(key, (io.BytesIO(b"m"), {}))
+            shared.set(key, (io.BytesIO(b"s"), {}))
+            inner_mounted.delete(key)
+
+    def through_inner(index):
+        for round_ in range(60):
+            inner_joined.set("i%d" % index, (io.BytesIO(b"%d" % round_), {}))
+            inner_joined.update_metadata("i%d" % index, {"r": round_})
+
+    workers = [through_outer, through_mounted, through_outer, through_mounted, through_inner]
+    barrier = threading.Barrier(len(workers), timeout=30)
+
+    def run(index, work):
         try:
             barrier.wait()
-            for round_ in range(100):
-                key = "k%d" % (round_ % 3)
-                store.set(key, (io.BytesIO(b"%d" % index), {"w": index}))
-                try:
-                    # Another thread may delete the key in between: allowed.
-                    store.update_metadata(key, {"r": round_})
-                    store.delete(key)
-                except KeyError:
-                    pass
+            work(index)
         except BaseException as error:  # reported below
             errors.append(error)
             barrier.abort()
 
-    threads = [threading.Thread(target=work, args=(i, s), daemon=True) for i, s in enumerate(writers)]
+    threads = [threading.Thread(target=run, args=(i, w), daemon=True) for i, w in enumerate(workers)]
     # Switch threads often, to open the windows where lock orders could clash.
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-5)
@@ -559,3 +575,4 @@ def test_nested_composites_sharing_a_child_do_not_deadlock(event_manager):
         sys.setswitchinterval(interval)
     assert [t for t in threads if t.is_alive()] == [], "composite writers deadlocked"
     assert errors == []
+    assert not any(key.startswith(("own", "both")) for key in outer.query_keys())
