@@ -1467,14 +1467,17 @@ class SqliteStore(AbstractStore):
             connection.execute("ROLLBACK")
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[Tuple[sqlite3.Connection, list]]:
+    def _writing(self, deferred: Optional[list] = None) -> Iterator[Tuple[sqlite3.Connection, list]]:
         """Make a write atomic.
 
         Yields the writer connection and a list to which the write appends
         ``(emit, args)`` pairs, called once the write is safely done: after
         the commit, or -- inside a transaction of this thread, where the
         write becomes a savepoint -- when the savepoint is released (the
-        transaction context then holds the events until it commits).
+        transaction context then holds the events until it commits).  When
+        ``deferred`` is a list, the pairs are appended to it instead of
+        being called, for the caller to call once it has finished (after
+        its progress end event, say).
         """
         events: list = []
         with self._tx_lock:
@@ -1494,6 +1497,8 @@ class SqliteStore(AbstractStore):
                 outer = self._tx_events
                 if outer is not None:
                     outer.extend(events)  # the enclosing write emits them
+                elif deferred is not None:
+                    deferred.extend(events)
                 else:
                     for emit, args in events:
                         emit(*args)
@@ -1511,6 +1516,9 @@ class SqliteStore(AbstractStore):
                 raise
             finally:
                 self._tx_events = None
+        if deferred is not None:
+            deferred.extend(events)
+            return
         for emit, args in events:
             emit(*args)
 
@@ -1793,8 +1801,12 @@ class SqliteStore(AbstractStore):
             if progress is None:
                 self._set(key, stream, metadata, size, buffer_size, None)
             else:
+                # The modification event follows the progress end event.
+                deferred: list = []
                 with progress:
-                    self._set(key, stream, metadata, size, buffer_size, progress)
+                    self._set(key, stream, metadata, size, buffer_size, progress, deferred)
+                for emit, args in deferred:
+                    emit(*args)
         finally:
             if close:
                 closer = getattr(stream, "close", None)
@@ -1817,12 +1829,12 @@ class SqliteStore(AbstractStore):
         return value.data, metadata, size, True
 
     def _set(self, key: str, stream: Any, metadata: Dict[str, Any], size: Optional[int],
-             buffer_size: int, progress: Any) -> None:
+             buffer_size: int, progress: Any, deferred: Optional[list] = None) -> None:
         payload = self._prepare(stream, None if size == -1 else size, buffer_size, progress,
                                 force_spool=size == -1)
         try:
             events_wanted = self._modifications_listened()
-            with self._writing() as (connection, events):
+            with self._writing(deferred) as (connection, events):
                 existed = True
                 if events_wanted:
                     existed = connection.execute(self._statements["exists"], (key,)).fetchone() is not None
@@ -1872,15 +1884,18 @@ class SqliteStore(AbstractStore):
         if progress is None:
             self._set_data(key, data, size, buffer_size, None)
         else:
+            deferred: list = []
             with progress:
-                self._set_data(key, data, size, buffer_size, progress)
+                self._set_data(key, data, size, buffer_size, progress, deferred)
+            for emit, args in deferred:
+                emit(*args)
 
     def _set_data(self, key: str, data: Any, size: Optional[int], buffer_size: int,
-                  progress: Any) -> None:
+                  progress: Any, deferred: Optional[list] = None) -> None:
         payload = self._prepare(data, size, buffer_size, progress)
         try:
             events_wanted = self._modifications_listened()
-            with self._writing() as (connection, events):
+            with self._writing(deferred) as (connection, events):
                 if events_wanted:
                     row = connection.execute(self._statements["metadata"], (key,)).fetchone()
                 now = _now()

@@ -1445,6 +1445,19 @@ class StoreEventTestMixin(_StoreTestHelpers):
             )
         self._assert_progress(recorder, "event_large", self.progress_size, buffer_size)
 
+    def test_progress_ends_before_modification_event(self):
+        """The progress of a write ends before its modification event arrives."""
+        with self._recorder() as recorder:
+            self.store.set("event_large", (PatternFile(1 << 20), {"large": True}),
+                           buffer_size=256 * 1024)
+            self.store.set_data("event_large", PatternFile(1 << 20), buffer_size=256 * 1024)
+        kinds = [type(event) for event in recorder.events
+                 if isinstance(event, (StoreProgressStartEvent, StoreProgressEndEvent,
+                                       StoreModificationEvent))]
+        self.assertEqual(kinds, [StoreProgressStartEvent, StoreProgressEndEvent, StoreSetEvent,
+                                 StoreProgressStartEvent, StoreProgressEndEvent,
+                                 StoreUpdateEvent])
+
     def test_to_file_progress_events(self):
         """to_file of a large value emits start, per-buffer step and end progress events."""
         buffer_size = 256 * 1024
