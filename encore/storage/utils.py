@@ -227,7 +227,7 @@ class BufferIteratorIO(io.RawIOBase):
         _check_chunk(chunk)
         return bytes(chunk)
 
-    def read(self, size: Optional[int] = -1) -> bytes:
+    def read(self, size: Optional[int] = -1, *, buffer_size: Optional[int] = None) -> bytes:
         """Read and return up to ``size`` bytes.
 
         Parameters
@@ -236,12 +236,17 @@ class BufferIteratorIO(io.RawIOBase):
             The number of bytes wanted; ``None`` or a negative number (the
             default) reads everything that is left.  (Encore 0.8 read at most
             1 MiB by default and misbehaved with negative sizes.)
+        buffer_size : int, optional
+            Keyword only: Encore 0.8's name for ``size``, accepted so that
+            ``read(buffer_size=n)`` keeps working; it wins over ``size``.
 
         Returns
         -------
         bytes
             Fewer than ``size`` bytes only at the end of the stream.
         """
+        if buffer_size is not None:
+            size = buffer_size
         if self.closed:
             raise ValueError("read from a closed BufferIteratorIO")
         if size is None or size < 0:

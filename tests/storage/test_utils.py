@@ -74,6 +74,12 @@ class TestBufferIteratorIO:
         assert len(BufferIteratorIO(iter(chunks)).read()) == 3 * 1048576
         assert len(BufferIteratorIO(iter(chunks)).read(-1)) == 3 * 1048576
 
+    def test_read_accepts_encore_keyword(self):
+        stream = BufferIteratorIO(iter([b"abc", b"def"]))
+        assert stream.read(buffer_size=2) == b"ab"
+        assert stream.read(size=2) == b"cd"
+        assert stream.read(buffer_size=10) == b"ef"
+
     def test_readinto_and_buffered_wrapping(self):
         stream = io.BufferedReader(BufferIteratorIO(iter([b"hello ", b"world"])))
         assert stream.read() == b"hello world"
