@@ -43,9 +43,18 @@ Routing of the writes
 Reads probe the stores in order with ``exists`` and read from the first
 holder (the last store is read without a probe).
 
-Every write runs in a transaction of the joined store, which opens a
-transaction on every writable child, so a write that touches two children
-(copy-on-write, delete) is all-or-nothing where the children can roll back.
+Writes and transactions
+-----------------------
+
+The writes of a joined store are serialised by its transaction lock.  A
+write that modifies one child (every write but a ``delete`` of several
+copies) is a single write of that child, as atomic as the child makes it; a
+copy-on-write is one ``set`` of ``stores[0]``, whose data streams from the
+lower store.  A ``delete`` of several copies runs in a transaction of the
+joined store, which opens a transaction on each child it deletes from, so it
+is all-or-nothing where those children can roll back.  Inside
+``with joined.transaction(...):`` every child written joins the transaction
+(see :meth:`JoinedStore.transaction`).
 """
 from __future__ import annotations
 
