@@ -124,7 +124,7 @@ def test_importing_does_not_configure_logging():
         "assert root.level == logging.WARNING, root.level\n"
         "print('clean')\n"
     )
-    _, out, _ = assert_python_ok("-c", code)
+    _, out, _ = assert_python_ok("-c", code, __timeout=60)
     assert out.strip() == b"clean"
 
 
