@@ -576,3 +576,93 @@ def test_nested_composites_sharing_a_child_do_not_deadlock(event_manager):
     assert [t for t in threads if t.is_alive()] == [], "composite writers deadlocked"
     assert errors == []
     assert not any(key.startswith(("own", "both")) for key in outer.query_keys())
+
+
+def test_single_writes_leave_untouched_children_alone(event_manager):
+    from encore.storage.events import StoreTransactionStartEvent
+
+    a, b, c = (DictMemoryStore(event_manager=event_manager) for _ in range(3))
+    put(c, "low", b"low", {"x": 1})
+    joined = JoinedStore([a, b, c], event_manager=event_manager)
+    recorders = [EventRecorder(event_manager, store, StoreTransactionStartEvent)
+                 for store in (joined, a, b, c)]
+    for recorder in recorders:
+        recorder.__enter__()
+    try:
+        joined.set("k", (io.BytesIO(b"x"), {}))
+        joined.update_metadata("low", {"y": 2})       # copy-on-write: one write of a
+        joined.delete("k")
+        # Outside a transaction nobody opened one.
+        assert [len(r.events) for r in recorders] == [0, 0, 0, 0]
+        with joined.transaction("explicit"):
+            joined.set("k2", (io.BytesIO(b"x"), {}))
+        # Only the child written joined the explicit transaction.
+        assert [len(r.events) for r in recorders] == [1, 1, 0, 0]
+        joined.delete("low")                          # two copies: a and c
+        assert [len(r.events) for r in recorders] == [2, 2, 0, 1]
+    finally:
+        for recorder in recorders:
+            recorder.__exit__(None, None, None)
+
+
+def test_events_are_emitted_after_the_lock_is_released(event_manager):
+    import threading
+
+    joined = JoinedStore([DictMemoryStore(event_manager=event_manager)],
+                         event_manager=event_manager)
+    finished = []
+
+    def listener(event):
+        # (The child's own event is emitted during the write, under the lock.)
+        if event.source is not joined or event.key != "first":
+            return
+        # Another thread writing through the store must not wait for us.
+        thread = threading.Thread(
+            target=lambda: (joined.set("second", (io.BytesIO(b"2"), {})), finished.append(1)),
+            daemon=True)
+        thread.start()
+        thread.join(10)
+
+    event_manager.connect(StoreSetEvent, listener)
+    joined.set("first", (io.BytesIO(b"1"), {}))
+    assert finished == [1]
+    assert joined.exists("second")
+
+
+def test_concurrent_copy_on_write_loses_no_update(kind, tmp_path, event_manager):
+    import threading
+
+    children = [make_child(kind, str(tmp_path), "c%d" % i, event_manager) for i in range(2)]
+    joined = JoinedStore(children, event_manager=event_manager)
+    threads_count = 4
+    for round_ in range(5):
+        key = "low%d" % round_
+        put(children[1], key, b"low", {"base": True})
+        barrier = threading.Barrier(threads_count, timeout=30)
+        errors = []
+
+        def update(index):
+            try:
+                barrier.wait()
+                joined.update_metadata(key, {"t%d" % index: index})
+            except BaseException as error:  # reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=update, args=(i,), daemon=True) for i in range(threads_count)]
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-5)   # interleave the read-then-write steps
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+        finally:
+            sys.setswitchinterval(interval)
+        assert not any(thread.is_alive() for thread in threads)
+        assert errors == []
+        expected = {"base": True}
+        expected.update({"t%d" % i: i for i in range(threads_count)})
+        assert children[0].get_metadata(key) == expected
+        assert children[1].get_metadata(key) == {"base": True}
+    for child in children:
+        child.disconnect()
