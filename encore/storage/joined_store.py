@@ -281,6 +281,9 @@ class _WriteScope(object):
             if exc_type is None:
                 events = events + self.events
             _emit_all(self.store, events)
+        else:
+            # The outermost scope emits them, once every lock is released.
+            self.events.extend(events)
         if error is not None:
             raise error
         return False
