@@ -45,7 +45,9 @@ def set_event_manager(event_manager: BaseEventManager) -> None:
     Parameters
     ----------
     event_manager : BaseEventManager
-        The manager that :func:`get_event_manager` will return from now on.
+        The manager that :func:`get_event_manager` will return from now on:
+        usually a :class:`BaseEventManager`, or any object offering the same
+        methods.
 
     Raises
     ------
@@ -56,19 +58,28 @@ def set_event_manager(event_manager: BaseEventManager) -> None:
         default manager created lazily that nobody has connected to may be
         replaced.)
     TypeError
-        If ``event_manager`` is not an event manager.
+        If ``event_manager`` has no callable ``connect`` and ``emit``.  A
+        manager need not subclass :class:`BaseEventManager` (Encore 0.8
+        accepted any object), but it must at least be able to connect
+        listeners and emit events.
     """
     global _event_manager
-    if not isinstance(event_manager, BaseEventManager):
+    if not isinstance(event_manager, BaseEventManager) and not (
+        callable(getattr(event_manager, "connect", None))
+        and callable(getattr(event_manager, "emit", None))
+    ):
         raise TypeError(
-            "set_event_manager() needs a BaseEventManager, got {!r}".format(event_manager)
+            "set_event_manager() needs an event manager (with connect and emit), "
+            "got {!r}".format(event_manager)
         )
     with _lock:
         current = _event_manager
         if current is None or current is event_manager:
             _event_manager = event_manager
             return
-        if getattr(current, "_is_pristine_default", False) and current._is_pristine_default():
+        from .event_manager import EventManager
+
+        if isinstance(current, EventManager) and current._is_pristine_default():
             _event_manager = event_manager
             return
         raise ValueError("The package event manager has already been set")

@@ -94,10 +94,48 @@ def test_a_replaced_default_is_not_pristine_anymore_in_its_successor():
 
 
 def test_set_requires_an_event_manager():
-    with pytest.raises(TypeError):
-        set_event_manager(object())
+    for not_a_manager in (object(), None, "manager"):
+        with pytest.raises(TypeError):
+            set_event_manager(not_a_manager)
     assert package_globals._event_manager is None
+
+
+class DuckTypedManager(object):
+    """A manager that does not subclass BaseEventManager, as Encore allowed."""
+
+    def __init__(self):
+        self.emitted = []
+
+    def connect(self, cls, func, filter=None, priority=0):
+        pass
+
+    def disconnect(self, cls, func):
+        pass
+
+    def emit(self, event, block=True):
+        self.emitted.append(event)
+
+
+def test_set_accepts_a_duck_typed_manager():
+    manager = DuckTypedManager()
+    set_event_manager(manager)
+    assert get_event_manager() is manager
+    # The rest of the package uses it like any other manager.
+    from encore.events.progress_events import ProgressManager, ProgressStartEvent
+
+    ProgressManager(message="quack").start()
+    assert [type(event) for event in manager.emitted] == [ProgressStartEvent]
 
 
 def test_private_managers_are_never_pristine_defaults():
     assert not EventManager()._is_pristine_default()
+
+
+def test_a_duck_typed_manager_is_never_replaced_silently():
+    from unittest import mock
+
+    installed = mock.Mock()  # answers every attribute, even _is_pristine_default
+    set_event_manager(installed)
+    with pytest.raises(ValueError):
+        set_event_manager(EventManager())
+    assert get_event_manager() is installed
