@@ -103,7 +103,13 @@ class BaseEventManager(abc.ABC):
             every value given.
         priority : int, optional
             Listeners with a higher priority are called first.
+
+        Raises
+        ------
+        NotImplementedError
+            Always, in this base class: concrete managers override the method.
         """
+        raise NotImplementedError
 
     @abc.abstractmethod
     def disconnect(self, cls: type, func: Callable[[BaseEvent], Any]) -> None:
@@ -120,7 +126,10 @@ class BaseEventManager(abc.ABC):
         ------
         KeyError
             If ``func`` is not connected to ``cls``.
+        NotImplementedError
+            Always, in this base class: concrete managers override the method.
         """
+        raise NotImplementedError
 
     @abc.abstractmethod
     def emit(self, event: BaseEvent, block: bool = True):
@@ -137,7 +146,13 @@ class BaseEventManager(abc.ABC):
         -------
         threading.Thread or None
             The dispatching thread when ``block`` is ``False``.
+
+        Raises
+        ------
+        NotImplementedError
+            Always, in this base class: concrete managers override the method.
         """
+        raise NotImplementedError
 
     @abc.abstractmethod
     def enable(self, cls: type) -> None:
@@ -147,7 +162,13 @@ class BaseEventManager(abc.ABC):
         ----------
         cls : type
             The event class.
+
+        Raises
+        ------
+        NotImplementedError
+            Always, in this base class: concrete managers override the method.
         """
+        raise NotImplementedError
 
     @abc.abstractmethod
     def disable(self, cls: type) -> None:
@@ -157,7 +178,13 @@ class BaseEventManager(abc.ABC):
         ----------
         cls : type
             The event class.
+
+        Raises
+        ------
+        NotImplementedError
+            Always, in this base class: concrete managers override the method.
         """
+        raise NotImplementedError
 
     @abc.abstractmethod
     def is_enabled(self, cls: type) -> bool:
@@ -172,4 +199,10 @@ class BaseEventManager(abc.ABC):
         -------
         bool
             ``False`` if the class or any of its ancestors is disabled.
+
+        Raises
+        ------
+        NotImplementedError
+            Always, in this base class: concrete managers override the method.
         """
+        raise NotImplementedError
