@@ -20,6 +20,13 @@ __all__ = ["Heartbeat", "HeartbeatEvent"]
 class HeartbeatEvent(BaseEvent):
     """Emitted by a :class:`Heartbeat` on every beat.
 
+    Parameters
+    ----------
+    source : Heartbeat, optional
+        The heartbeat that emits the event.
+    **kwargs
+        The attributes below, set on the event.
+
     Attributes
     ----------
     source : Heartbeat

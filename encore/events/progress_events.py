@@ -19,6 +19,13 @@ EXIT_STATES = ("normal", "warning", "error", "exception")
 class ProgressEvent(BaseEvent):
     """The base class of all progress events.
 
+    Parameters
+    ----------
+    source : object, optional
+        The object that emitted the event.
+    **kwargs
+        The attributes below (and any others), set on the event.
+
     Attributes
     ----------
     operation_id : object
@@ -30,6 +37,13 @@ class ProgressEvent(BaseEvent):
 
 class ProgressStartEvent(ProgressEvent):
     """Emitted when an operation starts.
+
+    Parameters
+    ----------
+    source : object, optional
+        The object that emitted the event.
+    **kwargs
+        The attributes below (and any others), set on the event.
 
     Attributes
     ----------
@@ -45,6 +59,13 @@ class ProgressStartEvent(ProgressEvent):
 class ProgressStepEvent(ProgressEvent):
     """Emitted when an operation makes progress.
 
+    Parameters
+    ----------
+    source : object, optional
+        The object that emitted the event.
+    **kwargs
+        The attributes below (and any others), set on the event.
+
     Attributes
     ----------
     operation_id : object
@@ -58,6 +79,13 @@ class ProgressStepEvent(ProgressEvent):
 
 class ProgressEndEvent(ProgressEvent):
     """Emitted when an operation ends.
+
+    Parameters
+    ----------
+    source : object, optional
+        The object that emitted the event.
+    **kwargs
+        The attributes below (and any others), set on the event.
 
     Attributes
     ----------
