@@ -30,6 +30,7 @@ from encore.storage.tests.abstract_test import (
     StoreEventTestMixin,
     StoreKeyTestMixin,
     StoreLargeValueTestMixin,
+    StoreMetadataCopyTestMixin,
     StoreReadTestMixin,
     StoreTransactionTestMixin,
     StoreWriteTestMixin,
@@ -78,6 +79,10 @@ class TestDictMemoryStoreWrite(unittest.TestCase, StoreWriteTestMixin):
 
 
 class TestDictMemoryStoreEvents(_EmptyDictStore, unittest.TestCase, StoreEventTestMixin):
+    pass
+
+
+class TestDictMemoryStoreMetadataCopies(_EmptyDictStore, unittest.TestCase, StoreMetadataCopyTestMixin):
     pass
 
 
@@ -570,7 +575,7 @@ BROKEN_STORES = [
     (StoreWriteTestMixin, ResettingFromBytesStore, "test_from_bytes", write_fixture),
     (StoreTransactionTestMixin, NoRollbackStore, "test_rollback", None),
     (StoreTransactionTestMixin, NoRollbackStore, "test_no_events_after_rollback", None),
-    (StoreReadTestMixin, ShallowCopyStore, "test_get_metadata_copies", read_fixture),
+    (StoreMetadataCopyTestMixin, ShallowCopyStore, "test_get_metadata_nested", None),
     (StoreReadTestMixin, InclusiveRangeStore, "test_get_data_range", read_fixture),
     (StoreKeyTestMixin, HiddenDotKeysStore, "test_awkward_keys_round_trip", None),
     (StoreKeyTestMixin, CaseInsensitiveStore, "test_keys_differing_in_case", None),

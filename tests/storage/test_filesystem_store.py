@@ -29,6 +29,7 @@ from encore.storage.tests.abstract_test import (
     StoreEventTestMixin,
     StoreKeyTestMixin,
     StoreLargeValueTestMixin,
+    StoreMetadataCopyTestMixin,
     StoreReadTestMixin,
     StoreTransactionTestMixin,
     StoreWriteTestMixin,
@@ -71,6 +72,10 @@ class TestFileSystemStoreWrite(_DirectoryStore, unittest.TestCase, StoreWriteTes
 
 
 class TestFileSystemStoreEvents(_DirectoryStore, unittest.TestCase, StoreEventTestMixin):
+    pass
+
+
+class TestFileSystemStoreMetadataCopies(_DirectoryStore, unittest.TestCase, StoreMetadataCopyTestMixin):
     pass
 
 

@@ -31,6 +31,7 @@ from encore.storage.tests.abstract_test import (
     StoreEventTestMixin,
     StoreKeyTestMixin,
     StoreLargeValueTestMixin,
+    StoreMetadataCopyTestMixin,
     StoreReadTestMixin,
     StoreTransactionTestMixin,
     StoreWriteTestMixin,
@@ -69,6 +70,10 @@ class TestLockingStoreWrite(_LockingStore, unittest.TestCase, StoreWriteTestMixi
 
 
 class TestLockingStoreEvents(_LockingStore, unittest.TestCase, StoreEventTestMixin):
+    pass
+
+
+class TestLockingStoreMetadataCopies(_LockingStore, unittest.TestCase, StoreMetadataCopyTestMixin):
     pass
 
 

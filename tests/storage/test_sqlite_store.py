@@ -36,6 +36,7 @@ from encore.storage.tests.abstract_test import (
     StoreEventTestMixin,
     StoreKeyTestMixin,
     StoreLargeValueTestMixin,
+    StoreMetadataCopyTestMixin,
     StoreReadTestMixin,
     StoreTransactionTestMixin,
     StoreWriteTestMixin,
@@ -110,6 +111,10 @@ class TestMemoryEvents(_MemoryStore, unittest.TestCase, StoreEventTestMixin):
     pass
 
 
+class TestMemoryMetadataCopies(_MemoryStore, unittest.TestCase, StoreMetadataCopyTestMixin):
+    pass
+
+
 class TestMemoryTransactions(_MemoryStore, unittest.TestCase, StoreTransactionTestMixin):
     pass
 
@@ -144,6 +149,10 @@ class TestFileWrite(_FileStore, unittest.TestCase, StoreWriteTestMixin):
 
 
 class TestFileEvents(_FileStore, unittest.TestCase, StoreEventTestMixin):
+    pass
+
+
+class TestFileMetadataCopies(_FileStore, unittest.TestCase, StoreMetadataCopyTestMixin):
     pass
 
 

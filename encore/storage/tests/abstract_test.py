@@ -23,8 +23,9 @@ under pytest alike.
 
 :class:`StoreReadTestMixin` and :class:`StoreWriteTestMixin` keep the fixture
 contract of Encore 0.8's mixins, so a test class written for Encore runs
-unchanged.  The other mixins check properties Encore did not test: the events
-emitted (:class:`StoreEventTestMixin`), real transactions
+unchanged.  The other mixins check properties Encore did not test: metadata copies
+sharing nothing with the store (:class:`StoreMetadataCopyTestMixin`), the
+events emitted (:class:`StoreEventTestMixin`), real transactions
 (:class:`StoreTransactionTestMixin`), awkward keys (:class:`StoreKeyTestMixin`),
 rejected input (:class:`StoreBadInputTestMixin`), large values streamed with
 bounded memory (:class:`StoreLargeValueTestMixin`) and concurrent use
@@ -75,6 +76,7 @@ __all__ = [
     "EventRecorder",
     "StoreReadTestMixin",
     "StoreWriteTestMixin",
+    "StoreMetadataCopyTestMixin",
     "StoreEventTestMixin",
     "StoreTransactionTestMixin",
     "StoreKeyTestMixin",
@@ -583,11 +585,15 @@ class StoreReadTestMixin(_StoreTestHelpers):
         self.assertEqual(metadata, read_fixture()[0][2])
 
     def test_get_copies_metadata(self):
-        """Changing the metadata of a value does not change the store."""
+        """Changing the metadata of a value does not change the store.
+
+        Only the dictionary itself is changed, as Encore 0.8 checked;
+        :class:`StoreMetadataCopyTestMixin` checks nested values.
+        """
         metadata = self.store.get("test1").metadata
         metadata["a_str"] = "changed"
-        metadata["a_list"].append("four")
-        metadata["a_dict"]["four"] = 4
+        del metadata["an_int"]
+        metadata["new"] = 4
         self.assertEqual(self.store.get("test1").metadata, read_fixture()[0][2])
 
     def test_get_missing(self):
@@ -672,8 +678,7 @@ class StoreReadTestMixin(_StoreTestHelpers):
     def test_get_metadata_copies(self):
         """Changing returned metadata does not change the store."""
         metadata = self.store.get_metadata("test1")
-        metadata["a_list"].append("four")
-        metadata["a_dict"].clear()
+        metadata["a_list"] = []
         del metadata["a_str"]
         self.assertEqual(self.store.get_metadata("test1"), read_fixture()[0][2])
 
@@ -818,8 +823,8 @@ class StoreReadTestMixin(_StoreTestHelpers):
     def test_query_copies_metadata(self):
         """Changing metadata returned by query does not change the store."""
         for key, metadata in self.store.query(a_str="test3"):
-            metadata["a_list"].append("four")
             metadata["a_str"] = "changed"
+            del metadata["a_list"]
         self.assertEqual(self.store.get_metadata("test1"), read_fixture()[0][2])
 
     def test_query_keys(self):
@@ -889,6 +894,10 @@ class StoreReadTestMixin(_StoreTestHelpers):
     def test_utils_large(self):
         """A large value (about 50 MB) reads back whole and in ranges."""
         self.utils_large()
+        if not self.store.exists("test_large"):
+            # An override written for Encore 0.8, whose large-value test was
+            # always skipped, may prepare something else.
+            self.skipTest("utils_large() did not store the key 'test_large'")
         self._assert_stream_is_pattern(self.store.get_data("test_large"), LARGE_SIZE)
         self.assertEqual(self.store.get("test_large").size, LARGE_SIZE)
         reference = PatternFile(LARGE_SIZE)
@@ -1226,6 +1235,76 @@ class StoreWriteTestMixin(_StoreTestHelpers):
 # ---------------------------------------------------------------------------
 # Mixins encore adds
 # ---------------------------------------------------------------------------
+
+
+class StoreMetadataCopyTestMixin(_StoreTestHelpers):
+    """Tests that metadata handed out by a store shares nothing with it.
+
+    Changing any part of the metadata returned by a read -- nested lists and
+    dictionaries included -- must not change what the store holds.  (Encore
+    0.8's mixins only changed the returned dictionary itself, which a store
+    returning shallow copies passes.)
+
+    Fixture contract: ``setUp`` sets ``self.store`` to a connected writable
+    store holding no key starting with ``'copy_'``.
+    """
+
+    def _nested(self) -> dict:
+        return {"a_list": [1, [2, 3]], "a_dict": {"inner": {"x": [4]}}, "a_str": "s"}
+
+    def _mutate(self, metadata: dict) -> None:
+        metadata["a_list"].append(5)
+        metadata["a_list"][1].append(6)
+        metadata["a_dict"]["inner"]["x"].append(7)
+        metadata["a_dict"]["added"] = True
+
+    def _write(self) -> None:
+        self.store.set("copy_key", (create_file_like_data(b"data"), self._nested()))
+
+    def test_get_nested_metadata(self):
+        """Changing nested parts of a value's metadata does not change the store."""
+        self._write()
+        self._mutate(self.store.get("copy_key").metadata)
+        self.assertEqual(self.store.get_metadata("copy_key"), self._nested())
+
+    def test_get_metadata_nested(self):
+        """Changing nested parts of get_metadata's result does not change the store."""
+        self._write()
+        self._mutate(self.store.get_metadata("copy_key"))
+        self._mutate(self.store.get_metadata("copy_key", select=["a_list", "a_dict"]))
+        self.assertEqual(self.store.get_metadata("copy_key"), self._nested())
+
+    def test_query_nested(self):
+        """Changing nested parts of query's results does not change the store."""
+        self._write()
+        for _, metadata in self.store.query(a_str="s"):
+            self._mutate(metadata)
+        for _, metadata in self.store.query(select=["a_list", "a_dict"], a_str="s"):
+            self._mutate(metadata)
+        self.assertEqual(self.store.get_metadata("copy_key"), self._nested())
+
+    def test_multiget_metadata_nested(self):
+        """Changing nested parts of multiget_metadata's results does not change the store."""
+        self._write()
+        for metadata in self.store.multiget_metadata(["copy_key"]):
+            self._mutate(metadata)
+        for value in self.store.multiget(["copy_key"]):
+            self._mutate(value.metadata)
+        self.assertEqual(self.store.get_metadata("copy_key"), self._nested())
+
+    def test_written_metadata_nested(self):
+        """Changing nested parts of written metadata afterwards does not change the store."""
+        metadata = self._nested()
+        self.store.set("copy_key", (create_file_like_data(b"data"), metadata))
+        self._mutate(metadata)
+        update = {"a_list": [1, [2, 3]]}
+        self.store.update_metadata("copy_key", update)
+        update["a_list"][1].append(6)
+        replacement = self._nested()
+        self.store.set_metadata("copy_other", replacement)
+        self._mutate(replacement)
+        self.assertEqual(self.store.get_metadata("copy_key"), self._nested())
+        self.assertEqual(self.store.get_metadata("copy_other"), self._nested())
 
 
 class StoreEventTestMixin(_StoreTestHelpers):
