@@ -7,9 +7,23 @@ from __future__ import annotations
 
 import abc
 import logging
+import reprlib
 from typing import Any, Callable, Optional
 
 logger = logging.getLogger(__name__)
+
+_reprs = reprlib.Repr()
+_reprs.maxstring = 80
+_reprs.maxother = 80
+_reprs.maxlevel = 3
+
+
+def _short_repr(value: Any) -> str:
+    """A bounded representation of an attribute value that never raises."""
+    try:
+        return _reprs.repr(value)
+    except Exception:
+        return "<{} object at {:#x}>".format(type(value).__name__, id(value))
 
 
 class BaseEvent(object):
@@ -64,8 +78,10 @@ class BaseEvent(object):
         """
 
     def __repr__(self) -> str:
+        # Shown in logs and in the names of non-blocking emit threads: keep
+        # it short whatever the attributes hold, and never fail.
         attrs = ", ".join(
-            "{}={!r}".format(name, value)
+            "{}={}".format(name, _short_repr(value))
             for name, value in sorted(self.__dict__.items())
             if not name.startswith("_")
         )

@@ -773,8 +773,12 @@ class EventManager(BaseEventManager):
             The dispatching thread when ``block`` is false, else ``None``.
         """
         if not block:
+            try:
+                description = str(event)
+            except Exception:
+                description = "<{} object at {:#x}>".format(type(event).__name__, id(event))
             thread = threading.Thread(
-                target=self.emit, args=(event, True), name="Event emit: {}".format(event)
+                target=self.emit, args=(event, True), name="Event emit: {}".format(description)
             )
             thread.start()
             return thread

@@ -49,6 +49,17 @@ def test_repr_shows_class_and_public_attributes():
     assert "_handled" not in text
 
 
+def test_repr_is_bounded_and_never_fails():
+    class Unprintable(object):
+        def __repr__(self):
+            raise RuntimeError("no representation")
+
+    text = repr(BaseEvent(source=Unprintable(), data=b"x" * 100000, nested=[[[[1]]]]))
+    assert len(text) < 400
+    assert "source=<" in text and "Unprintable" in text
+    assert "data=b'xxx" in text and "..." in text
+
+
 def test_events_of_one_class_do_not_share_attributes():
     first, second = SaveEvent(tags=["a"]), SaveEvent()
     assert not hasattr(second, "tags")

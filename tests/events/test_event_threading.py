@@ -41,6 +41,35 @@ def test_non_blocking_emit_returns_started_worker_thread(manager):
     assert seen["done"]
 
 
+class Unprintable(object):
+    def __repr__(self):
+        raise RuntimeError("no representation")
+
+
+class UnprintableEvent(Level1Event):
+    def __str__(self):
+        raise RuntimeError("no text")
+
+
+def test_non_blocking_emit_names_its_thread_whatever_the_event_holds(manager):
+    calls = []
+    manager.connect(Level1Event, calls.append)
+    events = [
+        Level1Event(source=Unprintable()),        # an attribute that cannot be shown
+        Level1Event(data=b"x" * 1000000),        # a huge attribute
+        UnprintableEvent(),                      # an event that cannot be shown
+    ]
+    threads = [manager.emit(event, block=False) for event in events]
+    for thread in threads:
+        thread.join(TIMEOUT)
+        assert not thread.is_alive()
+        assert thread.name.startswith("Event emit: ")
+        assert len(thread.name) < 1000
+    assert calls == events
+    assert threads[0].name.startswith("Event emit: Level1Event(source=<")
+    assert threads[2].name.startswith("Event emit: <UnprintableEvent object at 0x")
+
+
 def test_non_blocking_emit_of_disabled_event_still_returns_thread(manager):
     calls = []
     manager.connect(Level1Event, calls.append)
