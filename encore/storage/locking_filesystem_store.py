@@ -30,9 +30,10 @@ import os
 import re
 import threading
 import weakref
+import functools
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from encore.storage.events import (
     StoreDeleteEvent,
@@ -51,7 +52,8 @@ from .filesystem_store import (
 )
 from .utils import is_listened
 
-__all__ = ["LockingFileSystemStore", "LogEntry", "FileSystemStoreError"]
+__all__ = ["LockingFileSystemStore", "LogEntry", "FileSystemStoreError", "locking", "write_log",
+           "transact"]
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +185,98 @@ def _poll(store_ref: "weakref.ref[LockingFileSystemStore]", stop: threading.Even
             logger.exception("Reading the change log of %s failed", store.path)
         interval = store.remote_event_poll_interval or interval
         del store
+
+
+# ---------------------------------------------------------------------------
+# Method decorators, kept at module level as in Encore 0.8 for subclasses
+# ---------------------------------------------------------------------------
+
+def locking(method: Callable) -> Callable:
+    """Decorate a store method taking a key first so that it runs holding the
+    key's exclusive lock.
+
+    The store's own methods already lock; this is for methods a subclass adds.
+    Key locks are re-entrant, so the decorated method may call the store's
+    reads and writes of the same key.
+
+    Parameters
+    ----------
+    method : callable
+        A method of a :class:`LockingFileSystemStore` (subclass) whose first
+        argument after ``self`` is a key.
+
+    Returns
+    -------
+    callable
+        The wrapped method.
+    """
+    @functools.wraps(method)
+    def locked(self: "LockingFileSystemStore", key: str, *args: Any, **kwargs: Any) -> Any:
+        with self._writing(key):
+            return method(self, key, *args, **kwargs)
+    return locked
+
+
+_LOG_CODES = {"update_metadata": "u", "delete": "d"}
+
+
+def write_log(code: Any) -> Callable:
+    """Decorate a store method taking a key first so that it runs holding the
+    key's lock and is recorded in the change log when it succeeds.
+
+    Use as ``@write_log('w')`` (a write), ``@write_log('u')`` (a metadata
+    update) or ``@write_log('d')`` (a deletion); plain ``@write_log`` picks
+    the code from the method's name (``'u'`` for ``update_metadata``, ``'d'``
+    for ``delete``, else ``'w'``).  Other store objects see the logged line as
+    a remote event.
+
+    Parameters
+    ----------
+    code : str or callable
+        The log code, or the method itself.
+
+    Returns
+    -------
+    callable
+        A decorator, or the wrapped method when given the method.
+    """
+    def decorate(method: Callable, log_code: str) -> Callable:
+        @functools.wraps(method)
+        def logged(self: "LockingFileSystemStore", key: str, *args: Any, **kwargs: Any) -> Any:
+            with self._writing(key):
+                result = method(self, key, *args, **kwargs)
+                self._written(key, log_code)
+            return result
+        return logged
+
+    if callable(code):
+        return decorate(code, _LOG_CODES.get(code.__name__, "w"))
+    if not isinstance(code, str) or not code or any(char.isspace() for char in code):
+        raise ValueError("a log code is a non-empty str without spaces, not {!r}".format(code))
+    return lambda method: decorate(method, code)
+
+
+def transact(method: Callable) -> Callable:
+    """Decorate a store method so that it runs in a transaction of the store.
+
+    Inside an open transaction it simply joins it; otherwise its writes
+    commit together when it returns and are rolled back if it raises.
+
+    Parameters
+    ----------
+    method : callable
+        A method of a store.
+
+    Returns
+    -------
+    callable
+        The wrapped method.
+    """
+    @functools.wraps(method)
+    def transacted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self.transaction(method.__name__):
+            return method(self, *args, **kwargs)
+    return transacted
 
 
 class LockingFileSystemStore(FileSystemStore):

@@ -24,7 +24,13 @@ from encore.storage.events import (
 )
 from encore.storage.file_lock import FileLock, SharedFileLock
 from encore.storage.filesystem_store import FileSystemStore, FileSystemStoreError, init_shared_store
-from encore.storage.locking_filesystem_store import LockingFileSystemStore, LogEntry
+from encore.storage.locking_filesystem_store import (
+    LockingFileSystemStore,
+    LogEntry,
+    locking,
+    transact,
+    write_log,
+)
 from encore.storage.tests.abstract_test import (
     StoreBadInputTestMixin,
     StoreConcurrencyTestMixin,
@@ -616,3 +622,71 @@ def test_other_log_codes_give_key_events(stores, event_manager, root):
     assert seen.wait(10)
     assert [(e.key, e.timestamp, e.remote) for e in received] == [
         ("touched", datetime(2020, 1, 2, 3, 4, 5, 6), True)]
+
+
+# ---------------------------------------------------------------------------
+# The module-level decorators, for subclasses written for Encore 0.8
+# ---------------------------------------------------------------------------
+
+
+class _DecoratedStore(LockingFileSystemStore):
+    """A subclass adding its own methods with the module's decorators."""
+
+    @write_log("w")
+    def append_data(self, key, more):
+        data = self.to_bytes(key) if self.exists(key) else b""
+        self.from_bytes(key, data + more)
+
+    @write_log
+    def mark(self, key):
+        """Logs a write of the key without changing it."""
+
+    @locking
+    def lock_and_report(self, key, observed):
+        observed.append(store_lock_exists(self, key))
+        return "done"
+
+    @transact
+    def swap(self, first, second):
+        a, b = self.to_bytes(first), self.to_bytes(second)
+        self.from_bytes(first, b)
+        if not b:
+            raise ValueError("empty")
+        self.from_bytes(second, a)
+
+
+def store_lock_exists(store, key):
+    return os.path.exists(os.path.join(store.path, key + ".lock"))
+
+
+def test_decorators_for_subclasses(root, event_manager):
+    store = _DecoratedStore(root, event_manager=event_manager, remote_event_poll_interval=None)
+    store.connect()
+    try:
+        store.from_bytes("k", b"ab")
+        store.append_data("k", b"cd")
+        assert store.to_bytes("k") == b"abcd"
+        # The decorated write and the store's own writes inside it are logged.
+        assert [(e.code, e.key) for e in store.get_log()] == [("w", "k"), ("w", "k"), ("w", "k")]
+        observed = []
+        assert store.lock_and_report("k", observed) == "done"
+        assert observed == [True] and not store_lock_exists(store, "k")
+        store.mark("k")
+
+        def update_metadata(self, key):  # the code follows the method's name
+            pass
+
+        write_log(update_metadata)(store, "k")
+        assert [(e.code, e.key) for e in store.get_log()[3:]] == [("w", "k"), ("u", "k")]
+        store.from_bytes("x", b"1")
+        store.from_bytes("y", b"")
+        with pytest.raises(ValueError):
+            store.swap("x", "y")
+        assert (store.to_bytes("x"), store.to_bytes("y")) == (b"1", b"")  # rolled back
+        store.from_bytes("y", b"2")
+        store.swap("x", "y")
+        assert (store.to_bytes("x"), store.to_bytes("y")) == (b"2", b"1")
+        with pytest.raises(ValueError):
+            write_log("two words")
+    finally:
+        store.disconnect()
