@@ -2194,6 +2194,11 @@ class SqliteStore(AbstractStore):
                     events.append((self._emit_write, (key, True, merged)))
 
 
+#: The spelling of the class name used by parts of Encore's manual (its
+#: index); the same class.
+SQLiteStore = SqliteStore
+
+
 def _blob_bytes(value: Any) -> bytes:
     if value is None:
         return b""

@@ -408,6 +408,12 @@ def test_legacy_unpacking_of_values():
     assert metadata == {"m": 1}
 
 
+def test_sqlite_store_index_spelling():
+    from encore.storage.sqlite_store import SQLiteStore
+
+    assert SQLiteStore is SqliteStore
+
+
 def test_encore_positional_event_manager():
     # The 0.7 manual built stores with the event manager as an argument.
     manager = EventManager()
