@@ -127,6 +127,18 @@ def test_never_more_than_max_workers(pool):
     assert len(executor._threads) == 2
 
 
+def test_each_submit_adds_a_worker_until_the_maximum(pool):
+    # As in Encore: a worker is started per submit, even while the existing
+    # ones are idle, until there are max_workers of them.
+    executor = pool(3, name="Grow")
+    for expected in (1, 2, 3, 3):
+        executor.submit(pow, 2, 2).result(timeout=TIMEOUT)
+        assert len(executor._threads) == expected
+    assert [thread.name for thread in executor._threads] == [
+        "GrowWorker-1", "GrowWorker-2", "GrowWorker-3"]
+    assert executor.max_workers == 3
+
+
 def test_initializer_and_uninitializer_run_once_per_worker(pool):
     lock = threading.Lock()
     initialized, uninitialized = [], []
@@ -306,6 +318,29 @@ def test_map_yields_in_order_and_honours_timeout(pool):
             pass
     release.set()
     assert list(iterator) == [True]
+
+
+def test_map_submits_eagerly_and_closing_cancels_the_rest(pool):
+    executor = pool(1)
+    entered = threading.Event()
+    release = threading.Event()
+    started = []
+
+    def job(i):
+        started.append(i)
+        if i == 1:
+            entered.set()
+            assert release.wait(TIMEOUT)
+        return i
+
+    results = executor.map(job, range(5))
+    # Every job was submitted before anything was asked of the iterator.
+    assert entered.wait(TIMEOUT)
+    assert next(results) == 0
+    results.close()  # job 1 is running; jobs 2 to 4 are cancelled
+    release.set()
+    executor.shutdown(wait=True)
+    assert started == [0, 1]
 
 
 def test_context_manager_shuts_down(pool):
