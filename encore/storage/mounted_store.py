@@ -48,7 +48,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .abstract_store import AbstractStore, StoreError, Value
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
-from .joined_store import (
+from ._composite import (
     _CompositeStoreMixin,
     _close,
     _is_writable,

@@ -37,7 +37,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set,
 
 from .abstract_store import AbstractStore, AuthorizationError, Value
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
-from .joined_store import (
+from ._composite import (
     _CompositeStoreMixin,
     _close,
     _is_writable,
