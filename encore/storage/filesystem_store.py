@@ -73,6 +73,7 @@ from .utils import (
     is_listened,
     range_stream,
     store_progress,
+    transaction_lock,
 )
 
 __all__ = ["FileSystemStore", "FileSystemStoreError", "init_shared_store", "encode_key", "decode_key"]
@@ -484,7 +485,9 @@ class FileSystemStore(AbstractStore):
     ends, and put back if it fails, so a failed transaction leaves the keys
     it touched as they were and its events are dropped.  Writes inside a
     transaction are visible at once, to everybody; transactions do not
-    isolate.
+    isolate.  Another thread writing a key that an open transaction of the
+    same store object has written waits until the transaction ends, so a
+    rollback never undoes that thread's write.
 
     Parameters
     ----------
@@ -631,8 +634,14 @@ class FileSystemStore(AbstractStore):
         return _NO_LOCK
 
     def _writing(self, key: str) -> Any:
-        """A context manager held while writing a key."""
-        return self._stripes[hash(key) % len(self._stripes)]
+        """A context manager held while writing a key.
+
+        When a transaction another thread has open on this store already
+        wrote the key, it waits for that transaction to end: a rollback
+        restores the files as they were when the transaction first touched
+        them, which would undo a write made meanwhile.
+        """
+        return _WriteGuard(self, self._stripes[hash(key) % len(self._stripes)], self._paths(key))
 
     def _written(self, key: str, code: str) -> None:
         """Called after a write of ``key`` (code 'w', 'u' or 'd'), with the
@@ -1228,6 +1237,44 @@ class FileSystemStore(AbstractStore):
         """
         with self.get_data(key) as stream:
             return stream.read()
+
+
+class _WriteGuard(object):
+    """Holds a key's stripe lock, after the end of another thread's
+    transaction that wrote the key."""
+
+    __slots__ = ("store", "stripe", "paths", "transaction")
+
+    def __init__(self, store: FileSystemStore, stripe: Any, paths: Tuple[str, str]) -> None:
+        self.store = store
+        self.stripe = stripe
+        self.paths = paths
+        self.transaction: Any = None
+
+    def __enter__(self) -> None:
+        store = self.store
+        self.stripe.acquire()
+        # Checked under the stripe: a transaction writes (and journals) the
+        # key under the same stripe, so it cannot touch the key between this
+        # check and our write; if it touches it later, its backup holds our
+        # write.
+        journal = store._journal
+        if journal is None or store._journal_thread == threading.get_ident():
+            return
+        data_path, metadata_path = self.paths
+        if data_path not in journal and metadata_path not in journal:
+            return
+        self.stripe.release()
+        lock = transaction_lock(store)  # held by the transaction until it ends
+        lock.acquire()
+        self.transaction = lock
+        self.stripe.acquire()
+
+    def __exit__(self, exc_type, exc_value, traceback) -> None:
+        self.stripe.release()
+        lock, self.transaction = self.transaction, None
+        if lock is not None:
+            lock.release()
 
 
 class _NoLock(object):

@@ -662,3 +662,28 @@ def test_new_files_follow_the_umask(store, root):
         os.umask(old)
     for name in ("k.data", "k.metadata"):
         assert os.stat(os.path.join(root, name)).st_mode & 0o777 == 0o644
+
+
+def test_a_rollback_does_not_undo_another_threads_write_of_the_same_key(store):
+    store.set("k", (io.BytesIO(b"original"), {"v": 0}))
+    started, finished = threading.Event(), threading.Event()
+
+    def other():
+        started.wait(10)
+        store.set("k", (io.BytesIO(b"theirs"), {"v": "B"}))
+        finished.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    with pytest.raises(RuntimeError):
+        with store.transaction("fail"):
+            store.set("k", (io.BytesIO(b"mine"), {"v": "A"}))
+            started.set()
+            # A window for the other write to (wrongly) complete now; it must
+            # wait for this transaction instead.
+            assert not finished.wait(0.3)
+            raise RuntimeError("boom")
+    thread.join(10)
+    assert not thread.is_alive()
+    assert store.to_bytes("k") == b"theirs"
+    assert store.get_metadata("k") == {"v": "B"}
