@@ -87,9 +87,11 @@ def _utc_now() -> datetime:
 
 
 class LogEntry(tuple):
-    """One line of the change log: ``(id, code, timestamp, key)``.
+    """One line of the change log: ``(id, code, timestamp, key)``, also
+    readable as the attributes :attr:`id`, :attr:`code`, :attr:`timestamp`
+    and :attr:`key`.
 
-    Attributes
+    Parameters
     ----------
     id : int
         The line's number, one more than the previous line's.
@@ -107,10 +109,13 @@ class LogEntry(tuple):
     def __new__(cls, id: int, code: str, timestamp: datetime, key: str) -> "LogEntry":
         return tuple.__new__(cls, (id, code, timestamp, key))
 
-    id = property(lambda self: self[0])
-    code = property(lambda self: self[1])
-    timestamp = property(lambda self: self[2])
-    key = property(lambda self: self[3])
+    id = property(lambda self: self[0], doc="int : The line's number.")
+    code = property(lambda self: self[1],
+                    doc="str : The kind of write: 'w' (set, set_data, set_metadata), "
+                        "'u' (update_metadata) or 'd' (delete).")
+    timestamp = property(lambda self: self[2],
+                         doc="datetime.datetime : When the write completed (UTC, naive).")
+    key = property(lambda self: self[3], doc="str : The key written.")
 
     def format(self) -> str:
         """Return the entry as a log line (with its newline).

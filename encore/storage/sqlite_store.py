@@ -457,6 +457,25 @@ class SqliteValue(Value):
     :class:`~encore.storage.abstract_store.StoreError` rather than mix the
     old metadata with new data.
 
+    Values are made by :meth:`SqliteStore.get`, not by user code.
+
+    Parameters
+    ----------
+    store : SqliteStore
+        The store holding the key.
+    key : str
+        The key.
+    rowid : int
+        The key's row in the store's table.
+    metadata : str or bytes
+        The metadata as stored (decoded on each access).
+    created, modified : float
+        The key's times.
+    size : int
+        The size of the data in bytes.
+    inline : bytes or None
+        The data itself when it is small, else ``None``.
+
     Attributes
     ----------
     size : int

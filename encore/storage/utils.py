@@ -212,7 +212,13 @@ class BufferIteratorIO(io.RawIOBase):
         self._pending = b""
 
     def readable(self) -> bool:
-        """bool : Always ``True``."""
+        """Whether the stream can be read.
+
+        Returns
+        -------
+        bool
+            Always ``True``.
+        """
         return True
 
     def _next_chunk(self) -> Optional[bytes]:
