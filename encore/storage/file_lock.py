@@ -331,7 +331,7 @@ class FileLock(_BaseFileLock):
         while True:
             try:
                 fd = os.open(self.path, flags, 0o644)
-            except (FileExistsError, IsADirectoryError, PermissionError):
+            except (FileExistsError, IsADirectoryError, PermissionError) as error:
                 # A directory means shared holders -- or none left: an empty
                 # directory is removed and the attempt made again.
                 if os.path.isdir(self.path):
@@ -341,7 +341,13 @@ class FileLock(_BaseFileLock):
                     except OSError:
                         pass
                 elif not os.path.exists(self.path):
-                    continue  # released in between (or a Windows pending delete)
+                    if not isinstance(error, PermissionError):
+                        continue  # released in between: try again at once
+                    directory = os.path.dirname(os.path.abspath(self.path))
+                    if not os.access(directory, os.W_OK):
+                        raise LockError("cannot create the lock {}: {}".format(
+                            self.path, error)) from None
+                    # A Windows pending delete: wait a moment (not a busy loop).
                 if not waiter.sleep():
                     return False
                 continue

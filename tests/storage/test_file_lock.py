@@ -92,6 +92,39 @@ def test_missing_directory_is_an_error(tmp_path):
         FileLock(str(tmp_path / "missing" / "x")).acquire()
 
 
+def test_unwritable_directory_is_an_error_not_a_busy_loop(name, monkeypatch):
+    # (Simulated: the tests may run as root, which may write anywhere.)
+    real_open = os.open
+
+    def refusing_open(path, *args, **kwargs):
+        if path == name + ".lock":
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(LockError, match="cannot create"):
+        FileLock(name, timeout=5).acquire()
+
+
+def test_transient_permission_errors_are_waited_out(name, monkeypatch):
+    # A Windows "delete pending" lock file refuses creation for a moment.
+    real_open = os.open
+    refusals = []
+
+    def refusing_twice(path, *args, **kwargs):
+        if path == name + ".lock" and len(refusals) < 2:
+            refusals.append(path)
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refusing_twice)
+    lock = FileLock(name, timeout=5, poll_interval=0.001)
+    assert lock.acquire()
+    assert len(refusals) == 2
+    lock.release()
+
+
 def test_wait(name):
     holder = FileLock(name)
     holder.acquire()
