@@ -503,6 +503,9 @@ class EventManager(BaseEventManager):
     plan must be rebuilt.  Listeners never run while the lock is held.
     """
 
+    #: The manager this one forwards to once retired (see ``_retire``).
+    _successor: Any = None
+
     def __init__(self) -> None:
         self.event_map: Dict[type, EventInfo] = {}
         self.count = itertools.count()
@@ -625,6 +628,29 @@ class EventManager(BaseEventManager):
         """
         return self._is_package_default and not self._configured
 
+    def _retire(self, successor: Any) -> bool:
+        """Hand over to ``successor`` if this is a pristine package default.
+
+        Code that obtained this manager before it was replaced (a store that
+        already emitted, a progress manager, a heartbeat) keeps a reference
+        to it: from now on every call made on it is forwarded to the
+        successor, so nothing is emitted into, or connected to, a manager
+        nobody uses any more.
+
+        Returns
+        -------
+        bool
+            Whether the manager was retired; ``False`` if it is not a
+            pristine package default.
+        """
+        with self._lock:
+            if not self._is_pristine_default():
+                return False
+            self._successor = successor
+            self.__class__ = _RetiredDefaultManager
+            self._plans = {}
+            return True
+
     # -- the API -----------------------------------------------------------
 
     def register(self, cls: type) -> None:
@@ -698,20 +724,29 @@ class EventManager(BaseEventManager):
         else:
             notifier = CallableNotifier(func, filter, priority, 0)
         with self._lock:
-            info = self._info(cls)
-            # Number the connection under the lock, so numbers follow the
-            # order in which connections take effect.
-            count = next(self.count)
-            notifier.count = count
-            notifier.key = (-priority, count)
+            successor = self._successor
+            if successor is None:
+                self._connect_locked(cls, func, notifier, priority)
+        if successor is not None:
+            # Retired (see _retire) while this call was on its way.
+            successor.connect(cls, func, filter, priority)
 
-            def change(listeners: list) -> None:
-                listeners[:] = [n for n in listeners if not n.matches(func)]
-                insort(listeners, notifier, key=lambda n: n.key)
+    def _connect_locked(self, cls: type, func: Listener, notifier: Any, priority: int) -> None:
+        """Register ``notifier`` for ``func`` on ``cls`` (the lock is held)."""
+        info = self._info(cls)
+        # Number the connection under the lock, so numbers follow the
+        # order in which connections take effect.
+        count = next(self.count)
+        notifier.count = count
+        notifier.key = (-priority, count)
 
-            self._update_listeners(info, change)
-            self._configured = True
-            self._invalidate(cls)
+        def change(listeners: list) -> None:
+            listeners[:] = [n for n in listeners if not n.matches(func)]
+            insort(listeners, notifier, key=lambda n: n.key)
+
+        self._update_listeners(info, change)
+        self._configured = True
+        self._invalidate(cls)
 
     def disconnect(self, cls: type, func: Listener) -> None:
         """Disconnect a listener from an event class.
@@ -915,9 +950,13 @@ class EventManager(BaseEventManager):
             The event class.
         """
         with self._lock:
-            self._info(cls).disabled = True
-            self._configured = True
-            self._invalidate(cls)
+            successor = self._successor
+            if successor is None:
+                self._info(cls).disabled = True
+                self._configured = True
+                self._invalidate(cls)
+        if successor is not None:
+            successor.disable(cls)
 
     def enable(self, cls: type) -> None:
         """Clear the disabled flag of a class.
@@ -982,6 +1021,56 @@ class EventManager(BaseEventManager):
         func : callable or None
             The trace function, e.g. a :class:`LoggingTracer`.
         """
-        if func is not None:
-            self._configured = True
-        self._trace_func = func
+        with self._lock:
+            successor = self._successor
+            if successor is None:
+                if func is not None:
+                    self._configured = True
+                self._trace_func = func
+        if successor is not None:
+            successor.set_trace(func)
+
+
+class _RetiredDefaultManager(EventManager):
+    """A package default manager replaced by ``set_event_manager``.
+
+    Every call is forwarded to the manager that replaced it (see
+    :meth:`EventManager._retire`).
+    """
+
+    def register(self, cls: type) -> None:
+        return self._successor.register(cls)
+
+    def connect(self, cls: type, func: Listener, filter: Optional[Mapping[str, Any]] = None, priority: int = 0) -> None:
+        return self._successor.connect(cls, func, filter, priority)
+
+    def disconnect(self, cls: type, func: Listener) -> None:
+        return self._successor.disconnect(cls, func)
+
+    def emit(self, event: BaseEvent, block: bool = True) -> Optional[threading.Thread]:
+        return self._successor.emit(event, block)
+
+    def has_listeners(self, cls: type) -> bool:
+        has_listeners = getattr(self._successor, "has_listeners", None)
+        return True if has_listeners is None else has_listeners(cls)
+
+    def get_event(self, cls: Optional[type] = None):
+        return self._successor.get_event(cls)
+
+    def get_listeners(self, event: Any, cls: Optional[type] = None) -> Iterator[Listener]:
+        return self._successor.get_listeners(event, cls)
+
+    def disable(self, cls: type) -> None:
+        return self._successor.disable(cls)
+
+    def enable(self, cls: type) -> None:
+        return self._successor.enable(cls)
+
+    def is_enabled(self, cls: type) -> bool:
+        return self._successor.is_enabled(cls)
+
+    def set_trace(self, func: Optional[TraceFunction] = None) -> None:
+        return self._successor.set_trace(func)
+
+    def _is_pristine_default(self) -> bool:
+        return False

@@ -56,7 +56,8 @@ def set_event_manager(event_manager: BaseEventManager) -> None:
         manager again is allowed.  (Encore 0.8 also refused when
         :func:`get_event_manager` had merely been called before; here a
         default manager created lazily that nobody has connected to may be
-        replaced.)
+        replaced, and from then on it forwards every call made on it to
+        ``event_manager``, so code that obtained it earlier keeps working.)
     TypeError
         If ``event_manager`` has no callable ``connect`` and ``emit``.  A
         manager need not subclass :class:`BaseEventManager` (Encore 0.8
@@ -79,7 +80,9 @@ def set_event_manager(event_manager: BaseEventManager) -> None:
             return
         from .event_manager import EventManager
 
-        if isinstance(current, EventManager) and current._is_pristine_default():
+        # Whoever already holds the old default (a store that emitted, a
+        # progress manager...) is forwarded to the new manager from now on.
+        if isinstance(current, EventManager) and current._retire(event_manager):
             _event_manager = event_manager
             return
         raise ValueError("The package event manager has already been set")

@@ -139,3 +139,79 @@ def test_a_duck_typed_manager_is_never_replaced_silently():
     with pytest.raises(ValueError):
         set_event_manager(EventManager())
     assert get_event_manager() is installed
+
+
+def test_a_replaced_default_forwards_to_its_successor():
+    # Code that got hold of the default before it was replaced (here a
+    # progress manager, and a plain reference) must reach the new manager.
+    from encore.events.progress_events import ProgressManager, ProgressStartEvent
+
+    early = get_event_manager()
+    progress = ProgressManager(message="early")
+    assert progress.event_manager is early
+    early.emit(SomeEvent())  # emitting keeps it replaceable
+    mine = EventManager()
+    set_event_manager(mine)
+    seen = []
+    mine.connect(BaseEvent, seen.append)
+    progress.start()
+    early.emit(SomeEvent(tag="late"))
+    assert [type(event) for event in seen] == [ProgressStartEvent, SomeEvent]
+    # Everything else is forwarded too.
+    other = []
+    early.connect(SomeEvent, other.append, filter={"tag": "x"}, priority=5)
+    assert list(mine.get_listeners(SomeEvent)) == [other.append, seen.append]
+    early.disable(SomeEvent)
+    assert not mine.is_enabled(SomeEvent) and not early.is_enabled(SomeEvent)
+    early.enable(SomeEvent)
+    assert early.has_listeners(SomeEvent) and mine.has_listeners(SomeEvent)
+    early.disconnect(SomeEvent, other.append)
+    assert list(early.get_listeners(SomeEvent)) == [seen.append]
+    assert early.get_event(SomeEvent) is mine.get_event(SomeEvent)
+    thread = early.emit(SomeEvent(tag="async"), block=False)
+    thread.join(10)
+    assert seen[-1].tag == "async"
+    early.set_trace(lambda *args: True)
+    assert mine._trace_func is not None
+    assert not early._is_pristine_default()
+
+
+def test_a_replaced_default_forwards_to_a_duck_typed_successor():
+    early = get_event_manager()
+    successor = DuckTypedManager()
+    set_event_manager(successor)
+    event = SomeEvent()
+    early.emit(event)
+    assert successor.emitted == [event]
+    assert early.has_listeners(SomeEvent)  # unknown: assume someone listens
+
+
+def test_connect_racing_with_the_replacement_reaches_the_successor():
+    # A connect already inside the old default, waiting for its lock, when
+    # the default is retired is redone on the successor rather than lost.
+    import sys
+    import threading
+    import time
+
+    early = get_event_manager()
+    mine = EventManager()
+    calls = []
+    connector = threading.Thread(target=early.connect, args=(SomeEvent, calls.append))
+    with early._lock:
+        connector.start()
+        # Wait (bounded) until the connect is blocked inside EventManager.connect.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            frame = sys._current_frames().get(connector.ident)
+            if frame is not None and frame.f_code.co_name == "connect":
+                break
+            time.sleep(0.001)
+        assert frame is not None and frame.f_code.co_name == "connect"
+        # The lock is re-entrant: retire the default while the connect waits.
+        set_event_manager(mine)
+    connector.join(10)
+    assert not connector.is_alive()
+    assert get_event_manager() is mine
+    mine.emit(SomeEvent())
+    assert len(calls) == 1
+    assert early.event_map == {}
