@@ -156,7 +156,8 @@ class Heartbeat(object):
                     self.frame_count += 1
                     delay = max(started + self.interval - time.monotonic(), 0.001)
                 elif state == "paused":
-                    delay = self.interval
+                    # No polling: assigning the state wakes the loop.
+                    delay = None
                 else:
                     break
                 with condition:

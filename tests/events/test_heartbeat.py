@@ -158,3 +158,33 @@ def test_failing_listener_does_not_stop_the_heartbeat(manager):
         assert collector.arrived.wait(TIMEOUT)
     finally:
         stop_and_join(heartbeat, thread)
+
+
+def test_a_paused_heartbeat_does_not_spin(manager):
+    # With a zero interval a paused loop that polled would spin on the CPU.
+    heartbeat = Heartbeat(interval=0, event_manager=manager)
+    waits = []
+    real_condition = heartbeat._condition
+
+    class CountingCondition(type(real_condition)):
+        def wait(self, timeout=None):
+            waits.append(timeout)
+            return super().wait(timeout)
+
+    heartbeat._condition = CountingCondition()
+    paused = threading.Event()
+
+    def listener(event):
+        if event.frame == 0:
+            heartbeat.state = "paused"
+            paused.set()
+
+    manager.connect(HeartbeatEvent, listener)
+    thread = heartbeat.serve()
+    try:
+        assert paused.wait(TIMEOUT)
+        time.sleep(0.05)  # a window in which a polling loop would spin
+        assert heartbeat.frame_count == 1
+        assert len(waits) <= 2
+    finally:
+        stop_and_join(heartbeat, thread)
