@@ -165,6 +165,8 @@ class EnhancedThreadPoolExecutor(concurrent.futures.Executor):
     ------
     ValueError
         If ``max_workers`` is not positive.
+    TypeError
+        If ``initializer`` or ``uninitializer`` is given but not callable.
 
     Examples
     --------
