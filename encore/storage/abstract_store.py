@@ -27,6 +27,7 @@ import inspect
 import io
 import math
 import os
+import threading
 import warnings
 from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
 
@@ -1046,9 +1047,27 @@ class AbstractReadOnlyStore(abc.ABC):
         metadata : dict or None
             The key's metadata after the change (before it, for a delete).
         """
+        held = getattr(_holding, "stack", None)
+        if held and event_class is not StoreDeleteEvent:
+            store, held_key, events = held[-1]
+            if store is self and held_key == key:
+                events.append((event_class, metadata))
+                return
         manager = self.event_manager
         if is_listened(manager, event_class):
             manager.emit(event_class(source=self, key=key, metadata=metadata))
+
+
+# Per thread: the (store, key, list) of the derived AbstractStore.set calls
+# in progress, whose parts' modification events are held back.
+_holding = threading.local()
+
+
+def _held_modifications() -> list:
+    stack = getattr(_holding, "stack", None)
+    if stack is None:
+        stack = _holding.stack = []
+    return stack
 
 
 _add_checks(AbstractReadOnlyStore.__dict__, owner=AbstractReadOnlyStore)
@@ -1169,15 +1188,34 @@ class AbstractStore(AbstractReadOnlyStore):
         Events
         ------
         StoreSetEvent or StoreUpdateEvent
-            After the write.
+            One, after the write.  (This default calls :meth:`set_metadata`
+            and :meth:`set_data`; the events they emit with the base
+            class's helpers are merged into this one.)
         StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
             While the data is copied, when anyone listens.
         """
         data, metadata = _value_parts(value)
+        # set_metadata and set_data each report their write; the events they
+        # emit through _emit_modification are held back and replaced by one
+        # event for the whole set (a set of a new key is one StoreSetEvent).
+        held: list = []
+        stack = _held_modifications()
         try:
             with self.transaction("Setting {}".format(key)):
-                self.set_metadata(key, metadata)
-                self.set_data(key, data, buffer_size)
+                stack.append((self, key, held))
+                try:
+                    self.set_metadata(key, metadata)
+                    self.set_data(key, data, buffer_size)
+                finally:
+                    for index in range(len(stack) - 1, -1, -1):
+                        if stack[index][2] is held:
+                            del stack[index]
+                            break
+                    # Also when set_data failed: a store that cannot roll
+                    # back has written the metadata (inside a transaction
+                    # that rolls back, the event is dropped).
+                    if held:
+                        self._emit_modification(held[0][0], key, held[-1][1])
         finally:
             if not isinstance(value, tuple):
                 data.close()  # the stream was opened here, from the Value

@@ -429,6 +429,46 @@ class TestEventsAndTransactions:
         assert store.data["a"][0] == b"kept"
         assert [e.key for e in events] == ["a"]
 
+    def test_derived_set_emits_one_event(self, store, manager):
+        events = record(manager, StoreModificationEvent)
+        store.set("new", (io.BytesIO(b"x"), {"m": 1}))
+        store.set("new", (io.BytesIO(b"y"), {"m": 2}))
+        store.set("copy", store.get("new"))
+        store.multiset(["new", "other"], [(io.BytesIO(b"z"), {"m": 3}), (io.BytesIO(b""), {})])
+        assert [(type(e), e.key, e.metadata) for e in events] == [
+            (StoreSetEvent, "new", {"m": 1}),
+            (StoreUpdateEvent, "new", {"m": 2}),
+            (StoreSetEvent, "copy", {"m": 2}),
+            (StoreUpdateEvent, "new", {"m": 3}),
+            (StoreSetEvent, "other", {}),
+        ]
+        assert all(e.source is store for e in events)
+
+    def test_derived_set_failing_without_rollback_reports_the_metadata_write(self, manager):
+        store = MinimalStore(event_manager=manager, rollback=False)
+        events = record(manager, StoreModificationEvent)
+
+        class Failing(object):
+            def read(self, size=-1):
+                raise OSError("unreadable")
+
+        with pytest.raises(OSError):
+            store.set("k", (Failing(), {"m": 1}))
+        assert store.data["k"] == (b"", {"m": 1})  # no rollback: metadata written
+        assert [(type(e), e.key, e.metadata) for e in events] == [(StoreSetEvent, "k", {"m": 1})]
+
+    def test_derived_set_failing_with_rollback_reports_nothing(self, store, manager):
+        events = record(manager, StoreModificationEvent)
+
+        class Failing(object):
+            def read(self, size=-1):
+                raise OSError("unreadable")
+
+        with pytest.raises(OSError):
+            store.set("k", (Failing(), {"m": 1}))
+        assert "k" not in store.data
+        assert events == []
+
     def test_nested_transactions_commit_once(self, store, manager):
         commits = []
         store._commit_transaction = lambda: commits.append(1)
