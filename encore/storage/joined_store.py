@@ -89,6 +89,19 @@ logger = logging.getLogger(__name__)
 __all__ = ["JoinedStore"]
 
 
+class _UserTag(str):
+    """A user tag that also answers a call with itself.
+
+    :attr:`JoinedStore.user_tag` is a property, as in the abstract API,
+    but Encore 0.8's ``JoinedStore`` defined ``user_tag()`` as a method.
+    """
+
+    __slots__ = ()
+
+    def __call__(self) -> str:
+        return str(self)
+
+
 class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
     """A store whose keys are the union of the keys of several stores.
 
@@ -602,12 +615,17 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
 
     @property
     def user_tag(self) -> str:
-        """str : The user tag of the first authorizing store (``'user'`` if none)."""
+        """str : The user tag of the first authorizing store (``'user'`` if none).
+
+        Encore 0.8 made this a method; the string returned can be called
+        too (``joined.user_tag()`` returns the same tag), so code written
+        either way works.
+        """
         for store in self.stores:
             if isinstance(store, AbstractAuthorizingStore) or hasattr(store, "user_tag"):
                 tag = store.user_tag
-                return tag() if callable(tag) else tag
-        return "user"
+                return _UserTag(tag() if callable(tag) else tag)
+        return _UserTag("user")
 
     def _permission_holder(self, key: str) -> Any:
         for store in self.stores:

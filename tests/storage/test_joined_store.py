@@ -471,6 +471,8 @@ def test_info_and_permissions(event_manager, joined, children):
     info = joined.info()
     assert info["readonly"] is False and info["authorizing"] is False
     assert joined.user_tag == "user"
+    assert joined.user_tag() == "user"      # Encore 0.8 called it as a method
+    assert type(joined.user_tag()) is str
     put(children[1], "k", b"x", {})
     with pytest.raises(AuthorizationError):
         joined.get_permissions("k")
@@ -478,6 +480,23 @@ def test_info_and_permissions(event_manager, joined, children):
         joined.set_permissions("k", {"owned": {"user"}})
     with pytest.raises(KeyError):
         joined.get_permissions("nowhere")
+
+
+def test_user_tag_comes_from_the_first_child_with_one(event_manager):
+    class PropertyTag(DictMemoryStore):
+        user_tag = property(lambda self: "alice")
+
+    class MethodTag(DictMemoryStore):
+        def user_tag(self):   # as Encore 0.8's DynamicURLStore had it
+            return "bob"
+
+    plain = DictMemoryStore(event_manager=event_manager)
+    joined = JoinedStore([plain, PropertyTag(event_manager=event_manager), MethodTag()],
+                         event_manager=event_manager)
+    assert joined.user_tag == "alice" and joined.user_tag() == "alice"
+    joined = JoinedStore([MethodTag(event_manager=event_manager), PropertyTag()],
+                         event_manager=event_manager)
+    assert joined.user_tag == "bob" and joined.user_tag() == "bob"
 
 
 def test_progress_events_have_the_joined_store_as_source(joined, record_events):
