@@ -24,11 +24,12 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Dict, List, Optional, Sequence, TextIO
+import urllib.parse
+from typing import Any, Dict, Optional, Sequence, TextIO
 
 from encore import __version__
 from encore.events.event_manager import EventManager
-from encore.storage import open_store
+from encore.storage import open_store, sqlite_location
 from encore.terminal.progress_display import ProgressDisplay
 
 logger = logging.getLogger(__name__)
@@ -108,13 +109,22 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _open(url: str, manager: EventManager, create: bool) -> Any:
+    """Open a store for a command; only commands that write may create one."""
+    if not create and url.lower().startswith("sqlite:"):
+        location = sqlite_location(urllib.parse.urlparse(url))
+        if location != ":memory:" and not os.path.exists(location):
+            raise FileNotFoundError("no store at {} (nothing has been put there yet)".format(url))
+    if url.lower().startswith("file:"):
+        return open_store(url, event_manager=manager, create=create)
+    return open_store(url, event_manager=manager)
+
+
 def _run(arguments: argparse.Namespace, manager: EventManager, out: Any, err: TextIO) -> int:
     command = arguments.command
     if command == "cp":
-        source = open_store(arguments.source, event_manager=manager)
-        destination = open_store(arguments.destination, event_manager=manager, create=True) \
-            if arguments.destination.startswith("file:") else \
-            open_store(arguments.destination, event_manager=manager)
+        source = _open(arguments.source, manager, create=False)
+        destination = _open(arguments.destination, manager, create=True)
         try:
             count = 0
             for key in sorted(source.glob(arguments.pattern)):
@@ -128,7 +138,7 @@ def _run(arguments: argparse.Namespace, manager: EventManager, out: Any, err: Te
         return 0
 
     url = arguments.store or os.environ.get("ENCORE_STORE") or DEFAULT_STORE
-    store = open_store(url, event_manager=manager, **({"create": True} if url.startswith("file:") else {}))
+    store = _open(url, manager, create=(command == "put"))
     try:
         if command == "ls":
             keys = store.query_keys() if arguments.pattern is None else store.glob(arguments.pattern)

@@ -20,6 +20,25 @@ def _local_path(parsed: urllib.parse.ParseResult) -> str:
     return path or "."
 
 
+def sqlite_location(parsed: urllib.parse.ParseResult) -> str:
+    """Return the database location named by a parsed ``sqlite:`` URL.
+
+    Parameters
+    ----------
+    parsed : urllib.parse.ParseResult
+        The parsed URL.
+
+    Returns
+    -------
+    str
+        A file path, or ``':memory:'``.
+    """
+    location = _local_path(parsed)
+    if location in (".", "/:memory:", ":memory:"):
+        return ":memory:"
+    return location
+
+
 def open_store(url: str, **options: Any) -> Any:
     """Open (and connect) a store given by a URL.
 
@@ -60,10 +79,7 @@ def open_store(url: str, **options: Any) -> Any:
     if scheme == "sqlite":
         from .sqlite_store import SqliteStore
 
-        location = _local_path(parsed)
-        if location in (".", "/:memory:", ":memory:"):
-            location = ":memory:"
-        store = SqliteStore(location, **options)
+        store = SqliteStore(sqlite_location(parsed), **options)
     elif scheme == "file":
         from .filesystem_store import FileSystemStore, init_shared_store
 

@@ -117,3 +117,14 @@ def test_python_dash_m_encore(workdir):
         capture_output=True, timeout=60, cwd=str(workdir))
     assert result.returncode == 0
     assert result.stdout.decode().startswith("encore ")
+
+
+def test_read_commands_never_create_a_store(workdir):
+    for argv in (["ls"], ["get", "k"], ["meta", "k"], ["query", "a=1"], ["rm", "k"]):
+        status, _, err = run(*argv)
+        assert status == 1 and "no store at" in err, argv
+    assert not (workdir / "encore.db").exists()
+    status, _, err = run("--store", "file://" + str(workdir / "typo"), "ls")
+    assert status == 1 and not (workdir / "typo").exists()
+    status, _, err = run("cp", "sqlite:///./missing.db", "memory://")
+    assert status == 1 and not (workdir / "missing.db").exists()
