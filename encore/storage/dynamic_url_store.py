@@ -1,0 +1,821 @@
+"""A store kept by a web server, reached with HTTP requests.
+
+:class:`DynamicURLStore` reads and writes each key through a few URLs of a
+server -- by default ``{base}/{key}/data``, ``{base}/{key}/metadata`` and
+``{base}/{key}/auth`` -- with ``GET``, ``HEAD``, ``PUT``, ``POST`` and
+``DELETE`` requests, and finds keys through a query URL.  The protocol is
+described in the class documentation; :mod:`encore.storage.server` serves
+any store with it.
+
+The HTTP requests are made with the third-party `requests
+<https://requests.readthedocs.io>`_ library, an optional dependency of
+encore: install it with ``pip install 'encore[http]'``.  This module can be
+imported without it; creating a store then raises :class:`ImportError`.
+"""
+from __future__ import annotations
+
+import email.utils
+import io
+import json
+import logging
+import urllib.parse
+from typing import Any, Dict, Iterable, Iterator, Optional, Tuple
+
+from .abstract_store import (
+    AbstractAuthorizingStore,
+    AuthorizationError,
+    StoreError,
+    Value,
+    check_metadata,
+    select_metadata,
+)
+from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
+from .utils import DEFAULT_BUFFER_SIZE, is_listened, range_stream, slice_offsets, store_progress
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DynamicURLStore", "RequestsURLValue", "DEFAULT_PARTS"]
+
+#: The URL segment of each part of a key.
+DEFAULT_PARTS = {"data": "data", "metadata": "metadata", "permissions": "auth"}
+
+# Characters left as they are in keys put in URLs: the sub-delimiters of
+# RFC 3986 and ':' / '@'.  '/' is escaped, so a key holding one stays a
+# single path segment.
+_SAFE = "~!$&'()*+,;=:@"
+
+_NDJSON = "application/x-ndjson"
+
+
+def _requests() -> Any:
+    """Import and return :mod:`requests`, with a helpful error if missing."""
+    try:
+        import requests
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "DynamicURLStore needs the 'requests' package, an optional dependency "
+            "of encore: install it with  pip install 'encore[http]'") from error
+    return requests
+
+
+class _UserTag(str):
+    """A user tag that also answers a call with itself (Encore 0.8 made
+    ``user_tag`` a method)."""
+
+    __slots__ = ()
+
+    def __call__(self) -> str:
+        return str(self)
+
+
+def _quote_key(key: str) -> str:
+    quoted = urllib.parse.quote(key, safe=_SAFE)
+    if quoted in (".", ".."):
+        # A dot segment would be resolved away by URL normalisation.
+        quoted = quoted.replace(".", "%2E")
+    return quoted
+
+
+def _parse_http_date(text: Optional[str]) -> Optional[float]:
+    if not text:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(text).timestamp()
+    except (TypeError, ValueError, IndexError):
+        logger.info("Ignoring bad Last-Modified %r", text)
+        return None
+
+
+def _permissions_to_json(permissions: Dict[str, Any]) -> Dict[str, Any]:
+    result = {}
+    for name, tags in permissions.items():
+        if isinstance(tags, (set, frozenset, list, tuple)):
+            result[name] = sorted(tags, key=str)
+        else:
+            result[name] = tags
+    return result
+
+
+class RequestsURLValue(Value):
+    """A value of a :class:`DynamicURLStore`, fetched with requests.
+
+    Creating it costs one ``HEAD`` request (done by
+    :meth:`DynamicURLStore.get`), which gives the size, modification time
+    and MIME type.  The data, metadata and permissions are fetched when
+    asked for, each time.
+
+    Parameters
+    ----------
+    store : DynamicURLStore
+        The store the value comes from.
+    key : str
+        Its key.
+    size : int or None
+        The size of the data in bytes, if known.
+    modified : float or None
+        The modification time, in seconds since the epoch, if known.
+    mimetype : str, optional
+        The MIME type of the data (default ``'application/octet-stream'``).
+
+    Attributes
+    ----------
+    created : None
+        The protocol does not give creation times.
+    mimetype : str
+        The MIME type of the data.
+    """
+
+    created = None
+
+    def __init__(self, store: "DynamicURLStore", key: str, size: Optional[int] = None,
+                 modified: Optional[float] = None, mimetype: str = "application/octet-stream") -> None:
+        self._store = store
+        self._key = key
+        self.size = size
+        self.modified = modified
+        self.mimetype = mimetype
+
+    @property
+    def data(self) -> Any:
+        """file-like : A stream of the data, read from the server as it goes."""
+        return self._store.get_data(self._key)
+
+    @property
+    def metadata(self) -> Dict[str, Any]:
+        """dict : The metadata, fetched from the server."""
+        return self._store.get_metadata(self._key)
+
+    @property
+    def permissions(self) -> Dict[str, Any]:
+        """dict : The permissions, fetched from the server.
+
+        Raises
+        ------
+        AuthorizationError
+            If the server refuses them (``401``/``403``).
+        """
+        return self._store.get_permissions(self._key)
+
+    def range(self, start: Optional[int] = None, end: Optional[int] = None) -> Any:
+        """Return a stream over ``data[start:end]``.
+
+        Parameters
+        ----------
+        start : int, optional
+            The first offset (default 0).
+        end : int, optional
+            The offset just past the end (default: the end of the data).
+
+        Returns
+        -------
+        file-like
+            A stream of the range; the caller closes it.
+        """
+        return self._store._get_range(self._key, start, end, self.size)
+
+
+class _Upload(object):
+    """Iterate over a stream's buffers for a streamed (chunked) upload,
+    reporting progress and remembering a read error."""
+
+    def __init__(self, stream: Any, buffer_size: int, progress: Any) -> None:
+        self._stream = stream
+        self._buffer_size = buffer_size
+        self._progress = progress
+        self.error: Optional[BaseException] = None
+        self.sent = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            while True:
+                chunk = self._stream.read(self._buffer_size)
+                if not chunk:
+                    break
+                if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                    raise TypeError("data streams must produce bytes, got {}".format(
+                        type(chunk).__name__))
+                self.sent += len(chunk)
+                yield bytes(chunk)
+                self._progress.step(step=self.sent)
+        except BaseException as error:
+            self.error = error
+            raise
+
+
+class DynamicURLStore(AbstractAuthorizingStore):
+    """A store kept by a web server, reached through a URL per key and part.
+
+    By default the URLs of a key are ``{base}/{key}/{part}``, where ``part``
+    is ``data``, ``metadata`` or ``auth`` (see ``parts``), and
+    ``{base}/{key}``.  The key is percent-encoded in the URL, ``/``
+    included.  The server answers:
+
+    * ``GET``/``HEAD {base}/{key}/data``: the data (``Content-Length``,
+      ``Last-Modified``, ``Content-Type``; ``Range`` requests welcome);
+    * ``PUT {base}/{key}/data``: replace the data with the (streamed) body;
+    * ``GET {base}/{key}/metadata``: the metadata as JSON;
+      ``PUT``: replace it; ``POST``: merge into it (as ``dict.update``);
+    * ``GET {base}/{key}/auth``: the permissions as JSON (lists of tags);
+      ``PUT``: replace them; ``POST``: add to them;
+    * ``DELETE {base}/{key}``: delete the key;
+    * ``GET {query_url}?name=<json value>...``: the keys whose metadata
+      match, one per line.
+
+    ``404`` means the key does not exist (:class:`KeyError`); ``401`` and
+    ``403`` raise :class:`~encore.storage.abstract_store.AuthorizationError`;
+    other errors raise :class:`requests.HTTPError`.  A ``201`` answer to a
+    ``PUT`` says the key was created (the store emits
+    :class:`~encore.storage.events.StoreSetEvent` rather than
+    :class:`~encore.storage.events.StoreUpdateEvent`).
+
+    Parameters
+    ----------
+    base_url : str
+        The common prefix of the key URLs.
+    query_url : str
+        The URL of queries.
+    url_format : str, optional
+        The template of a part URL, with ``{base}``, ``{key}`` and
+        ``{part}`` fields.
+    url_format_no_part : str, optional
+        The template of a key's URL (for ``DELETE``), with ``{base}`` and
+        ``{key}``.
+    parts : dict, optional
+        The URL segment of the ``'data'``, ``'metadata'`` and
+        ``'permissions'`` parts (default :data:`DEFAULT_PARTS`).
+    event_manager : BaseEventManager, optional
+        Where the store emits its events (default: the package-wide
+        manager).
+
+    Raises
+    ------
+    ImportError
+        If :mod:`requests` is not installed (``pip install 'encore[http]'``).
+    """
+
+    def __init__(self, base_url: str, query_url: str, url_format: str = "{base}/{key}/{part}",
+                 url_format_no_part: str = "{base}/{key}", parts: Dict[str, str] = DEFAULT_PARTS,
+                 event_manager: Any = None) -> None:
+        _requests()
+        super().__init__(event_manager=event_manager)
+        self.base_url = base_url
+        self.query_url = query_url
+        self.url_format = url_format
+        self.url_format_no_part = url_format_no_part
+        self.parts = dict(DEFAULT_PARTS)
+        self.parts.update(parts)
+        self._session: Any = None
+        self._user_tag: Optional[str] = None
+
+    # -- connection ----------------------------------------------------------
+
+    def connect(self, credentials: Any = None) -> None:
+        """Connect to the server (no request is made).
+
+        Parameters
+        ----------
+        credentials : tuple or dict, optional
+            Either ``(user_tag, session)``: the user's permission tag and a
+            :class:`requests.Session` set up with the authentication the
+            server needs (as in Encore); or a dict with ``'username'`` and
+            ``'password'`` (or ``'user'`` and ``'passwd'``) for HTTP basic
+            authentication, the user name being the tag.  Without
+            credentials a plain session is used.
+        """
+        requests = _requests()
+        user_tag = None
+        if credentials is None:
+            session = requests.Session()
+        elif isinstance(credentials, dict):
+            user = credentials.get("username", credentials.get("user"))
+            password = credentials.get("password", credentials.get("passwd"))
+            session = requests.Session()
+            if user is not None:
+                session.auth = (user, "" if password is None else password)
+            user_tag = credentials.get("user_tag", user)
+        elif isinstance(credentials, requests.Session):
+            session = credentials
+        else:
+            user_tag, session = credentials
+        self._user_tag = user_tag
+        self._session = session
+        self._connected = True
+
+    def disconnect(self) -> None:
+        """Disconnect, closing the session's connections."""
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
+        self._connected = False
+
+    @property
+    def user_tag(self) -> str:  # type: ignore[override]
+        """str : The user's permission tag given to :meth:`connect`.
+
+        Encore 0.8 made this a method; the string can be called too
+        (``store.user_tag()`` returns the same tag).
+        """
+        return _UserTag("" if self._user_tag is None else self._user_tag)
+
+    # -- HTTP helpers --------------------------------------------------------
+
+    def _url(self, key: str, part: str) -> str:
+        return self.url_format.format(base=self.base_url, key=_quote_key(key), part=self.parts[part])
+
+    def _key_url(self, key: str) -> str:
+        return self.url_format_no_part.format(base=self.base_url, key=_quote_key(key))
+
+    def _request(self, method: str, url: str, key: Optional[str], **kwargs: Any) -> Any:
+        session = self._session
+        if session is None:
+            raise StoreError("the store is not connected")
+        response = session.request(method, url, **kwargs)
+        self._check(response, key)
+        return response
+
+    @staticmethod
+    def _check(response: Any, key: Optional[str]) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        response.close()
+        if status == 404:
+            raise KeyError(key)
+        if status in (401, 403):
+            raise AuthorizationError(key)
+        response.raise_for_status()
+
+    def _json(self, key: str, part: str) -> Any:
+        with self._request("GET", self._url(key, part), key,
+                           headers={"Accept": "application/json"}) as response:
+            return response.json()
+
+    def _put_json(self, method: str, key: str, part: str, document: Any) -> int:
+        body = json.dumps(document).encode("utf-8")
+        with self._request(method, self._url(key, part), key, data=body,
+                           headers={"Content-Type": "application/json"}) as response:
+            return response.status_code
+
+    @staticmethod
+    def _raw(response: Any) -> Any:
+        raw = response.raw
+        raw.decode_content = True
+        return raw
+
+    # -- reading -------------------------------------------------------------
+
+    def get(self, key: str) -> RequestsURLValue:
+        """Return the value of a key (one ``HEAD`` request).
+
+        Parameters
+        ----------
+        key : str
+            The key.
+
+        Returns
+        -------
+        RequestsURLValue
+            Fetches the data, metadata and permissions when asked.
+
+        Raises
+        ------
+        KeyError
+            If the key is not in the store.
+        AuthorizationError
+            If the server refuses access.
+        """
+        with self._request("HEAD", self._url(key, "data"), key) as response:
+            headers = response.headers
+        length = headers.get("Content-Length")
+        try:
+            size = int(length) if length is not None else None
+        except ValueError:
+            size = None
+        return RequestsURLValue(
+            self, key, size, _parse_http_date(headers.get("Last-Modified")),
+            headers.get("Content-Type") or "application/octet-stream")
+
+    def exists(self, key: str) -> bool:
+        """Whether a key is in the store (one ``HEAD`` request).
+
+        Parameters
+        ----------
+        key : str
+            The key.
+
+        Returns
+        -------
+        bool
+            ``True`` if the server has the key.
+        """
+        try:
+            with self._request("HEAD", self._url(key, "data"), key):
+                return True
+        except KeyError:
+            return False
+
+    def get_data(self, key: str) -> Any:
+        """Return a stream of the data of a key, read from the server as it goes.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+
+        Returns
+        -------
+        file-like
+            The response body; the caller closes it.
+
+        Raises
+        ------
+        KeyError
+            If the key is not in the store.
+        """
+        response = self._request("GET", self._url(key, "data"), key, stream=True,
+                                 headers={"Accept-Encoding": "identity"})
+        return self._raw(response)
+
+    def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> Any:
+        """Return a stream of ``data[start:end]`` for a key.
+
+        A ``Range`` request is sent; the whole body of a server that ignores
+        it is skipped and truncated as it is read.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        start : int, optional
+            The first offset (default 0; negative counts from the end).
+        end : int, optional
+            The offset just past the end (default: the end of the data).
+
+        Returns
+        -------
+        file-like
+            A stream of the range; the caller closes it.
+
+        Raises
+        ------
+        KeyError
+            If the key is not in the store.
+        """
+        return self._get_range(key, start, end, None)
+
+    def _get_range(self, key: str, start: Optional[int], end: Optional[int], size: Optional[int]) -> Any:
+        if size is None and ((start is not None and start < 0) or (end is not None and end < 0)):
+            size = self.get(key).size
+        first, last = slice_offsets(start, end, size)
+        if first == 0 and last is None:
+            return self.get_data(key)
+        if last is not None and last <= first:
+            if size is None and not self.exists(key):
+                raise KeyError(key)
+            return io.BytesIO(b"")
+        byte_range = "bytes={}-{}".format(first, "" if last is None else last - 1)
+        response = self._session_get_range(key, byte_range)
+        if response is None:  # 416: nothing there
+            return io.BytesIO(b"")
+        raw = self._raw(response)
+        if response.status_code == 206:
+            content_range = response.headers.get("Content-Range", "")
+            if content_range.startswith("bytes {}-".format(first)):
+                return raw if last is None else range_stream(raw, 0, last - first)
+            response.close()
+            response = self._request("GET", self._url(key, "data"), key, stream=True,
+                                     headers={"Accept-Encoding": "identity"})
+            raw = self._raw(response)
+        return range_stream(raw, first, last)
+
+    def _session_get_range(self, key: str, byte_range: str) -> Any:
+        session = self._session
+        if session is None:
+            raise StoreError("the store is not connected")
+        response = session.get(self._url(key, "data"), stream=True,
+                               headers={"Range": byte_range, "Accept-Encoding": "identity"})
+        if response.status_code == 416:
+            response.close()
+            return None
+        self._check(response, key)
+        return response
+
+    def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
+        """Return the metadata of a key (one ``GET`` request).
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        select : iterable of str, optional
+            The names wanted; ``None`` for all.
+
+        Returns
+        -------
+        dict
+            The (selected) metadata.
+
+        Raises
+        ------
+        KeyError
+            If the key is not in the store.
+        """
+        metadata = self._json(key, "metadata")
+        if not isinstance(metadata, dict):
+            raise StoreError("the server sent metadata that is not a JSON object")
+        return metadata if select is None else select_metadata(metadata, select)
+
+    def get_permissions(self, key: str) -> Dict[str, Any]:
+        """Return the permissions of a key.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+
+        Returns
+        -------
+        dict of str to set of str
+            Each permission with the tags holding it.
+
+        Raises
+        ------
+        KeyError
+            If the key does not exist or the user may not see it.
+        AuthorizationError
+            If the server refuses (``401``/``403``).
+        """
+        document = self._json(key, "permissions")
+        return {name: set(tags) if isinstance(tags, list) else tags
+                for name, tags in document.items()}
+
+    def query_keys(self, **kwargs: Any) -> Iterator[str]:
+        """Find the keys whose metadata match the given values (one request).
+
+        Parameters
+        ----------
+        **kwargs
+            Metadata names and the values they must equal (sent as JSON).
+
+        Returns
+        -------
+        iterator of str
+            The matching keys, read as the server sends them.
+        """
+        params = {name: json.dumps(value) for name, value in kwargs.items()}
+        session = self._session
+        if session is None:
+            raise StoreError("the store is not connected")
+        response = session.get(self.query_url, params=params, stream=True,
+                               headers={"Accept": "{}, text/plain;q=0.5".format(_NDJSON)})
+        self._check(response, None)
+        return self._keys(response)
+
+    @staticmethod
+    def _keys(response: Any) -> Iterator[str]:
+        as_json = response.headers.get("Content-Type", "").startswith(_NDJSON)
+        pending = b""
+        try:
+            for chunk in response.iter_content(65536):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.endswith(b"\r"):
+                        line = line[:-1]
+                    if as_json:
+                        yield json.loads(line.decode("utf-8"))
+                    elif line:
+                        yield line.decode("utf-8")
+            if pending.strip():
+                yield json.loads(pending.decode("utf-8")) if as_json else pending.decode("utf-8")
+        finally:
+            response.close()
+
+    def query(self, select: Optional[Iterable[str]] = None, **kwargs: Any) -> Iterator[Tuple[str, Dict[str, Any]]]:
+        """Find the keys whose metadata match, with their metadata.
+
+        One query request, then one metadata request per key.
+
+        Parameters
+        ----------
+        select : iterable of str, optional
+            The metadata names to return (``None``: all).
+        **kwargs
+            Metadata names and the values they must equal.
+
+        Returns
+        -------
+        iterator of (str, dict)
+            The matching keys with their (selected) metadata.
+        """
+        keys = list(self.query_keys(**kwargs))
+        if select is not None:
+            select = list(select)
+
+        def generate() -> Iterator[Tuple[str, Dict[str, Any]]]:
+            for key in keys:
+                try:
+                    yield key, self.get_metadata(key, select)
+                except KeyError:
+                    continue  # deleted since the query
+        return generate()
+
+    # -- writing -------------------------------------------------------------
+
+    def _upload(self, key: str, data: Any, buffer_size: int, metadata: Optional[Dict[str, Any]]) -> bool:
+        """PUT the data of a key; return whether the key was created."""
+        session = self._session
+        if session is None:
+            raise StoreError("the store is not connected")
+        progress = store_progress(self, key, metadata, "Uploading {}".format(key))
+        with progress:
+            upload = _Upload(data, buffer_size, progress)
+            try:
+                response = session.put(self._url(key, "data"), data=iter(upload),
+                                       headers={"Content-Type": "application/octet-stream"})
+            except Exception:
+                if upload.error is not None:
+                    raise upload.error
+                raise
+            with response:
+                self._check(response, key)
+                return response.status_code == 201
+
+    def _emit_write_event(self, key: str, created: bool, metadata: Optional[Dict[str, Any]]) -> None:
+        event_class = StoreSetEvent if created else StoreUpdateEvent
+        if not is_listened(self.event_manager, event_class):
+            return
+        if metadata is None:
+            try:
+                metadata = self.get_metadata(key)
+            except KeyError:
+                return  # deleted meanwhile
+        self._emit_modification(event_class, key, metadata)
+
+    def set(self, key: str, value: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+        """Set the data and then the metadata of a key.
+
+        The data is uploaded first, so a data stream that fails leaves the
+        key as it was.
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        value : Value or (file-like, dict) tuple
+            The new data and metadata.
+        buffer_size : int, optional
+            The size of the uploaded chunks.
+
+        Events
+        ------
+        StoreSetEvent or StoreUpdateEvent
+            One, after both writes.
+        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
+            While the data is uploaded, when anyone listens.
+        """
+        if isinstance(value, tuple):
+            data, metadata = value
+            close = False
+        else:
+            metadata = check_metadata(value.metadata)
+            data = value.data
+            close = True
+        try:
+            with self.transaction("Setting {}".format(key)):
+                created = self._upload(key, data, buffer_size, metadata)
+                self._put_json("PUT", key, "metadata", metadata)
+                self._emit_write_event(key, created, metadata)
+        finally:
+            if close:
+                data.close()
+
+    def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+        """Replace the data of a key with a streamed upload (``PUT``).
+
+        Parameters
+        ----------
+        key : str
+            The key; created with empty metadata if new.
+        data : file-like
+            The new data, read in ``buffer_size`` chunks as it is sent.
+        buffer_size : int, optional
+            The size of the uploaded chunks (default 1 MiB).
+
+        Events
+        ------
+        StoreSetEvent or StoreUpdateEvent
+            After the write.
+        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
+            While the data is uploaded, when anyone listens.
+        """
+        with self.transaction("Setting data of {}".format(key)):
+            created = self._upload(key, data, buffer_size, None)
+            self._emit_write_event(key, created, {} if created else None)
+
+    def set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
+        """Replace the metadata of a key (``PUT``).
+
+        Parameters
+        ----------
+        key : str
+            The key; created with empty data if new.
+        metadata : dict
+            The new metadata.
+
+        Events
+        ------
+        StoreSetEvent or StoreUpdateEvent
+            After the write.
+        """
+        with self.transaction("Setting metadata of {}".format(key)):
+            status = self._put_json("PUT", key, "metadata", metadata)
+            self._emit_write_event(key, status == 201, metadata)
+
+    def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
+        """Merge values into the metadata of a key (``POST``).
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        metadata : dict
+            The names and values to add or replace.
+
+        Raises
+        ------
+        KeyError
+            If the key is not in the store.
+
+        Events
+        ------
+        StoreUpdateEvent
+            With the merged metadata.
+        """
+        with self.transaction("Updating metadata of {}".format(key)):
+            self._put_json("POST", key, "metadata", metadata)
+            self._emit_write_event(key, False, None)
+
+    def delete(self, key: str) -> None:
+        """Delete a key (``DELETE``).
+
+        Parameters
+        ----------
+        key : str
+            The key.
+
+        Raises
+        ------
+        KeyError
+            If the key is not in the store.
+
+        Events
+        ------
+        StoreDeleteEvent
+            With the metadata the key had.
+        """
+        with self.transaction("Deleting {}".format(key)):
+            metadata = None
+            if is_listened(self.event_manager, StoreDeleteEvent):
+                metadata = self.get_metadata(key)
+            with self._request("DELETE", self._key_url(key), key):
+                pass
+            self._emit_modification(StoreDeleteEvent, key, metadata)
+
+    def set_permissions(self, key: str, permissions: Dict[str, Any]) -> None:
+        """Replace the permissions of a key (``PUT``).
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        permissions : dict of str to set of str
+            Each permission with the tags holding it.
+
+        Raises
+        ------
+        KeyError
+            If the key does not exist or the user may not see it.
+        AuthorizationError
+            If the server refuses (``401``/``403``).
+        """
+        self._put_json("PUT", key, "permissions", _permissions_to_json(permissions))
+
+    def update_permissions(self, key: str, permissions: Dict[str, Any]) -> None:
+        """Add tags to the permissions of a key (``POST``).
+
+        Parameters
+        ----------
+        key : str
+            The key.
+        permissions : dict of str to set of str
+            Each permission with the tags to grant it.
+
+        Raises
+        ------
+        KeyError
+            If the key does not exist or the user may not see it.
+        AuthorizationError
+            If the server refuses (``401``/``403``).
+        """
+        self._put_json("POST", key, "permissions", _permissions_to_json(permissions))
