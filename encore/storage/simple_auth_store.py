@@ -450,6 +450,43 @@ class SimpleAuthStore(_CompositeStoreMixin, AbstractStore):
             "user": self._username,
         }
 
+    def transaction(self, notes: str) -> Any:
+        """Return a context manager grouping writes into one transaction.
+
+        Only a connected user may open one: the transaction holds the
+        wrapped store's transaction lock, which nobody else should be able
+        to take.  Inside it every write is still checked, and the writes
+        commit or roll back with the wrapped store's transaction.
+
+        Parameters
+        ----------
+        notes : str
+            Describes the transaction (informative only).
+
+        Returns
+        -------
+        context manager
+            Nestable; holds this store's modification events until the
+            outermost block ends, and drops them when it fails and the
+            wrapped store could roll back.
+
+        Raises
+        ------
+        AuthenticationError
+            If no user is connected (``'connect'`` is not among
+            :meth:`check_permissions`).
+
+        Events
+        ------
+        StoreTransactionStartEvent
+            When the outermost transaction begins.
+        StoreTransactionEndEvent
+            When it ends, before the modification events of its writes.
+        """
+        if "connect" not in self.check_permissions():
+            raise AuthenticationError("a transaction needs a connected user")
+        return super().transaction(notes)
+
     # -- reads ---------------------------------------------------------------
 
     def get(self, key: str) -> Value:

@@ -445,6 +445,46 @@ def test_delete_needs_delete_permission(inner, event_manager):
     assert inner.exists("doc")
 
 
+# Every public method of the store, by the gate it passes.
+LISTINGS = {"exists", "query", "query_keys", "glob"}
+OTHER_GATED = {"delete", "transaction"}
+UNGATED = {"connect", "disconnect", "is_connected", "info", "check_permissions"}
+
+
+def test_every_public_method_is_classified():
+    public = {name for name in dir(SimpleAuthStore)
+              if not name.startswith("_") and callable(getattr(SimpleAuthStore, name))}
+    # A new public method must be added to one of the tables (and gated).
+    assert public == set(READS) | set(WRITES) | LISTINGS | OTHER_GATED | UNGATED
+
+
+def test_transaction_needs_a_connected_user(inner, event_manager):
+    import threading
+
+    store = SimpleAuthStore(inner, ENCODER, event_manager=event_manager)
+    with pytest.raises(AuthenticationError):
+        store.transaction("not connected")
+    with pytest.raises(AuthenticationError):
+        store.multiset_metadata([], [])       # runs in a transaction too
+    # Nothing was locked: another thread can run a transaction on the
+    # wrapped store.
+    done = threading.Event()
+
+    def other():
+        with inner.transaction("other"):
+            done.set()
+
+    thread = threading.Thread(target=other, daemon=True)
+    thread.start()
+    assert done.wait(10)
+    thread.join(10)
+    assert not thread.is_alive()
+    store.connect(dict(CREDENTIALS))
+    with store.transaction("connected"):
+        store.set("in_transaction", (io.BytesIO(b"t"), {}))
+    assert inner.exists("in_transaction")
+
+
 def test_queries_need_exists_permission(inner, event_manager):
     store = _limited(inner, event_manager, {"connect", "get", "set", "delete"})
     assert not store.exists("doc")
