@@ -17,17 +17,17 @@
 
 The URLs, relative to where the application is mounted (``{base}``):
 
-=====================  ==========================  =================================
-URL                    method                      meaning
-=====================  ==========================  =================================
-``{base}/{key}/data``  ``GET``, ``HEAD``           the data (``Range`` honoured)
-``{base}/{key}/data``  ``PUT``                     replace the data (``201`` if new)
-``{base}/{key}/metadata``  ``GET``                 the metadata, as JSON
-``{base}/{key}/metadata``  ``PUT``, ``POST``       replace / merge the metadata
-``{base}/{key}/auth``  ``GET``, ``PUT``, ``POST``  permissions (authorizing stores)
-``{base}/{key}``       ``DELETE``                  delete the key
-``{base}/query``       ``GET``                     matching keys, one per line
-=====================  ==========================  =================================
+=========================  ==========================  =================================
+URL                        method                      meaning
+=========================  ==========================  =================================
+``{base}/{key}/data``      ``GET``, ``HEAD``           the data (``Range`` honoured)
+``{base}/{key}/data``      ``PUT``                     replace the data (``201`` if new)
+``{base}/{key}/metadata``  ``GET``                     the metadata, as JSON
+``{base}/{key}/metadata``  ``PUT``, ``POST``           replace / merge the metadata
+``{base}/{key}/auth``      ``GET``, ``PUT``, ``POST``  permissions (authorizing stores)
+``{base}/{key}``           ``DELETE``                  delete the key
+``{base}/query``           ``GET``                     matching keys, one per line
+=========================  ==========================  =================================
 
 Keys are percent-encoded in the URL (a ``/`` in a key may be sent as
 ``%2F`` or as itself); for the part URLs the last path segment is the part
