@@ -18,6 +18,7 @@ from encore.storage.server import make_app, serve
 from encore.storage.tests.abstract_test import (
     EventRecorder,
     StoreBadInputTestMixin,
+    StoreConcurrencyTestMixin,
     StoreEventTestMixin,
     StoreKeyTestMixin,
     StoreMetadataCopyTestMixin,
@@ -121,6 +122,10 @@ class TestDynamicKeys(_RemoteStore, unittest.TestCase, StoreKeyTestMixin):
 
 
 class TestDynamicBadInput(_RemoteStore, unittest.TestCase, StoreBadInputTestMixin):
+    pass
+
+
+class TestDynamicConcurrency(_RemoteStore, unittest.TestCase, StoreConcurrencyTestMixin):
     pass
 
 
