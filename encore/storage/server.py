@@ -294,6 +294,8 @@ class _StoreApp(object):
             if method not in ("GET", "HEAD"):
                 raise _HTTPError(405, "the query URL answers GET only", [("Allow", "GET, HEAD")])
             return self._query(environ)
+        if method in ("PUT", "POST", "DELETE") and self._read_only():
+            raise _HTTPError(405, "this store is read-only", [("Allow", "GET, HEAD")])
         if method == "DELETE":
             self.store.delete(path)
             return 204, [], []
@@ -307,6 +309,12 @@ class _StoreApp(object):
         if handler is None:
             raise _HTTPError(405, "{} is not allowed on the {} URL".format(method, part))
         return handler(key, environ)
+
+    def _read_only(self) -> bool:
+        info = getattr(self.store, "info", None)
+        if info is not None and info().get("readonly"):
+            return True
+        return not callable(getattr(self.store, "set_data", None))
 
     # -- data ----------------------------------------------------------------
 
@@ -541,5 +549,12 @@ def serve(store: Any, host: str = "127.0.0.1", port: int = 0, **options: Any) ->
     StoreServer
         The running server; call its :meth:`~StoreServer.shutdown` (or use
         it as a context manager) to stop it.
+
+    Notes
+    -----
+    The server does no authentication and speaks plain HTTP: whoever can
+    reach the address can read and write the store.  Keep the default
+    ``host`` unless the network is trusted, or mount :func:`make_app`
+    behind a server that authenticates.
     """
     return StoreServer(make_app(store, **options), host, port)

@@ -150,3 +150,22 @@ def test_shutdown_stops_serving(backing):
         assert requests.get(server.url + "/k/data").status_code == 200
     with pytest.raises(requests.ConnectionError):
         requests.get(server.url + "/k/data", timeout=5)
+
+
+def test_read_only_store_refuses_writes(tmp_path, backing):
+    from encore.storage.static_url_store import StaticURLStore
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "k").write_bytes(b"static")
+    (tmp_path / "index.json").write_text(json.dumps({"k": {"s": 1}}))
+    static = StaticURLStore(tmp_path.as_uri() + "/", "data/", "index.json", poll=0,
+                            event_manager=EventManager())
+    static.connect()
+    with serve(static) as server:
+        assert requests.get(server.url + "/k/data").content == b"static"
+        assert requests.get(server.url + "/k/metadata").json() == {"s": 1}
+        assert requests.put(server.url + "/k/data", data=b"x").status_code == 405
+        assert requests.post(server.url + "/k/metadata", data="{}").status_code == 405
+        assert requests.delete(server.url + "/k").status_code == 405
+        assert requests.get(server.query_url, params={"s": "1"}).text == "k\n"
+    static.disconnect()
