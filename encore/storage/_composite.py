@@ -3,9 +3,10 @@
 :class:`~encore.storage.joined_store.JoinedStore`,
 :class:`~encore.storage.mounted_store.MountedStore` and
 :class:`~encore.storage.simple_auth_store.SimpleAuthStore` wrap other stores.
-This private module holds what they share: transactions that span the
-children a composite writes to, the composite's write scope and lock order,
-progress reporting over streamed copies, and small helpers.
+This private module holds what they share: connection of the children,
+transactions that span the children a composite writes to, the composite's
+write scope and lock order, progress reporting over streamed copies, and
+the write and query logic, routed by a few hooks each composite defines.
 """
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ import contextlib
 import io
 import logging
 import threading
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from .abstract_store import (
-    AbstractStore,
-)
+from .abstract_store import AbstractStore, StoreError
 from .events import (
+    StoreDeleteEvent,
+    StoreSetEvent,
     StoreTransactionEndEvent,
     StoreTransactionStartEvent,
+    StoreUpdateEvent,
 )
 from .utils import (
     DEFAULT_BUFFER_SIZE,
@@ -76,11 +78,6 @@ class _CompositeTransaction(object):
         self._pending: List[Any] = []
         self._stack: Optional[contextlib.ExitStack] = None
         self._entered: Dict[int, Any] = {}
-
-    @property
-    def active(self) -> bool:
-        """bool : Whether the transaction is open (on any thread)."""
-        return self._depth > 0
 
     def active_here(self) -> bool:
         """Whether the transaction is open on the calling thread."""
@@ -297,11 +294,23 @@ def _is_writable(store: Any) -> bool:
 
 
 class _CompositeStoreMixin(object):
-    """Transactions, connection, events and progress for composite stores.
+    """What the composite stores share: connection, transactions, events,
+    progress and the write and query logic.
 
     A composite lists its children in :meth:`_children` (those it may write
-    in :meth:`_transactional_children`).  Each write method runs in a
-    :class:`_WriteScope`; :meth:`transaction` returns the composite's
+    in :meth:`_transactional_children`) and routes writes with three hooks:
+
+    * :meth:`_write_target` -- the child (and its key) receiving writes of a
+      key, raising for a refused key;
+    * :meth:`_lower_copy` -- the copy of a key that shows while the write
+      target lacks it, which a partial write copies up first
+      (copy-on-write);
+    * :meth:`_copies` -- every copy a delete must remove.
+
+    The ``_set``, ``_set_data``, ``_set_metadata``, ``_update_metadata`` and
+    ``_delete`` methods implement the public writes on these hooks; each runs
+    in a :class:`_WriteScope` and emits one modification event with the
+    composite as the source.  :meth:`transaction` returns the composite's
     :class:`_CompositeTransaction`, which spans the children written in it.
     """
 
@@ -309,6 +318,33 @@ class _CompositeStoreMixin(object):
         raise NotImplementedError
 
     # -- connection ----------------------------------------------------------
+
+    def connect(self, credentials: Any = None) -> None:
+        """Connect the store and every child not yet connected.
+
+        Parameters
+        ----------
+        credentials : object, optional
+            Passed to the ``connect`` of each child connected here.
+
+        Raises
+        ------
+        Exception
+            Whatever a child's ``connect`` raises; the children connected
+            before it are disconnected again.
+        """
+        self._connect_children(credentials)
+        self._connected = True
+
+    def disconnect(self) -> None:
+        """Disconnect the store and the children it connected.
+
+        Children that were already connected when :meth:`connect` was called
+        are left connected (they may be shared).  The children stay
+        referenced, so the store can connect again.
+        """
+        self._disconnect_children()
+        self._connected = False
 
     def _connect_children(self, credentials: Any = None) -> None:
         """Connect the children that are not connected yet, remembering them."""
@@ -439,57 +475,192 @@ class _CompositeStoreMixin(object):
     def _listened(self, *event_classes: type) -> bool:
         return is_listened(self.event_manager, *event_classes)
 
-    def _progress_value(self, key: str, value: Any, buffer_size: int, message: str):
-        """Return ``(value, progress, opened)`` for a write of ``value``.
+    @contextlib.contextmanager
+    def _data_to_write(
+        self,
+        key: str,
+        data: Any,
+        buffer_size: int,
+        message: str = "Setting data of {}",
+        metadata: Optional[Dict[str, Any]] = None,
+        size: int = -1,
+    ) -> Iterator[Any]:
+        """Yield ``data``, wrapped to report the bytes a child reads from it
+        as progress events with this store as the source -- only when anyone
+        listens to them.  ``message`` is formatted with the key."""
+        if not progress_is_listened(self.event_manager):
+            yield data
+            return
+        with store_progress(self, key, metadata, message.format(key), size) as progress:
+            yield _ProgressStream(data, progress, buffer_size)
 
-        ``message`` is a template formatted with the key (only when used).
+    @contextlib.contextmanager
+    def _value_to_write(self, key: str, value: Any, buffer_size: int) -> Iterator[Any]:
+        """Yield ``value`` (a ``Value`` or ``(data, metadata)`` tuple), as a
+        tuple whose data reports progress when anyone listens (see
+        :meth:`_data_to_write`); a stream opened from a ``Value`` is closed
+        at the end."""
+        if not progress_is_listened(self.event_manager):
+            yield value
+            return
+        if isinstance(value, tuple):
+            data, metadata = value
+            opened = None
+            size = -1
+        else:
+            data = opened = value.data
+            metadata = value.metadata
+            size = getattr(value, "size", None)
+            size = -1 if size is None else size
+        try:
+            with self._data_to_write(key, data, buffer_size, "Setting {}", metadata, size) as data:
+                yield data, metadata
+        finally:
+            if opened is not None:
+                _close(opened)
 
-        When nobody listens to progress events, ``value`` is returned as it
-        is with a do-nothing progress manager.  Otherwise the data stream is
-        wrapped so that the bytes the child reads are reported with this
-        store as the source; ``opened`` is a stream to close afterwards
-        (the one opened from a :class:`Value`), or ``None``.
+    # -- routing hooks -------------------------------------------------------
+
+    def _write_target(self, key: str) -> Tuple[Any, str]:  # pragma: no cover - overridden
+        """Return ``(child, child_key)`` receiving the writes of ``key``.
+
+        Raises whatever error refuses the write (``KeyError`` for a key the
+        composite cannot write, ``StoreError`` for a read-only target...).
         """
-        progress = None
-        if progress_is_listened(self.event_manager):
-            if isinstance(value, tuple):
-                data, metadata = value
-                opened = None
-                size = -1
+        raise NotImplementedError
+
+    def _lower_copy(self, key: str) -> Optional[Tuple[Any, str]]:
+        """Return ``(store, store_key)`` of the copy of ``key`` that shows
+        while the write target lacks it, or ``None`` if there is none."""
+        return None
+
+    def _copies(self, key: str) -> List[Tuple[Any, str]]:  # pragma: no cover - overridden
+        """Return every ``(store, store_key)`` a delete of ``key`` removes,
+        the copy that shows first (raising for a refused key)."""
+        raise NotImplementedError
+
+    def _locate_for_write(self, key: str, target: Any, target_key: str) -> Tuple[bool, Optional[Tuple[Any, str]]]:
+        """Return whether the target holds the key and, if not, its lower copy."""
+        if target.exists(target_key):
+            return True, None
+        return False, self._lower_copy(key)
+
+    # -- writes --------------------------------------------------------------
+
+    def _set(self, key: str, value: Any, buffer_size: int) -> None:
+        target, target_key = self._write_target(key)
+        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
+        with self._writing() as scope:
+            existed = False
+            if notify:
+                in_target, lower = self._locate_for_write(key, target, target_key)
+                existed = in_target or lower is not None
+            scope.will_write(target)
+            with self._value_to_write(key, value, buffer_size) as value:
+                target.set(target_key, value, buffer_size)
+            if notify:
+                metadata = value[1] if isinstance(value, tuple) else value.metadata
+                self._emit_write(key, existed, metadata)
+
+    def _set_data(self, key: str, data: Any, buffer_size: int) -> None:
+        target, target_key = self._write_target(key)
+        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
+        with self._writing() as scope:
+            in_target, lower = self._locate_for_write(key, target, target_key)
+            scope.will_write(target)
+            metadata = None
+            with self._data_to_write(key, data, buffer_size) as data:
+                if lower is None:
+                    target.set_data(target_key, data, buffer_size)
+                else:
+                    # Copy-on-write: the new data with the lower copy's metadata.
+                    store, store_key = lower
+                    metadata = store.get_metadata(store_key)
+                    target.set(target_key, (data, metadata), buffer_size)
+            if notify:
+                if metadata is None:
+                    metadata = target.get_metadata(target_key)
+                self._emit_write(key, in_target or lower is not None, metadata)
+
+    def _set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
+        target, target_key = self._write_target(key)
+        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
+        with self._writing() as scope:
+            in_target, lower = self._locate_for_write(key, target, target_key)
+            scope.will_write(target)
+            if lower is None:
+                target.set_metadata(target_key, metadata)
             else:
-                data = opened = value.data
-                metadata = value.metadata
-                size = getattr(value, "size", None)
-                size = -1 if size is None else size
-            progress = store_progress(self, key, metadata, message.format(key), size)
-            value = (_ProgressStream(data, progress, buffer_size), metadata)
-            return value, progress, opened
-        return value, None, None
+                _copy_data(lower, target, target_key, metadata)
+            if notify:
+                self._emit_write(key, in_target or lower is not None, metadata)
 
-    def _progress_data(self, key: str, data: Any, buffer_size: int, message: str):
-        """Return ``(data, progress)``: ``data`` wrapped to report progress
-        when anyone listens, else unchanged with ``progress`` ``None``."""
-        if progress_is_listened(self.event_manager):
-            progress = store_progress(self, key, None, message.format(key), -1)
-            return _ProgressStream(data, progress, buffer_size), progress
-        return data, None
+    def _update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
+        target, target_key = self._write_target(key)
+        notify = self._listened(StoreUpdateEvent)
+        with self._writing() as scope:
+            in_target, lower = self._locate_for_write(key, target, target_key)
+            if not in_target and lower is None:
+                raise KeyError(key)
+            scope.will_write(target)
+            if in_target:
+                target.update_metadata(target_key, metadata)
+                merged = target.get_metadata(target_key) if notify else None
+            else:
+                store, store_key = lower
+                merged = store.get_metadata(store_key)
+                merged.update(metadata)
+                _copy_data(lower, target, target_key, merged)
+            if notify:
+                self._emit_write(key, True, merged)
+
+    def _delete(self, key: str) -> None:
+        notify = self._listened(StoreDeleteEvent)
+        with self._writing() as scope:
+            copies = self._copies(key)
+            if not copies:
+                raise KeyError(key)
+            for store, _ in copies:
+                if not callable(getattr(store, "delete", None)):
+                    raise StoreError(
+                        "cannot delete {!r}: the read-only store {!r} holds it".format(key, store))
+            metadata = None
+            if notify:
+                store, store_key = copies[0]
+                metadata = store.get_metadata(store_key)
+            scope.will_write(*(store for store, _ in copies))
+            for store, store_key in copies:
+                store.delete(store_key)
+            if notify:
+                self._emit_delete(key, metadata)
 
 
-@contextlib.contextmanager
-def _maybe_progress(progress: Any) -> Iterator[None]:
-    if progress is None:
-        yield
-    else:
-        with progress:
-            yield
+def _copy_data(source: Tuple[Any, str], target: Any, target_key: str, metadata: Dict[str, Any]) -> None:
+    """Stream the data of ``source`` (a ``(store, key)`` pair) into
+    ``target_key`` of ``target``, with ``metadata``."""
+    store, key = source
+    stream = store.get_data(key)
+    try:
+        target.set(target_key, (stream, metadata))
+    finally:
+        _close(stream)
 
 
-def _value_metadata(value: Any) -> Dict[str, Any]:
-    if isinstance(value, tuple):
-        return value[1]
-    return value.metadata
+def _unshadowed(listings: Iterable[Tuple[Iterable[Any], Optional[Callable[[str], bool]]]],
+                pairs: bool) -> Iterator[Any]:
+    """Chain query results, reporting each key once and no shadowed copy.
 
-
-# ---------------------------------------------------------------------------
-# JoinedStore
-# ---------------------------------------------------------------------------
+    ``listings`` yields ``(items, hidden)`` pairs, highest priority first:
+    ``items`` are keys, or ``(key, metadata)`` pairs when ``pairs``;
+    ``hidden(key)`` tells whether a higher copy shadows the key (``None``:
+    every higher copy was listed, so remembering the keys reported is
+    enough -- true when nothing filters the listings by metadata).
+    """
+    seen = set()
+    for items, hidden in listings:
+        for item in items:
+            key = item[0] if pairs else item
+            if key in seen or (hidden is not None and hidden(key)):
+                continue
+            seen.add(key)
+            yield item

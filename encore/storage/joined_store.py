@@ -58,6 +58,7 @@ is all-or-nothing where those children can roll back.  Inside
 """
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
@@ -67,26 +68,16 @@ from .abstract_store import (
     StoreError,
     Value,
 )
-from .events import (
-    StoreDeleteEvent,
-    StoreSetEvent,
-    StoreUpdateEvent,
-)
-from .utils import (
-    DEFAULT_BUFFER_SIZE,
-)
-
-from ._composite import (
-    _close,
-    _CompositeStoreMixin,
-    _is_writable,
-    _maybe_progress,
-    _value_metadata,
-)
+from .utils import DEFAULT_BUFFER_SIZE
+from ._composite import _CompositeStoreMixin, _is_writable, _unshadowed
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["JoinedStore"]
+
+
+def _held_by_any(stores: List[Any], key: str) -> bool:
+    return any(store.exists(key) for store in stores)
 
 
 class _UserTag(str):
@@ -160,39 +151,27 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
             return stores[-1]
         raise KeyError(key)
 
-    def _holder_index(self, key: str) -> Optional[int]:
-        for index, store in enumerate(self.stores):
+    # The write routing of the composite machinery (see _CompositeStoreMixin).
+
+    def _write_target(self, key: str) -> Tuple[Any, str]:
+        return self._writable_first(), key
+
+    def _lower_copy(self, key: str) -> Optional[Tuple[Any, str]]:
+        for store in self.stores[1:]:
             if store.exists(key):
-                return index
+                return store, key
         return None
+
+    def _copies(self, key: str) -> List[Tuple[Any, str]]:
+        return [(store, key) for store in self.stores if store.exists(key)]
 
     # -- connection ----------------------------------------------------------
 
-    def connect(self, credentials: Any = None) -> None:
-        """Connect the joined store and every child not yet connected.
-
-        Parameters
-        ----------
-        credentials : object, optional
-            Passed to the ``connect`` of each child connected here.
-
-        Raises
-        ------
-        Exception
-            Whatever a child's ``connect`` raises; the children connected
-            before it are disconnected again.
-        """
-        self._connect_children(credentials)
-        self._connected = True
-
-    def disconnect(self) -> None:
-        """Disconnect the joined store and the children it connected.
-
-        Children that were already connected when :meth:`connect` was called
-        are left connected (they may be shared).  :attr:`stores` is kept.
-        """
-        self._disconnect_children()
-        self._connected = False
+    # Listed here, as in Encore's documentation of the class; the composite
+    # machinery implements them.
+    connect = _CompositeStoreMixin.connect
+    disconnect = _CompositeStoreMixin.disconnect
+    transaction = _CompositeStoreMixin.transaction
 
     def info(self) -> Dict[str, Any]:
         """Describe the joined store.
@@ -380,20 +359,14 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
         return self._joined(lambda store: store.glob(pattern), False, False)
 
     def _joined(self, listing: Callable[[Any], Iterable[Any]], filtered: bool, pairs: bool) -> Iterator[Any]:
-        seen = set()
-        earlier: List[Any] = []
-        for store in list(self.stores):
-            for item in listing(store):
-                key = item[0] if pairs else item
-                if key in seen:
-                    continue
-                # When every key of the earlier stores was listed (no
-                # filter), ``seen`` knows them all; otherwise ask them.
-                if filtered and any(other.exists(key) for other in earlier):
-                    continue
-                seen.add(key)
-                yield item
-            earlier.append(store)
+        stores = list(self.stores)
+        # A filter may have left out the copy that shadows a key: then ask
+        # the earlier stores whether they hold it.
+        listings = (
+            (listing(store), functools.partial(_held_by_any, stores[:index]) if filtered and index else None)
+            for index, store in enumerate(stores)
+        )
+        return _unshadowed(listings, pairs)
 
     # -- writes --------------------------------------------------------------
 
@@ -423,20 +396,7 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
         StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
             While the data is copied, when anyone listens.
         """
-        first = self._writable_first()
-        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
-        with self._writing() as scope:
-            existed = notify and self.exists(key)
-            value, progress, opened = self._progress_value(key, value, buffer_size, "Setting {}")
-            scope.will_write(first)
-            try:
-                with _maybe_progress(progress):
-                    first.set(key, value, buffer_size)
-            finally:
-                if opened is not None:
-                    _close(opened)
-            if notify:
-                self._emit_write(key, existed, _value_metadata(value))
+        self._set(key, value, buffer_size)
 
     def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Replace the data of a key, in the first store.
@@ -466,23 +426,7 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
         StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
             While the data is copied, when anyone listens.
         """
-        first = self._writable_first()
-        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
-        with self._writing() as scope:
-            holder = self._holder_index(key)
-            data, progress = self._progress_data(key, data, buffer_size, "Setting data of {}")
-            scope.will_write(first)
-            metadata = None
-            with _maybe_progress(progress):
-                if holder is None or holder == 0:
-                    first.set_data(key, data, buffer_size)
-                else:
-                    metadata = self.stores[holder].get_metadata(key)
-                    first.set(key, (data, metadata), buffer_size)
-            if notify:
-                if metadata is None:
-                    metadata = first.get_metadata(key)
-                self._emit_write(key, holder is not None, metadata)
+        self._set_data(key, data, buffer_size)
 
     def set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         """Replace the metadata of a key, in the first store.
@@ -508,17 +452,7 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
         StoreSetEvent or StoreUpdateEvent
             One, with this store as the source.
         """
-        first = self._writable_first()
-        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
-        with self._writing() as scope:
-            holder = self._holder_index(key)
-            scope.will_write(first)
-            if holder is None or holder == 0:
-                first.set_metadata(key, metadata)
-            else:
-                self._copy_up(key, holder, metadata)
-            if notify:
-                self._emit_write(key, holder is not None, metadata)
+        self._set_metadata(key, metadata)
 
     def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         """Merge values into the metadata of a key, in the first store.
@@ -545,31 +479,7 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
         StoreUpdateEvent
             One, with this store as the source and the merged metadata.
         """
-        first = self._writable_first()
-        notify = self._listened(StoreUpdateEvent)
-        with self._writing() as scope:
-            holder = self._holder_index(key)
-            if holder is None:
-                raise KeyError(key)
-            scope.will_write(first)
-            if holder == 0:
-                first.update_metadata(key, metadata)
-                merged = first.get_metadata(key) if notify else None
-            else:
-                merged = self.stores[holder].get_metadata(key)
-                merged.update(metadata)
-                self._copy_up(key, holder, merged)
-            if notify:
-                self._emit_write(key, True, merged)
-
-    def _copy_up(self, key: str, holder: int, metadata: Dict[str, Any]) -> None:
-        """Stream the data of ``key`` from ``stores[holder]`` into
-        ``stores[0]`` with ``metadata``."""
-        stream = self.stores[holder].get_data(key)
-        try:
-            self.stores[0].set(key, (stream, metadata))
-        finally:
-            _close(stream)
+        self._update_metadata(key, metadata)
 
     def delete(self, key: str) -> None:
         """Delete a key from every store holding it.
@@ -595,21 +505,7 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
             One, with this store as the source and the metadata the key
             showed.
         """
-        notify = self._listened(StoreDeleteEvent)
-        with self._writing() as scope:
-            holders = [store for store in self.stores if store.exists(key)]
-            if not holders:
-                raise KeyError(key)
-            for store in holders:
-                if not callable(getattr(store, "delete", None)):
-                    raise StoreError(
-                        "cannot delete {!r}: the read-only store {!r} holds it".format(key, store))
-            metadata = holders[0].get_metadata(key) if notify else None
-            scope.will_write(*holders)
-            for store in holders:
-                store.delete(key)
-            if notify:
-                self._emit_delete(key, metadata)
+        self._delete(key)
 
     # -- permissions ---------------------------------------------------------
 

@@ -47,14 +47,7 @@ import logging
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .abstract_store import AbstractStore, StoreError, Value
-from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
-from ._composite import (
-    _CompositeStoreMixin,
-    _close,
-    _is_writable,
-    _maybe_progress,
-    _value_metadata,
-)
+from ._composite import _CompositeStoreMixin, _copy_data, _is_writable, _unshadowed
 from .utils import DEFAULT_BUFFER_SIZE
 
 logger = logging.getLogger(__name__)
@@ -119,26 +112,41 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
             raise KeyError(key)
         return short
 
+    def _locate(self, key: str) -> Tuple[Any, str]:
+        """The child to read ``key`` from and its key there: the mount copy
+        if there is one, else the backing store's."""
+        short = self._short(key)
+        if short is not None and self.mount_store.exists(short):
+            return self.mount_store, short
+        return self.backing_store, key
+
+    def _shadowed(self, key: str) -> bool:
+        """Whether a mount copy hides the backing store's ``key``."""
+        short = self._short(key)
+        return short is not None and self.mount_store.exists(short)
+
+    # The write routing of the composite machinery (see _CompositeStoreMixin).
+
+    def _write_target(self, key: str) -> Tuple[Any, str]:
+        return self.mount_store, self._mounted(key)
+
+    def _lower_copy(self, key: str) -> Optional[Tuple[Any, str]]:
+        return (self.backing_store, key) if self.backing_store.exists(key) else None
+
+    def _copies(self, key: str) -> List[Tuple[Any, str]]:
+        short = self._mounted(key)
+        copies = [(self.mount_store, short)] if self.mount_store.exists(short) else []
+        if self.backing_store.exists(key):
+            copies.append((self.backing_store, key))
+        return copies
+
     # -- connection ----------------------------------------------------------
 
-    def connect(self, credentials: Any = None) -> None:
-        """Connect the mounted store and the children not yet connected.
-
-        Parameters
-        ----------
-        credentials : object, optional
-            Passed to the ``connect`` of each child connected here.
-        """
-        self._connect_children(credentials)
-        self._connected = True
-
-    def disconnect(self) -> None:
-        """Disconnect the mounted store and the children it connected.
-
-        Children that were connected before :meth:`connect` stay connected.
-        """
-        self._disconnect_children()
-        self._connected = False
+    # Listed here, as in Encore's documentation of the class; the composite
+    # machinery implements them.
+    connect = _CompositeStoreMixin.connect
+    disconnect = _CompositeStoreMixin.disconnect
+    transaction = _CompositeStoreMixin.transaction
 
     def info(self) -> Dict[str, Any]:
         """Describe the mounted store.
@@ -202,10 +210,8 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
         KeyError
             If neither store holds it.
         """
-        short = self._short(key)
-        if short is not None and self.mount_store.exists(short):
-            return self.mount_store.get_data(short)
-        return self.backing_store.get_data(key)
+        store, store_key = self._locate(key)
+        return store.get_data(store_key)
 
     def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> Any:
         """Return ``data[start:end]`` of a key (mount copy first).
@@ -227,10 +233,8 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
         KeyError
             If neither store holds it.
         """
-        short = self._short(key)
-        if short is not None and self.mount_store.exists(short):
-            return self.mount_store.get_data_range(short, start, end)
-        return self.backing_store.get_data_range(key, start, end)
+        store, store_key = self._locate(key)
+        return store.get_data_range(store_key, start, end)
 
     def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
         """Return the metadata of a key (mount copy first).
@@ -254,10 +258,8 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
         """
         if select is not None:
             select = list(select)
-        short = self._short(key)
-        if short is not None and self.mount_store.exists(short):
-            return self.mount_store.get_metadata(short, select)
-        return self.backing_store.get_metadata(key, select)
+        store, store_key = self._locate(key)
+        return store.get_metadata(store_key, select)
 
     def exists(self, key: str) -> bool:
         """Whether the view holds a key.
@@ -273,10 +275,7 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
             ``True`` if the mount store (under the mount point) or the
             backing store holds it.
         """
-        short = self._short(key)
-        if short is not None and self.mount_store.exists(short):
-            return True
-        return self.backing_store.exists(key)
+        return self._shadowed(key) or self.backing_store.exists(key)
 
     def query(self, select: Optional[Iterable[str]] = None, **kwargs: Any) -> Iterator[Tuple[str, Dict[str, Any]]]:
         """Find the keys whose metadata match.
@@ -350,20 +349,9 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
         return self._merge(mounted, self.backing_store.glob(pattern), False, False)
 
     def _merge(self, mounted: Iterable[Any], backing: Iterable[Any], filtered: bool, pairs: bool) -> Iterator[Any]:
-        seen = set()
-        for item in mounted:
-            seen.add(item[0] if pairs else item)
-            yield item
-        mount_store = self.mount_store
-        for item in backing:
-            key = item[0] if pairs else item
-            if key in seen:
-                continue
-            if filtered:
-                short = self._short(key)
-                if short is not None and mount_store.exists(short):
-                    continue
-            yield item
+        # A filter may have left out the mount copy shadowing a backing key.
+        hidden = self._shadowed if filtered else None
+        return _unshadowed([(mounted, None), (backing, hidden)], pairs)
 
     # -- writes --------------------------------------------------------------
 
@@ -391,20 +379,7 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
         StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
             While the data is copied, when anyone listens.
         """
-        short = self._mounted(key)
-        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
-        with self._writing() as scope:
-            existed = notify and self.exists(key)
-            value, progress, opened = self._progress_value(key, value, buffer_size, "Setting {}")
-            scope.will_write(self.mount_store)
-            try:
-                with _maybe_progress(progress):
-                    self.mount_store.set(short, value, buffer_size)
-            finally:
-                if opened is not None:
-                    _close(opened)
-            if notify:
-                self._emit_write(key, existed, _value_metadata(value))
+        self._set(key, value, buffer_size)
 
     def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Replace the data of a key under the mount point.
@@ -433,27 +408,7 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
         StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
             While the data is copied, when anyone listens.
         """
-        short = self._mounted(key)
-        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
-        mount = self.mount_store
-        with self._writing() as scope:
-            scope.will_write(mount)
-            data, progress = self._progress_data(key, data, buffer_size, "Setting data of {}")
-            metadata = None
-            existed = True
-            with _maybe_progress(progress):
-                if mount.exists(short):
-                    mount.set_data(short, data, buffer_size)
-                elif self.backing_store.exists(key):
-                    metadata = self.backing_store.get_metadata(key)
-                    mount.set(short, (data, metadata), buffer_size)
-                else:
-                    existed = False
-                    mount.set_data(short, data, buffer_size)
-            if notify:
-                if metadata is None:
-                    metadata = mount.get_metadata(short)
-                self._emit_write(key, existed, metadata)
+        self._set_data(key, data, buffer_size)
 
     def set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         """Replace the metadata of a key under the mount point.
@@ -478,21 +433,7 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
         StoreSetEvent or StoreUpdateEvent
             One, with this store as the source.
         """
-        short = self._mounted(key)
-        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
-        mount = self.mount_store
-        with self._writing() as scope:
-            scope.will_write(mount)
-            existed = True
-            if mount.exists(short):
-                mount.set_metadata(short, metadata)
-            elif self.backing_store.exists(key):
-                self._copy_down_to_mount(key, short, metadata)
-            else:
-                existed = False
-                mount.set_metadata(short, metadata)
-            if notify:
-                self._emit_write(key, existed, metadata)
+        self._set_metadata(key, metadata)
 
     def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         """Merge values into the metadata of a key under the mount point.
@@ -517,30 +458,7 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
         StoreUpdateEvent
             One, with this store as the source and the merged metadata.
         """
-        short = self._mounted(key)
-        notify = self._listened(StoreUpdateEvent)
-        mount = self.mount_store
-        with self._writing() as scope:
-            scope.will_write(mount)
-            if mount.exists(short):
-                mount.update_metadata(short, metadata)
-                merged = mount.get_metadata(short) if notify else None
-            elif self.backing_store.exists(key):
-                merged = self.backing_store.get_metadata(key)
-                merged.update(metadata)
-                self._copy_down_to_mount(key, short, merged)
-            else:
-                raise KeyError(key)
-            if notify:
-                self._emit_write(key, True, merged)
-
-    def _copy_down_to_mount(self, key: str, short: str, metadata: Dict[str, Any]) -> None:
-        """Stream the backing store's data of ``key`` into the mount store."""
-        stream = self.backing_store.get_data(key)
-        try:
-            self.mount_store.set(short, (stream, metadata))
-        finally:
-            _close(stream)
+        self._update_metadata(key, metadata)
 
     def delete(self, key: str) -> None:
         """Delete a key under the mount point from both stores.
@@ -568,27 +486,7 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
             One, with this store as the source and the metadata the key
             showed.
         """
-        short = self._mounted(key)
-        notify = self._listened(StoreDeleteEvent)
-        mount, backing = self.mount_store, self.backing_store
-        with self._writing() as scope:
-            in_mount = mount.exists(short)
-            in_backing = backing.exists(key)
-            if not (in_mount or in_backing):
-                raise KeyError(key)
-            if in_backing and not callable(getattr(backing, "delete", None)):
-                raise StoreError(
-                    "cannot delete {!r}: the read-only backing store holds it".format(key))
-            metadata = None
-            if notify:
-                metadata = mount.get_metadata(short) if in_mount else backing.get_metadata(key)
-            scope.will_write(*([mount] if in_mount else []) + ([backing] if in_backing else []))
-            if in_mount:
-                mount.delete(short)
-            if in_backing:
-                backing.delete(key)
-            if notify:
-                self._emit_delete(key, metadata)
+        self._delete(key)
 
     def push(self, key: str) -> None:
         """Move a key from the mount store down to the backing store.
@@ -616,11 +514,7 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
         if not _is_writable(backing):
             raise StoreError("cannot push {!r}: the backing store is read-only".format(key))
         with self._writing() as scope:
-            value = mount.get(short)
+            metadata = mount.get_metadata(short)
             scope.will_write(backing, mount)
-            stream = value.data
-            try:
-                backing.set(key, (stream, value.metadata))
-            finally:
-                _close(stream)
+            _copy_data((mount, short), backing, key, metadata)
             mount.delete(short)

@@ -36,14 +36,7 @@ import logging
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from .abstract_store import AbstractStore, AuthorizationError, Value
-from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
-from ._composite import (
-    _CompositeStoreMixin,
-    _close,
-    _is_writable,
-    _maybe_progress,
-    _value_metadata,
-)
+from ._composite import _CompositeStoreMixin, _close, _is_writable
 from .utils import DEFAULT_BUFFER_SIZE
 
 logger = logging.getLogger(__name__)
@@ -289,6 +282,15 @@ class SimpleAuthStore(_CompositeStoreMixin, AbstractStore):
         # Only the wrapped store is written through the view.
         store = self.store
         return [store] if callable(getattr(store, "transaction", None)) else []
+
+    # The write routing of the composite machinery (see _CompositeStoreMixin):
+    # everything goes to the wrapped store; the gates are checked before.
+
+    def _write_target(self, key: str) -> Tuple[Any, str]:
+        return self.store, key
+
+    def _copies(self, key: str) -> List[Tuple[Any, str]]:
+        return [(self.store, key)] if self.store.exists(key) else []
 
     # -- authentication ------------------------------------------------------
 
@@ -689,19 +691,7 @@ class SimpleAuthStore(_CompositeStoreMixin, AbstractStore):
             While the data is copied, when anyone listens.
         """
         self._require_write(key, "set")
-        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
-        with self._writing() as scope:
-            scope.will_write(self.store)
-            existed = notify and self.store.exists(key)
-            value, progress, opened = self._progress_value(key, value, buffer_size, "Setting {}")
-            try:
-                with _maybe_progress(progress):
-                    self.store.set(key, value, buffer_size)
-            finally:
-                if opened is not None:
-                    _close(opened)
-            if notify:
-                self._emit_write(key, existed, _value_metadata(value))
+        self._set(key, value, buffer_size)
 
     def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Replace the data of a key, keeping its metadata.
@@ -726,15 +716,7 @@ class SimpleAuthStore(_CompositeStoreMixin, AbstractStore):
             One, with this store as the source.
         """
         self._require_write(key, "set")
-        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
-        with self._writing() as scope:
-            scope.will_write(self.store)
-            existed = notify and self.store.exists(key)
-            data, progress = self._progress_data(key, data, buffer_size, "Setting data of {}")
-            with _maybe_progress(progress):
-                self.store.set_data(key, data, buffer_size)
-            if notify:
-                self._emit_write(key, existed, self.store.get_metadata(key))
+        self._set_data(key, data, buffer_size)
 
     def set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         """Replace the metadata of a key, keeping its data.
@@ -757,13 +739,7 @@ class SimpleAuthStore(_CompositeStoreMixin, AbstractStore):
             One, with this store as the source.
         """
         self._require_write(key, "set")
-        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
-        with self._writing() as scope:
-            scope.will_write(self.store)
-            existed = notify and self.store.exists(key)
-            self.store.set_metadata(key, metadata)
-            if notify:
-                self._emit_write(key, existed, metadata)
+        self._set_metadata(key, metadata)
 
     def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         """Merge values into the metadata of a key.
@@ -788,12 +764,7 @@ class SimpleAuthStore(_CompositeStoreMixin, AbstractStore):
             One, with this store as the source and the merged metadata.
         """
         self._require_write(key, "set", must_exist=True)
-        notify = self._listened(StoreUpdateEvent)
-        with self._writing() as scope:
-            scope.will_write(self.store)
-            self.store.update_metadata(key, metadata)
-            if notify:
-                self._emit_write(key, True, self.store.get_metadata(key))
+        self._update_metadata(key, metadata)
 
     def delete(self, key: str) -> None:
         """Delete a key.
@@ -816,10 +787,4 @@ class SimpleAuthStore(_CompositeStoreMixin, AbstractStore):
             One, with this store as the source.
         """
         self._require_write(key, "delete", must_exist=True)
-        notify = self._listened(StoreDeleteEvent)
-        with self._writing() as scope:
-            scope.will_write(self.store)
-            metadata = self.store.get_metadata(key) if notify else None
-            self.store.delete(key)
-            if notify:
-                self._emit_delete(key, metadata)
+        self._delete(key)
