@@ -56,7 +56,16 @@ def open_store(url: str, **options: Any) -> Any:
           :class:`~encore.storage.filesystem_store.FileSystemStore`; pass
           ``create=True`` to initialise a new directory;
         * ``memory://`` -- a
-          :class:`~encore.storage.dict_memory_store.DictMemoryStore`.
+          :class:`~encore.storage.dict_memory_store.DictMemoryStore`;
+        * ``http://host:port/base`` (or ``https``) -- a
+          :class:`~encore.storage.dynamic_url_store.DynamicURLStore` with
+          ``base`` as its base URL and ``base/query`` as its query URL, as
+          served by ``encore serve`` (needs the ``encore[http]`` extra);
+        * ``static+http://host/root`` (or ``static+https``,
+          ``static+file``) -- a read-only
+          :class:`~encore.storage.static_url_store.StaticURLStore` over
+          ``root/index.json`` and ``root/data/<key>`` (``data_path`` and
+          ``query_path`` options change these).
     **options
         Passed to the store's constructor (``event_manager``, ``table``,
         ``index`` ...), except ``create``.
@@ -92,10 +101,24 @@ def open_store(url: str, **options: Any) -> Any:
         from .dict_memory_store import DictMemoryStore
 
         store = DictMemoryStore(**options)
+    elif scheme in ("http", "https"):
+        from .dynamic_url_store import DynamicURLStore
+
+        base = url.rstrip("/")
+        store = DynamicURLStore(base, base + "/query", **options)
+    elif scheme in ("static+http", "static+https", "static+file"):
+        from .static_url_store import StaticURLStore
+
+        root = url[len("static+"):]
+        if not root.endswith("/"):
+            root += "/"
+        data_path = options.pop("data_path", "data/")
+        query_path = options.pop("query_path", "index.json")
+        store = StaticURLStore(root, data_path, query_path, **options)
     else:
         raise ValueError(
-            "unsupported store URL {!r}: use sqlite:///path.db, file:///directory "
-            "or memory://".format(url)
+            "unsupported store URL {!r}: use sqlite:///path.db, file:///directory, "
+            "memory://, http(s)://server or static+http(s)://server/root".format(url)
         )
     store.connect()
     return store

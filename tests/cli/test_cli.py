@@ -128,3 +128,33 @@ def test_read_commands_never_create_a_store(workdir):
     assert status == 1 and not (workdir / "typo").exists()
     status, _, err = run("cp", "sqlite:///./missing.db", "memory://")
     assert status == 1 and not (workdir / "missing.db").exists()
+
+
+def test_serve_then_use_the_store_over_http(workdir):
+    """``encore serve`` in a subprocess, used through an http:// store URL."""
+    pytest.importorskip("requests", reason="the http extra (requests) is not installed")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "encore", "--store", "sqlite:///./served.db", "serve", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(workdir))
+    try:
+        url = process.stdout.readline().decode().strip()
+        assert url.startswith("http://127.0.0.1:")
+        assert run("--store", url, "put", "remote/key", "a.txt", "--meta", "n=1")[0] == 0
+        assert run("--store", url, "ls")[1] == b"remote/key\n"
+        assert run("--store", url, "get", "remote/key")[1] == b"hello world\n"
+        assert json.loads(run("--store", url, "meta", "remote/key")[1]) == {"n": 1}
+    finally:
+        process.terminate()
+        process.wait(30)
+    local = open_store("sqlite:///./served.db")
+    assert local.to_bytes("remote/key") == b"hello world\n"
+    local.disconnect()
+
+
+def test_static_url_scheme(workdir):
+    (workdir / "site" / "data").mkdir(parents=True)
+    (workdir / "site" / "data" / "k").write_bytes(b"static data")
+    (workdir / "site" / "index.json").write_text(json.dumps({"k": {"m": 1}}))
+    url = "static+" + (workdir / "site").as_uri()
+    assert run("--store", url, "ls")[1] == b"k\n"
+    assert run("--store", url, "get", "k")[1] == b"static data"
