@@ -278,7 +278,8 @@ def test_queries_and_glob_report_each_key_once_without_shadowed_copies(joined, c
     put(c, "k2", b"c", {"x": 1})
     put(c, "k3", b"c", {"x": 3})
     assert sorted(joined.query_keys()) == ["k1", "k2", "k3"]
-    assert dict(joined.query()) == {"k1": {"x": 1}, "k2": {"x": 1}, "k3": {"x": 3}}
+    assert sorted(joined.query()) == [("k1", {"x": 1}), ("k2", {"x": 1}), ("k3", {"x": 3})]
+    assert sorted(key for key, _ in joined.query(select=["x"], x=1)) == ["k1", "k2"]
     assert list(joined.query(shadow=True)) == []
     assert list(joined.query_keys(x=2)) == []
     assert sorted(joined.query_keys(x=1)) == ["k1", "k2"]

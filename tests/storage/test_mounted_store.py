@@ -256,9 +256,14 @@ def test_queries_never_repeat_or_show_shadowed_backing_copies(mounted, pair):
     put(backing, "cache/a", b"", {"x": 2, "stale": True})   # shadowed
     put(backing, "cache/b", b"", {"x": 1})
     put(backing, "elsewhere", b"", {"x": 1})
-    assert sorted(mounted.query_keys()) == ["cache/a", "cache/b", "elsewhere"]
-    assert dict(mounted.query()) == {
-        "cache/a": {"x": 1}, "cache/b": {"x": 1}, "elsewhere": {"x": 1}}
+    put(backing, "cache/c", b"", {"x": 1})
+    put(mount, "c", b"", {"x": 1})                         # both copies match
+    assert sorted(mounted.query_keys()) == ["cache/a", "cache/b", "cache/c", "elsewhere"]
+    assert sorted(mounted.query()) == [
+        ("cache/a", {"x": 1}), ("cache/b", {"x": 1}), ("cache/c", {"x": 1}), ("elsewhere", {"x": 1})]
+    assert sorted(key for key, _ in mounted.query(x=1)) == ["cache/a", "cache/b", "cache/c", "elsewhere"]
+    mount.delete("c")
+    backing.delete("cache/c")
     assert list(mounted.query(stale=True)) == []
     assert list(mounted.query_keys(x=2)) == []
     assert sorted(mounted.query_keys(x=1)) == ["cache/a", "cache/b", "elsewhere"]

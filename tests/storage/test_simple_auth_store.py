@@ -300,7 +300,10 @@ def test_records_in_the_wrapped_store_are_hidden(auth, inner):
     record = ".user_alice"
     assert inner.exists(record)
     assert not auth.exists(record)
-    for read in (auth.get, auth.get_data, auth.get_metadata, auth.to_bytes):
+    for read in (auth.get, auth.get_data, auth.get_metadata, auth.to_bytes,
+                 lambda key: auth.get_data_range(key, 0, 4),
+                 lambda key: list(auth.multiget_data([key])),
+                 lambda key: list(auth.multiget_metadata([key]))):
         with pytest.raises(KeyError):
             read(record)
     assert record not in set(auth.query_keys())
