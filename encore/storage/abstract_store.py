@@ -39,6 +39,7 @@ from .utils import (
     copy_stream,
     is_listened,
     progress_is_listened,
+    range_stream,
     store_progress,
 )
 
@@ -572,14 +573,17 @@ class Value(abc.ABC):
         """
         raise AuthorizationError("this value has no permissions information")
 
-    @abc.abstractmethod
     def range(self, start: Optional[int] = None, end: Optional[int] = None) -> Any:
         """Return a stream over part of the data.
+
+        The default opens :attr:`data` and skips to ``start`` (seeking when
+        the stream can); values that can fetch a range directly override it.
 
         Parameters
         ----------
         start : int, optional
-            The offset of the first byte (default 0).
+            The offset of the first byte (default 0); negative offsets count
+            from the end and need a known :attr:`size`.
         end : int, optional
             The offset just past the last byte (default: the end of the
             data).  The range is ``data[start:end]``, as for a slice.
@@ -587,8 +591,9 @@ class Value(abc.ABC):
         Returns
         -------
         file-like
-            A readable stream.
+            A readable stream; the caller closes it.
         """
+        return range_stream(self.data, start, end, self.size)
 
     def iterdata(self, buffer_size: int = DEFAULT_BUFFER_SIZE, progress: Optional[Callable] = None) -> Iterator[bytes]:
         """Iterate over the data in buffers.

@@ -544,6 +544,26 @@ class TestValue:
         with pytest.raises(AuthorizationError):
             StringValue(b"").permissions
 
+    def test_data_and_metadata_are_the_abstract_core(self):
+        assert Value.__abstractmethods__ == {"data", "metadata"}
+
+        class LegacyValue(Value):
+            # A value written for Encore 0.8: data and metadata only.
+            size = 10
+
+            @property
+            def data(self):
+                return io.BytesIO(b"0123456789")
+
+            @property
+            def metadata(self):
+                return {}
+
+        value = LegacyValue()
+        assert value.range(2, 5).read() == b"234"
+        assert value.range(-3).read() == b"789"
+        assert value.range().read() == b"0123456789"
+
 
 def test_set_from_a_value_closes_the_stream_it_opened(store):
     opened = []
