@@ -97,7 +97,7 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
         return [self.mount_store, self.backing_store]
 
     def _children(self) -> List[Any]:
-        return [self.mount_store, self.backing_store]
+        return self.stores
 
     def _short(self, key: str) -> Optional[str]:
         """The mount store's key for ``key``, or ``None`` outside the mount."""
@@ -115,9 +115,8 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
     def _locate(self, key: str) -> Tuple[Any, str]:
         """The child to read ``key`` from and its key there: the mount copy
         if there is one, else the backing store's."""
-        short = self._short(key)
-        if short is not None and self.mount_store.exists(short):
-            return self.mount_store, short
+        if self._shadowed(key):
+            return self.mount_store, key[len(self.mount_point):]
         return self.backing_store, key
 
     def _shadowed(self, key: str) -> bool:
