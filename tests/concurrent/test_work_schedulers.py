@@ -413,7 +413,7 @@ def test_job_raising_a_base_exception_does_not_wedge(threaded_executor, caplog):
         scheduler.submit(log.append, "next")
         assert scheduler.wait(TIMEOUT)
     assert log == ["next"]
-    assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [KeyboardInterrupt]
+    assert [r.exc_info[0] for r in caplog.records if r.name == LOGGER_NAME and r.exc_info] == [KeyboardInterrupt]
 
 
 def test_callback_raising_a_base_exception_inline_propagates_but_does_not_wedge():
@@ -448,7 +448,7 @@ def test_executor_refusing_a_job_does_not_wedge(scheduler_class, caplog):
         assert scheduler.wait(TIMEOUT)
     assert len(seen) == 1
     assert isinstance(seen[0].exception(timeout=0), RuntimeError)
-    assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [RuntimeError]
+    assert [r.exc_info[0] for r in caplog.records if r.name == LOGGER_NAME and r.exc_info] == [RuntimeError]
 
 
 def test_cancelled_job_is_logged_and_does_not_wedge(threaded_executor, caplog):

@@ -61,7 +61,8 @@ def test_missing_attribute_skips_listener_and_logs(manager, recorder, caplog):
         manager.emit(Level1Event(source=Named("top")))  # no .inner
         manager.emit(Level1Event())  # source is None
     assert recorder.tags() == ["plain", "plain"]
-    infos = [r for r in caplog.records if r.levelno == logging.INFO]
+    infos = [r for r in caplog.records
+             if r.name == "encore.events.event_manager" and r.levelno == logging.INFO]
     assert len(infos) == 2
     assert "source.inner.name" in infos[0].getMessage()
 

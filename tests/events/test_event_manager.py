@@ -737,7 +737,8 @@ def test_logging_tracer_logs_and_never_vetoes(manager, recorder, caplog):
         manager.emit(Level1Event())
         manager.disconnect(Level1Event, listener)
     assert recorder.tags() == ["x"]
-    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    messages = [r.getMessage() for r in caplog.records
+                if r.name == "encore.events.event_manager" and r.levelno == logging.INFO]
     assert [m.split(":")[0] for m in messages] == ["connect", "emit", "listen", "disconnect"]
 
 

@@ -231,7 +231,9 @@ def test_stress_connect_disconnect_emit_from_many_threads(manager, caplog):
         sys.setswitchinterval(old_interval)
     assert not any(thread.is_alive() for thread in threads)
     assert errors == []
-    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    # Only this package's records: a thread left over by another test may log too.
+    assert [r for r in caplog.records
+            if r.name.startswith("encore.events") and r.levelno >= logging.WARNING] == []
 
     all_windows = [window for windows in emitted.values() for window in windows]
     assert len(all_windows) == 2 * events_per_emitter
