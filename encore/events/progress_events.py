@@ -262,6 +262,35 @@ class ProgressManager(object):
         finally:
             self._running = False
 
+    def stop(self, message: Optional[str] = None, exit_state: str = "normal", **kwargs: Any) -> None:
+        """End the operation: the same as :meth:`end`.
+
+        Encore's manual names the methods of this class ``start()``,
+        ``step()`` and ``stop()`` in its prose, while the method it documents
+        is :meth:`end`; both names work.
+
+        Parameters
+        ----------
+        message : str, optional
+            A final message; defaults to the operation's message.
+        exit_state : str, optional
+            ``'normal'`` (the default), ``'warning'``, ``'error'`` or
+            ``'exception'``.
+        **kwargs
+            Extra attributes for the end event.
+
+        Raises
+        ------
+        Exception
+            If the operation is not running.
+
+        Events
+        ------
+        EndEventType
+            With ``message`` and ``exit_state``.
+        """
+        self.end(message, exit_state, **kwargs)
+
     def __call__(self, message: Optional[str] = None, step: Optional[int] = None, **kwargs: Any) -> None:
         """Start the operation if needed, then report a step.
 

@@ -202,3 +202,17 @@ def test_end_state_spelling_of_the_manual_is_accepted(manager, received):
     progress.start()
     progress.end(exit_state="error", end_state="warning")  # the real name wins
     assert received[-1].exit_state == "error"
+
+
+def test_stop_is_the_manuals_other_name_for_end(manager, received):
+    progress = ProgressManager(manager, message="op")
+    with pytest.raises(Exception):
+        progress.stop()
+    progress.start()
+    progress.stop("finished early", "warning", reason="user")
+    end = received[-1]
+    assert isinstance(end, ProgressEndEvent)
+    assert (end.message, end.exit_state, end.reason) == ("finished early", "warning", "user")
+    assert not progress.running
+    with pytest.raises(Exception):
+        progress.step()
