@@ -319,7 +319,9 @@ def test_processes_read_data_and_metadata_of_one_write(store, root):
     for process in processes:
         process.start()
     reads = 0
-    while any(process.is_alive() for process in processes) or reads < 10:
+    deadline = time.monotonic() + 120  # a stuck child fails the test, not hangs it
+    while (any(process.is_alive() for process in processes) or reads < 10) \
+            and time.monotonic() < deadline:
         value = store.get("pair")
         with value as stream:
             data = stream.read()
