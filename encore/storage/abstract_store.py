@@ -100,7 +100,8 @@ def _json_copy(value: Any, path: str) -> Any:
     if kind is float:
         if not math.isfinite(value):
             raise ValueError(
-                "metadata value at {} is {!r}, which JSON cannot represent".format(path, value)
+                "metadata value at {} is {!r}, which JSON cannot represent".format(
+                    path or "top level", value)
             )
         return value
     if kind is dict:
@@ -109,7 +110,7 @@ def _json_copy(value: Any, path: str) -> Any:
             if type(name) is not str and not isinstance(name, str):
                 raise TypeError(
                     "metadata keys must be str, found {} key {!r} at {}".format(
-                        type(name).__name__, name, path)
+                        type(name).__name__, name, path or "top level")
                 )
             result[str(name)] = _json_copy(item, path + "." + name if path else name)
         return result
@@ -418,6 +419,9 @@ def _wrap_path(func: Callable) -> Callable:
     @functools.wraps(func)
     def checked(self, key, path, *args, **kwargs):
         check_key(key)
+        if "buffer" in kwargs and "buffer_size" not in kwargs:
+            # The manual's example spells it ``buffer=``.
+            kwargs["buffer_size"] = kwargs.pop("buffer")
         return func(self, key, _check_path(path), *args, **kwargs)
     return checked
 
@@ -629,6 +633,18 @@ class Value(abc.ABC):
 
     def __len__(self) -> int:
         return 2
+
+    def __iter__(self) -> Iterator[Any]:
+        # Unpacking (``data, metadata = value``) goes through here: one
+        # warning per unpacking rather than one per item.
+        warnings.warn(
+            "Unpacking a Value as a (data, metadata) pair is deprecated; use "
+            "value.data and value.metadata",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        yield self.data
+        yield self.metadata
 
     def __getitem__(self, index: int) -> Any:
         warnings.warn(
@@ -1060,6 +1076,9 @@ class AbstractReadOnlyStore(abc.ABC):
                 return
         manager = self.event_manager
         if is_listened(manager, event_class):
+            # The store may keep the dict it was given: listeners get a copy.
+            if metadata is not None:
+                metadata = copy_metadata(metadata)
             manager.emit(event_class(source=self, key=key, metadata=metadata))
 
 

@@ -581,3 +581,33 @@ def test_set_from_a_value_closes_the_stream_it_opened(store):
     caller_stream = io.BytesIO(b"caller's")
     store.set("w", (caller_stream, {}))
     assert not caller_stream.closed
+
+
+def test_unpacking_warns_once():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data, metadata = StringValue(b"d", {"m": 1})
+    assert [w.category for w in caught] == [DeprecationWarning]
+    assert data.read() == b"d" and metadata == {"m": 1}
+
+
+def test_event_metadata_is_a_copy_of_what_the_store_keeps(store, manager):
+    events = record(manager, StoreModificationEvent)
+    store.set_metadata("kept", {"x": [1]})
+    events[0].metadata["x"].append(2)
+    assert store.get_metadata("kept") == {"x": [1]}
+
+
+def test_to_and_from_file_accept_the_manuals_buffer_spelling(store, tmp_path):
+    target = tmp_path / "out.bin"
+    store.to_file("c1", str(target), buffer=3)
+    assert target.read_bytes() == b"0123456789"
+    store.from_file("copy", str(target), buffer=4)
+    assert store.data["copy"][0] == b"0123456789"
+
+
+def test_top_level_metadata_errors_say_where(store):
+    with pytest.raises(TypeError, match="at top level"):
+        store.set_metadata("a", {1: "x"})
+    with pytest.raises(ValueError, match="at x.y "):
+        store.set_metadata("a", {"x": {"y": float("nan")}})
