@@ -30,7 +30,7 @@ from .abstract_store import (
     select_metadata,
 )
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
-from .utils import DEFAULT_BUFFER_SIZE, is_listened, range_stream, slice_offsets, store_progress
+from .utils import DEFAULT_BUFFER_SIZE, UserTag, is_listened, range_stream, slice_offsets, store_progress
 
 logger = logging.getLogger(__name__)
 
@@ -57,15 +57,6 @@ def _requests() -> Any:
             "of encore: install it with  pip install 'encore[http]'") from error
     return requests
 
-
-class _UserTag(str):
-    """A user tag that also answers a call with itself (Encore 0.8 made
-    ``user_tag`` a method)."""
-
-    __slots__ = ()
-
-    def __call__(self) -> str:
-        return str(self)
 
 
 def _quote_key(key: str) -> str:
@@ -315,7 +306,7 @@ class DynamicURLStore(AbstractAuthorizingStore):
         Encore 0.8 made this a method; the string can be called too
         (``store.user_tag()`` returns the same tag).
         """
-        return _UserTag("" if self._user_tag is None else self._user_tag)
+        return UserTag("" if self._user_tag is None else self._user_tag)
 
     # -- HTTP helpers --------------------------------------------------------
 

@@ -68,7 +68,7 @@ from .abstract_store import (
     StoreError,
     Value,
 )
-from .utils import DEFAULT_BUFFER_SIZE
+from .utils import DEFAULT_BUFFER_SIZE, UserTag
 from ._composite import _CompositeStoreMixin, _is_writable, _unshadowed
 
 logger = logging.getLogger(__name__)
@@ -79,18 +79,6 @@ __all__ = ["JoinedStore"]
 def _held_by_any(stores: List[Any], key: str) -> bool:
     return any(store.exists(key) for store in stores)
 
-
-class _UserTag(str):
-    """A user tag that also answers a call with itself.
-
-    :attr:`JoinedStore.user_tag` is a property, as in the abstract API,
-    but Encore 0.8's ``JoinedStore`` defined ``user_tag()`` as a method.
-    """
-
-    __slots__ = ()
-
-    def __call__(self) -> str:
-        return str(self)
 
 
 class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
@@ -520,8 +508,8 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
         for store in self.stores:
             if isinstance(store, AbstractAuthorizingStore) or hasattr(store, "user_tag"):
                 tag = store.user_tag
-                return _UserTag(tag() if callable(tag) else tag)
-        return _UserTag("user")
+                return UserTag(tag() if callable(tag) else tag)
+        return UserTag("user")
 
     def _permission_holder(self, key: str) -> Any:
         for store in self.stores:

@@ -91,6 +91,27 @@ def add_context_manager_support(obj: Any) -> Any:
     return _ContextManagerProxy(obj)
 
 
+class UserTag(str):
+    """A user tag (a string) that also answers a call with itself.
+
+    The abstract API makes ``user_tag`` a property, but some Encore 0.8
+    stores (the joined and dynamic-URL stores) defined ``user_tag()`` as a
+    method; returning a ``UserTag`` keeps both spellings working.
+    """
+
+    __slots__ = ()
+
+    def __call__(self) -> str:
+        """Return the tag as a plain string.
+
+        Returns
+        -------
+        str
+            The tag.
+        """
+        return str(self)
+
+
 # ---------------------------------------------------------------------------
 # Streaming helpers
 # ---------------------------------------------------------------------------
