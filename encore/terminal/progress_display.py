@@ -86,6 +86,8 @@ class _Writer(object):
         self._last_draw: Optional[float] = None
         # Whether the cursor sits at the end of a line this writer drew.
         self._line_open = False
+        # The line on screen, so that the end does not draw it again.
+        self._last_line: Optional[str] = None
 
     def _active(self) -> bool:
         # False once removed: a step event dispatched concurrently with the
@@ -102,6 +104,7 @@ class _Writer(object):
     def _draw(self, line: str) -> None:
         self.display._write("\r" + line)
         self._line_open = True
+        self._last_line = line
 
     def _finish(self, event: ProgressEndEvent) -> None:
         exit_state = getattr(event, "exit_state", "normal")
@@ -187,7 +190,9 @@ class ProgressWriter(_Writer):
                 self._draw(self.format_line(int(getattr(event, "step", 0))))
 
     def _finish_normally(self, event: ProgressEndEvent) -> None:
-        self._draw(self.format_line(self.steps))
+        line = self.format_line(self.steps)
+        if line != self._last_line:
+            self._draw(line)
         self.display._write("\nDone.\n")
 
 
@@ -214,6 +219,7 @@ class SpinWriter(_Writer):
     def __init__(self, display: "ProgressDisplay", operation_id: Any) -> None:
         super().__init__(display, operation_id)
         self.count = 0
+        self._latest_line: Optional[str] = None
 
     def format_line(self, message: str) -> str:
         """Return the line drawn for the current step.
@@ -245,10 +251,14 @@ class SpinWriter(_Writer):
                 return
             line = self.format_line(getattr(event, "message", ""))
             self.count += 1
+            self._latest_line = line
             if self._due():
                 self._draw(line)
 
     def _finish_normally(self, event: ProgressEndEvent) -> None:
+        # Show the last step even if it came too soon to be drawn.
+        if self._latest_line is not None and self._latest_line != self._last_line:
+            self._draw(self._latest_line)
         self.display._write(" Done.\n")
 
 

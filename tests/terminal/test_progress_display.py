@@ -326,3 +326,25 @@ def test_steps_from_many_threads(manager, stream, display):
     assert output.count("\r") == 401
     assert all(len(chunk.split("\n")[0]) == len(bar_line(0, 0)) for chunk in output.split("\r")[1:])
     assert render(output)[-3:] == [bar_line(400, BAR), "Done.", ""]
+
+
+def test_full_bar_is_not_drawn_twice_at_the_end(manager, stream, display):
+    with ProgressManager(manager, message="Once", steps=2, operation_id="op") as progress:
+        progress.step(step=1)
+        progress.step(step=2)
+    assert stream.getvalue().count("\r" + bar_line(2, BAR)) == 1
+    assert render(stream.getvalue()) == ["Once:", bar_line(2, BAR), "Done.", ""]
+
+
+def test_spinner_ends_on_the_last_message_even_when_steps_come_fast(manager, stream):
+    display = ProgressDisplay(manager, stream)  # throttled: real 0.05 s spacing
+    progress = ProgressManager(manager, message="Scanning", steps=-1)
+    progress.start()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        progress.step(message=name)  # all within one throttle window
+    progress.end()
+    lines = render(stream.getvalue())
+    assert lines[0] == "Scanning:"
+    assert lines[1].rstrip().endswith("Done.")
+    assert "c.txt" in lines[1] and "a.txt" not in lines[1]
+    assert display.writers == {}
