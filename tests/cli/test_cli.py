@@ -1,7 +1,6 @@
 """Tests of the ``encore`` command and of ``encore.storage.open_store``."""
 import io
 import json
-import os
 import subprocess
 import sys
 

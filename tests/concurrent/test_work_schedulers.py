@@ -1,6 +1,5 @@
 """Tests of the work schedulers: ABCWorkScheduler, Asynchronizer, Serializer
 and SerializingAsynchronizer (DelayedAsynchronizer has its own module)."""
-import collections
 import concurrent.futures
 import logging
 import threading

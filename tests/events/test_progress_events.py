@@ -3,7 +3,6 @@ import pytest
 
 from encore.events.api import (
     BaseEvent,
-    EventManager,
     ProgressEndEvent,
     ProgressEvent,
     ProgressManager,

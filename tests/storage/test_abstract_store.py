@@ -2,7 +2,6 @@
 events and transactions, using a minimal store that implements only the
 abstract core."""
 import io
-import os
 import threading
 import warnings
 

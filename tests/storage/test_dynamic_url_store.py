@@ -14,7 +14,7 @@ from encore.storage.abstract_store import AuthorizationError
 from encore.storage.dict_memory_store import DictMemoryStore
 from encore.storage.dynamic_url_store import DynamicURLStore
 from encore.storage.events import StoreDeleteEvent, StoreModificationEvent, StoreSetEvent, StoreUpdateEvent
-from encore.storage.server import make_app, serve
+from encore.storage.server import make_app
 from encore.storage.tests.abstract_test import (
     EventRecorder,
     StoreBadInputTestMixin,

@@ -14,7 +14,6 @@ import fnmatch
 import importlib
 import inspect
 import io
-import os
 import shutil
 import sqlite3
 import tempfile

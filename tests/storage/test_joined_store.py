@@ -2,13 +2,13 @@
 filesystem children, and the joined store's own routing (shadowing,
 copy-on-write, delete, transactions spanning the children, events)."""
 import io
-import os
 import shutil
 import sys
 import tempfile
-import unittest
 
 import pytest
+
+from .composite_support import CHILD_KINDS, data, make_child, make_mixin_classes
 
 from encore.events.event_manager import EventManager
 from encore.storage.abstract_store import (
@@ -30,14 +30,8 @@ from encore.storage.joined_store import JoinedStore
 from encore.storage.tests.abstract_test import (
     EventRecorder,
     PatternFile,
-    StoreBadInputTestMixin,
-    StoreConcurrencyTestMixin,
-    StoreEventTestMixin,
-    StoreKeyTestMixin,
     StoreLargeValueTestMixin,
-    StoreMetadataCopyTestMixin,
     StoreReadTestMixin,
-    StoreTransactionTestMixin,
     StoreWriteTestMixin,
     pattern_digest,
     populate,
@@ -48,45 +42,6 @@ from encore.storage.tests.abstract_test import (
 # ---------------------------------------------------------------------------
 # Children of every available kind
 # ---------------------------------------------------------------------------
-
-CHILD_KINDS = ["dict"]
-try:
-    from encore.storage.sqlite_store import SqliteStore
-except ImportError:  # pragma: no cover - until the sqlite store lands
-    SqliteStore = None
-else:
-    CHILD_KINDS.append("sqlite")
-try:
-    from encore.storage.filesystem_store import FileSystemStore, init_shared_store
-except ImportError:  # pragma: no cover - until the filesystem store lands
-    FileSystemStore = None
-else:
-    CHILD_KINDS.append("filesystem")
-
-
-def make_child(kind, directory, name, event_manager):
-    """A connected, empty child store of a kind, kept under ``directory``."""
-    if kind == "dict":
-        store = DictMemoryStore(event_manager=event_manager)
-    elif kind == "sqlite":
-        store = SqliteStore(os.path.join(directory, name + ".db"), event_manager=event_manager)
-    elif kind == "filesystem":
-        path = os.path.join(directory, name)
-        os.mkdir(path)
-        init_shared_store(path)
-        store = FileSystemStore(path, event_manager=event_manager)
-    else:  # pragma: no cover
-        raise ValueError(kind)
-    store.connect()
-    return store
-
-
-def data(stream):
-    try:
-        return stream.read()
-    finally:
-        stream.close()
-
 
 class ReadOnlyView(AbstractReadOnlyStore):
     """A read-only store showing the content of another store."""
@@ -197,33 +152,13 @@ class _JoinedLarge(_JoinedCase, StoreLargeValueTestMixin):
     large_value_size = 16 << 20
 
 
-def _make_mixin_classes():
-    made = {}
-    mixins = [
-        ("Read", _JoinedRead, {}),
-        ("Write", _JoinedWrite, {}),
-        ("Events", type("_E", (_JoinedCase, StoreEventTestMixin), {}), {}),
-        ("Transactions", type("_T", (_JoinedCase, StoreTransactionTestMixin), {}), {}),
-        ("Keys", type("_K", (_JoinedCase, StoreKeyTestMixin), {}), {}),
-        ("MetadataCopy", type("_M", (_JoinedCase, StoreMetadataCopyTestMixin), {}), {}),
-        ("Concurrency", type("_C", (_JoinedCase, StoreConcurrencyTestMixin), {}), {}),
-        ("BadInput", type("_B", (_JoinedCase, StoreBadInputTestMixin), {}), {}),
-        ("LargeValues", _JoinedLarge, {}),
-    ]
-    for kind in CHILD_KINDS:
-        for label, base, extra in mixins:
-            namespace = dict(extra, kind=kind)
-            if kind == "dict" and label == "LargeValues":
-                # Memory is the dict store's medium: nothing to bound.
-                namespace.update(streaming=False, large_value_size=8 << 20)
-            if kind == "filesystem" and label == "Keys":
-                namespace["n_children"] = 2
-            name = "TestJoined%s%s" % (kind.capitalize(), label)
-            made[name] = type(name, (base, unittest.TestCase), namespace)
-    return made
+def _joined_extra(kind, label):
+    # Two children keep the file-system key tests within their time.
+    return {"n_children": 2} if kind == "filesystem" and label == "Keys" else {}
 
 
-globals().update(_make_mixin_classes())
+globals().update(make_mixin_classes(
+    "TestJoined", _JoinedCase, _JoinedRead, _JoinedWrite, _JoinedLarge, extra=_joined_extra))
 
 
 # ---------------------------------------------------------------------------

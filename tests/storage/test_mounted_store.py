@@ -2,12 +2,12 @@
 filesystem children, and the mounted store's own routing (prefix mapping,
 shadowing, copy-on-write, delete, push, transactions, events)."""
 import io
-import os
 import shutil
 import tempfile
-import unittest
 
 import pytest
+
+from .composite_support import CHILD_KINDS, data, make_child, make_mixin_classes
 
 from encore.events.event_manager import EventManager
 from encore.storage.abstract_store import AbstractReadOnlyStore, StoreError
@@ -23,58 +23,13 @@ from encore.storage.tests.abstract_test import (
     LARGE_SIZE,
     EventRecorder,
     PatternFile,
-    StoreBadInputTestMixin,
-    StoreConcurrencyTestMixin,
-    StoreEventTestMixin,
-    StoreKeyTestMixin,
     StoreLargeValueTestMixin,
-    StoreMetadataCopyTestMixin,
     StoreReadTestMixin,
-    StoreTransactionTestMixin,
     StoreWriteTestMixin,
     populate,
     read_fixture,
     write_fixture,
 )
-
-CHILD_KINDS = ["dict"]
-try:
-    from encore.storage.sqlite_store import SqliteStore
-except ImportError:  # pragma: no cover - until the sqlite store lands
-    SqliteStore = None
-else:
-    CHILD_KINDS.append("sqlite")
-try:
-    from encore.storage.filesystem_store import FileSystemStore, init_shared_store
-except ImportError:  # pragma: no cover - until the filesystem store lands
-    FileSystemStore = None
-else:
-    CHILD_KINDS.append("filesystem")
-
-
-def make_child(kind, directory, name, event_manager):
-    """A connected, empty child store of a kind, kept under ``directory``."""
-    if kind == "dict":
-        store = DictMemoryStore(event_manager=event_manager)
-    elif kind == "sqlite":
-        store = SqliteStore(os.path.join(directory, name + ".db"), event_manager=event_manager)
-    elif kind == "filesystem":
-        path = os.path.join(directory, name)
-        os.mkdir(path)
-        init_shared_store(path)
-        store = FileSystemStore(path, event_manager=event_manager)
-    else:  # pragma: no cover
-        raise ValueError(kind)
-    store.connect()
-    return store
-
-
-def data(stream):
-    try:
-        return stream.read()
-    finally:
-        stream.close()
-
 
 def put(store, key, value, metadata):
     store.set(key, (io.BytesIO(value), metadata))
@@ -180,30 +135,8 @@ class _MountedLarge(_MountedCase, StoreLargeValueTestMixin):
     large_value_size = 16 << 20
 
 
-def _make_mixin_classes():
-    made = {}
-    mixins = [
-        ("Read", _MountedRead),
-        ("Write", _MountedWrite),
-        ("Events", type("_E", (_MountedCase, StoreEventTestMixin), {})),
-        ("Transactions", type("_T", (_MountedCase, StoreTransactionTestMixin), {})),
-        ("Keys", type("_K", (_MountedCase, StoreKeyTestMixin), {})),
-        ("MetadataCopy", type("_M", (_MountedCase, StoreMetadataCopyTestMixin), {})),
-        ("Concurrency", type("_C", (_MountedCase, StoreConcurrencyTestMixin), {})),
-        ("BadInput", type("_B", (_MountedCase, StoreBadInputTestMixin), {})),
-        ("LargeValues", _MountedLarge),
-    ]
-    for kind in CHILD_KINDS:
-        for label, base in mixins:
-            namespace = {"kind": kind}
-            if kind == "dict" and label == "LargeValues":
-                namespace.update(streaming=False, large_value_size=8 << 20)
-            name = "TestMounted%s%s" % (kind.capitalize(), label)
-            made[name] = type(name, (base, unittest.TestCase), namespace)
-    return made
-
-
-globals().update(_make_mixin_classes())
+globals().update(make_mixin_classes(
+    "TestMounted", _MountedCase, _MountedRead, _MountedWrite, _MountedLarge))
 
 
 # ---------------------------------------------------------------------------

@@ -6,9 +6,10 @@ import io
 import os
 import shutil
 import tempfile
-import unittest
 
 import pytest
+
+from .composite_support import CHILD_KINDS, data, make_child, make_mixin_classes
 
 from encore.events.event_manager import EventManager
 from encore.storage import simple_auth_store
@@ -24,61 +25,17 @@ from encore.storage.simple_auth_store import (
     sha1_hasher,
 )
 from encore.storage.tests.abstract_test import (
-    StoreBadInputTestMixin,
-    StoreConcurrencyTestMixin,
-    StoreEventTestMixin,
-    StoreKeyTestMixin,
     StoreLargeValueTestMixin,
-    StoreMetadataCopyTestMixin,
     StoreReadTestMixin,
-    StoreTransactionTestMixin,
     StoreWriteTestMixin,
     populate,
     read_fixture,
     write_fixture,
 )
 
-CHILD_KINDS = ["dict"]
-try:
-    from encore.storage.sqlite_store import SqliteStore
-except ImportError:  # pragma: no cover - until the sqlite store lands
-    SqliteStore = None
-else:
-    CHILD_KINDS.append("sqlite")
-try:
-    from encore.storage.filesystem_store import FileSystemStore, init_shared_store
-except ImportError:  # pragma: no cover - until the filesystem store lands
-    FileSystemStore = None
-else:
-    CHILD_KINDS.append("filesystem")
-
 # Few iterations: the tests check behaviour, not the cost of guessing.
 ENCODER = make_pbkdf2_encoder(b"test salt 123456", iterations=1000)
 CREDENTIALS = {"username": "alice", "password": "correct horse"}
-
-
-def make_child(kind, directory, name, event_manager):
-    """A connected, empty child store of a kind, kept under ``directory``."""
-    if kind == "dict":
-        store = DictMemoryStore(event_manager=event_manager)
-    elif kind == "sqlite":
-        store = SqliteStore(os.path.join(directory, name + ".db"), event_manager=event_manager)
-    elif kind == "filesystem":
-        path = os.path.join(directory, name)
-        os.mkdir(path)
-        init_shared_store(path)
-        store = FileSystemStore(path, event_manager=event_manager)
-    else:  # pragma: no cover
-        raise ValueError(kind)
-    store.connect()
-    return store
-
-
-def data(stream):
-    try:
-        return stream.read()
-    finally:
-        stream.close()
 
 
 def put(store, key, value, metadata):
@@ -145,30 +102,8 @@ class _AuthLarge(_AuthCase, StoreLargeValueTestMixin):
     large_value_size = 16 << 20
 
 
-def _make_mixin_classes():
-    made = {}
-    mixins = [
-        ("Read", _AuthRead),
-        ("Write", _AuthWrite),
-        ("Events", type("_E", (_AuthCase, StoreEventTestMixin), {})),
-        ("Transactions", type("_T", (_AuthCase, StoreTransactionTestMixin), {})),
-        ("Keys", type("_K", (_AuthCase, StoreKeyTestMixin), {})),
-        ("MetadataCopy", type("_M", (_AuthCase, StoreMetadataCopyTestMixin), {})),
-        ("Concurrency", type("_C", (_AuthCase, StoreConcurrencyTestMixin), {})),
-        ("BadInput", type("_B", (_AuthCase, StoreBadInputTestMixin), {})),
-        ("LargeValues", _AuthLarge),
-    ]
-    for kind in CHILD_KINDS:
-        for label, base in mixins:
-            namespace = {"kind": kind}
-            if kind == "dict" and label == "LargeValues":
-                namespace.update(streaming=False, large_value_size=8 << 20)
-            name = "TestSimpleAuth%s%s" % (kind.capitalize(), label)
-            made[name] = type(name, (base, unittest.TestCase), namespace)
-    return made
-
-
-globals().update(_make_mixin_classes())
+globals().update(make_mixin_classes(
+    "TestSimpleAuth", _AuthCase, _AuthRead, _AuthWrite, _AuthLarge))
 
 
 # ---------------------------------------------------------------------------

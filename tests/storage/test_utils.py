@@ -1,5 +1,4 @@
 """Tests of encore.storage.utils and the value classes."""
-import functools
 import hashlib
 import http.server
 import io
