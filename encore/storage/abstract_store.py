@@ -179,7 +179,10 @@ def check_metadata(metadata: Any) -> Dict[str, Any]:
     return _json_copy(metadata, "")
 
 
-def copy_metadata(metadata: Dict[str, Any]) -> Dict[str, Any]:
+_CONTAINERS = frozenset({dict, list})
+
+
+def copy_metadata(metadata: Dict[str, Any], _type: Any = type, _containers: Any = _CONTAINERS) -> Dict[str, Any]:
     """Return an independent deep copy of (already checked) metadata.
 
     Parameters
@@ -192,9 +195,10 @@ def copy_metadata(metadata: Dict[str, Any]) -> Dict[str, Any]:
     dict
         A copy sharing no mutable part with ``metadata``.
     """
+    # (_type and _containers are bound as defaults: this runs on every read.)
     result = metadata.copy()
     for value in result.values():
-        if type(value) in _CONTAINERS:
+        if _type(value) in _containers:
             break
     else:
         return result  # flat: the shallow copy is independent already
@@ -205,9 +209,6 @@ def copy_metadata(metadata: Dict[str, Any]) -> Dict[str, Any]:
         elif kind is list:
             result[name] = _copy_list(value)
     return result
-
-
-_CONTAINERS = frozenset({dict, list})
 
 
 def _copy_list(values: list) -> list:

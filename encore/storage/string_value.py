@@ -7,6 +7,8 @@ from typing import Any, Dict, Optional
 
 from .abstract_store import Value, check_metadata, copy_metadata
 
+_BytesIO = io.BytesIO  # looked up once: ``data`` is read on every get
+
 
 
 class StringValue(Value):
@@ -63,7 +65,7 @@ class StringValue(Value):
     @property
     def data(self) -> io.BytesIO:
         """io.BytesIO : A new stream over the data, at its start."""
-        return io.BytesIO(self._bytes)
+        return _BytesIO(self._bytes)
 
     @property
     def metadata(self) -> Dict[str, Any]:
