@@ -381,39 +381,31 @@ def _wrap_range(func: Callable) -> Callable:
     return checked
 
 
-def _wrap_set(func: Callable) -> Callable:
-    @functools.wraps(func)
-    def checked(self, key, value, *args, **kwargs):
-        if type(key) is not str:
-            check_key(key)
-        return func(self, key, _check_value(value), *args, **kwargs)
-    return checked
+_MISSING = object()
 
 
-def _wrap_set_data(func: Callable) -> Callable:
-    @functools.wraps(func)
-    def checked(self, key, data, *args, **kwargs):
-        if type(key) is not str:
-            check_key(key)
-        return func(self, key, check_data(data), *args, **kwargs)
-    return checked
+def _wrap_key_and(check_item: Callable[[Any], Any], name: str) -> Callable[[Callable], Callable]:
+    """A wrapper factory for ``(self, key, item, ...)`` methods (``set``,
+    ``set_data``, ``set_metadata``, ``update_metadata``, ``from_bytes``):
+    checks the key, then passes ``check_item(item)`` on.  The item may be
+    given by keyword, under the API's ``name`` or the implementation's own."""
+    def wrap(func: Callable) -> Callable:
+        own_name = _second_parameter(func, name)
 
-
-def _wrap_set_metadata(func: Callable) -> Callable:
-    @functools.wraps(func)
-    def checked(self, key, metadata, *args, **kwargs):
-        if type(key) is not str:
-            check_key(key)
-        return func(self, key, check_metadata(metadata), *args, **kwargs)
-    return checked
-
-
-def _wrap_from_bytes(func: Callable) -> Callable:
-    @functools.wraps(func)
-    def checked(self, key, data, *args, **kwargs):
-        check_key(key)
-        return func(self, key, _check_bytes(data), *args, **kwargs)
-    return checked
+        @functools.wraps(func)
+        def checked(self, key, item=_MISSING, *args, **kwargs):
+            if type(key) is not str:
+                check_key(key)
+            if item is _MISSING:
+                if own_name in kwargs:
+                    item = kwargs.pop(own_name)
+                elif name in kwargs:
+                    item = kwargs.pop(name)
+                else:
+                    raise TypeError("{}() missing the argument {!r}".format(func.__name__, name))
+            return func(self, key, check_item(item), *args, **kwargs)
+        return checked
+    return wrap
 
 
 def _wrap_path(func: Callable) -> Callable:
@@ -437,7 +429,7 @@ def _pairs(keys: Iterable[Any], items: Iterable[Any], check_item: Callable[[Any]
 
 
 def _second_parameter(func: Callable, default: str) -> str:
-    """The name of the parameter after ``self`` and ``keys`` of a multi method."""
+    """The name of the parameter after ``self`` and the key(s)."""
     try:
         parameters = list(inspect.signature(func).parameters.values())
     except (TypeError, ValueError):
@@ -495,11 +487,11 @@ _CHECKED_METHODS: Dict[str, Callable[[Callable], Callable]] = {
     "update_permissions": _wrap_key,
     "get_metadata": _wrap_get_metadata,
     "get_data_range": _wrap_range,
-    "set": _wrap_set,
-    "set_data": _wrap_set_data,
-    "set_metadata": _wrap_set_metadata,
-    "update_metadata": _wrap_set_metadata,
-    "from_bytes": _wrap_from_bytes,
+    "set": _wrap_key_and(_check_value, "value"),
+    "set_data": _wrap_key_and(check_data, "data"),
+    "set_metadata": _wrap_key_and(check_metadata, "metadata"),
+    "update_metadata": _wrap_key_and(check_metadata, "metadata"),
+    "from_bytes": _wrap_key_and(_check_bytes, "data"),
     "from_file": _wrap_path,
     "to_file": _wrap_path,
     "multiset": _wrap_multi(_check_value, "values"),

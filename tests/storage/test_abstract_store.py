@@ -610,3 +610,31 @@ def test_top_level_metadata_errors_say_where(store):
         store.set_metadata("a", {1: "x"})
     with pytest.raises(ValueError, match="at x.y "):
         store.set_metadata("a", {"x": {"y": float("nan")}})
+
+
+def test_single_key_writes_accept_their_item_by_keyword(store):
+    store.set("kw1", value=(io.BytesIO(b"v"), {"a": 1}))
+    store.set_data(key="kw2", data=io.BytesIO(b"d"))
+    store.set_metadata("kw2", metadata={"m": 2})
+    store.update_metadata("kw2", metadata={"n": 3})
+    store.from_bytes("kw3", data=b"b")
+    assert store.data["kw1"] == (b"v", {"a": 1})
+    assert store.data["kw2"] == (b"d", {"m": 2, "n": 3})
+    assert store.data["kw3"][0] == b"b"
+    with pytest.raises(TypeError, match="metadata"):
+        store.set_metadata("kw2", metadata={"bad": object()})
+    with pytest.raises(TypeError, match="missing"):
+        store.set_metadata("kw2")
+
+
+def test_keyword_item_under_the_implementations_own_name():
+    class OwnNames(MinimalStore):
+        def set_metadata(self, key, md):
+            return super().set_metadata(key, md)
+
+    store = OwnNames()
+    store.set_metadata("a", md={"x": 1})
+    store.set_metadata("b", metadata={"y": 2})
+    assert store.data["a"][1] == {"x": 1} and store.data["b"][1] == {"y": 2}
+    with pytest.raises(TypeError):
+        store.set_metadata("c", md={"z": object()})
