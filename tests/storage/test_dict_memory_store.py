@@ -538,7 +538,6 @@ class TornWriteStore(DictMemoryStore):
 
     def _write(self, key, data, metadata, merge=False):
         if data:
-            old = self._store.get(key)
             self._store[key] = (data[: len(data) // 2], metadata or {}, 0.0, 0.0)
             time.sleep(0.0005)
         super()._write(key, data, metadata, merge)
