@@ -72,19 +72,59 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import json
 import logging
 import os
-import pickle
 import re
 import sqlite3
-import tempfile
 import threading
 from fnmatch import fnmatchcase
-from json.encoder import encode_basestring_ascii
 from time import time as _now
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
+from ._sqlite_blobs import (  # noqa: F401  (re-exported: names of this module before the split)
+    INLINE_LIMIT,
+    _as_chunk,
+    _blob_bytes,
+    _blob_reader,
+    _BlobStream,
+    _bytes_range,
+    _fill_blob,
+    _Payload,
+    _prepare_payload,
+    _remaining_size,
+    _small_bytes,
+    _spool_blob,
+)
+from ._sqlite_codec import (  # noqa: F401  (re-exported: names of this module before the split)
+    _adapt_dict,
+    _convert_dict,
+    _decode_json,
+    _decode_metadata,
+    _encode_metadata,
+    _ENCODER,
+    _make_metadata_encoder,
+    _RestrictedUnpickler,
+    _unpickle_legacy,
+)
+from ._sqlite_index import (  # noqa: F401  (re-exported: names of this module before the split)
+    INDEX_TABLE_SUFFIX,
+    _add_index_column,
+    _canonical,
+    _check_table_name,
+    _column_for,
+    _discover_columns,
+    _fill_index_column,
+    _index_put_sql,
+    _index_row,
+    _index_value,
+    _name_for,
+    _PROBE_SAFE_NAME,
+    _quote,
+    _SIMPLE_NAME,
+    _successor,
+    _Unindexable,
+)
+from ._sqlite_pool import _MAX_IDLE_READERS, _open_connection, _ReaderPool  # noqa: F401
 from .abstract_store import AbstractStore, StoreError, Value, check_metadata
 from .events import (
     StoreDeleteEvent,
@@ -106,345 +146,17 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["SqliteStore", "SqliteValue"]
 
-#: Values up to this size are written and read in one SQL statement; larger
-#: ones go through incremental blob I/O.
-INLINE_LIMIT = 1 << 20
-
 #: A metadata-only change to a row whose data is larger than this rewrites
 #: the row with incremental blob I/O instead of an SQL ``UPDATE`` (which
 #: would make SQLite load the whole value into memory, twice).
 REWRITE_LIMIT = 4 << 20
-
-#: The suffix of the companion table holding the index columns.
-INDEX_TABLE_SUFFIX = "__encore_index"
 
 # Whether this Python's sqlite3 has incremental blob I/O (3.11+).  Module
 # level so that tests can exercise the fallback.
 _BLOB_IO = hasattr(sqlite3.Connection, "blobopen")
 
 _REQUIRED_COLUMNS = ("key", "metadata", "created", "modified", "data")
-_SIMPLE_NAME = re.compile(r"[a-z0-9_]+\Z")
-_PROBE_SAFE_NAME = re.compile(r"[A-Za-z0-9_]+\Z")
-_MAX_IDLE_READERS = 8
 _FETCH_BATCH = 512
-
-_ENCODER = json.JSONEncoder(
-    ensure_ascii=True, separators=(",", ":"), allow_nan=False, check_circular=False
-)
-
-
-def _make_metadata_encoder() -> Any:
-    """A compact JSON encoder for checked metadata, built once.
-
-    ``JSONEncoder.encode`` builds its C encoder on every call; metadata
-    written by the store is already checked (no cycles, no NaN), so one C
-    encoder serves every call.
-    """
-    try:
-        from json.encoder import c_make_encoder
-    except ImportError:  # pragma: no cover - pure-Python json
-        c_make_encoder = None
-    if c_make_encoder is None:  # pragma: no cover
-        return _ENCODER.encode
-
-    def refuse(value: Any) -> Any:
-        raise TypeError("{} is not JSON serializable".format(type(value).__name__))
-
-    iterencode = c_make_encoder(None, refuse, encode_basestring_ascii, None, ":", ",",
-                                False, False, False)
-    join = "".join
-
-    def encode(metadata: Dict[str, Any]) -> str:
-        return join(iterencode(metadata, 0))
-
-    return encode
-
-
-_encode_metadata = _make_metadata_encoder()
-_decode_json = json.JSONDecoder().decode
-
-
-# ---------------------------------------------------------------------------
-# The process-wide sqlite3 adapter and converter for dictionaries
-# ---------------------------------------------------------------------------
-
-def _adapt_dict(value: dict) -> str:
-    """Encode a dictionary for SQLite as compact JSON text."""
-    return json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
-
-
-def _convert_dict(raw: bytes) -> dict:
-    """Decode a ``dict`` column read with ``PARSE_DECLTYPES``.
-
-    Only JSON is accepted: the pickles Encore 0.8 wrote are refused, since
-    unpickling data from a file may run arbitrary code.
-    """
-    if raw[:1].isspace() or raw[:1] in (b"{", b"["):
-        return json.loads(raw.decode("utf-8"))
-    raise ValueError(
-        "this 'dict' column does not hold JSON (a pickle written by Encore 0.8?); "
-        "refusing to unpickle it -- open the database with "
-        "SqliteStore(..., legacy_pickle=True) to read it"
-    )
-
-
-sqlite3.register_adapter(dict, _adapt_dict)
-sqlite3.register_converter("dict", _convert_dict)
-
-
-# ---------------------------------------------------------------------------
-# Names and index values
-# ---------------------------------------------------------------------------
-
-def _quote(name: str) -> str:
-    """Quote an SQL identifier so that no name can change the statement."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _check_table_name(table: Any) -> str:
-    if not isinstance(table, str):
-        raise TypeError("the table name must be a str, not {}".format(type(table).__name__))
-    if not table:
-        raise ValueError("the table name must not be empty")
-    if "\x00" in table:
-        raise ValueError("the table name must not contain NUL characters")
-    if table.lower().startswith("sqlite_"):
-        raise ValueError("table names starting with 'sqlite_' are reserved by SQLite")
-    try:
-        table.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("the table name must be encodable as UTF-8") from None
-    return table
-
-
-def _column_for(name: str) -> str:
-    """The index column holding the values of the metadata name ``name``.
-
-    Lower-case identifiers keep a readable column name; any other name
-    (SQLite compares column names case-insensitively) is hex-encoded.
-    """
-    if _SIMPLE_NAME.match(name):
-        return "md_" + name
-    return "mdx_" + name.encode("utf-8", "surrogatepass").hex()
-
-
-def _name_for(column: str) -> Optional[str]:
-    """The metadata name an index column holds, or None for other columns."""
-    name: Optional[str] = None
-    if column.startswith("md_"):
-        name = column[3:]
-    elif column.startswith("mdx_"):
-        try:
-            name = bytes.fromhex(column[4:]).decode("utf-8", "surrogatepass")
-        except ValueError:
-            return None
-    if name is None or _column_for(name) != column:
-        return None
-    return name
-
-
-class _Unindexable(Exception):
-    """A query value that has no canonical index text."""
-
-
-def _canonical(value: Any) -> str:
-    """Return a text equal for two JSON values exactly when they are ``==``.
-
-    Numbers are normalised (``True``, ``1`` and ``1.0`` are all ``1``),
-    dictionaries sorted; tuples, sets and other types raise
-    :class:`_Unindexable` (a tuple is never equal to the list stored).
-    """
-    kind = type(value)
-    if kind is str:
-        return encode_basestring_ascii(value)
-    if kind is bool:
-        return "1" if value else "0"
-    if kind is int:
-        try:
-            return repr(value)
-        except ValueError:  # more digits than int -> str allows
-            raise _Unindexable() from None
-    if kind is float:
-        if value != value or value in (float("inf"), float("-inf")):
-            raise _Unindexable()
-        if value.is_integer():
-            return repr(int(value))
-        return repr(value)
-    if value is None:
-        return "null"
-    if kind is list:
-        return "[" + ",".join([_canonical(item) for item in value]) + "]"
-    if kind is dict:
-        for name in value:
-            if type(name) is not str:
-                raise _Unindexable()
-        return "{" + ",".join(
-            [encode_basestring_ascii(name) + ":" + _canonical(value[name]) for name in sorted(value)]
-        ) + "}"
-    raise _Unindexable()
-
-
-def _index_row(key: str, metadata: Dict[str, Any], names: Tuple[str, ...]) -> list:
-    """``[key]`` followed by the index column contents for ``names``."""
-    row = [key]
-    append = row.append
-    get = metadata.get
-    for name in names:
-        value = get(name)
-        kind = type(value)
-        if kind is str:
-            append(encode_basestring_ascii(value))
-        elif value is None:
-            append(None)
-        elif kind is int:
-            append(repr(value))
-        else:
-            append(_canonical(value))
-    return row
-
-
-def _index_value(value: Any) -> Optional[str]:
-    """The index column content for a stored metadata value (None -> NULL)."""
-    if value is None:
-        return None
-    return _canonical(value)
-
-
-# ---------------------------------------------------------------------------
-# Metadata decoding
-# ---------------------------------------------------------------------------
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Unpickles plain data only: any reference to a class or function fails."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        raise pickle.UnpicklingError(
-            "refusing to load {}.{} from legacy metadata".format(module, name)
-        )
-
-
-def _unpickle_legacy(raw: bytes) -> Dict[str, Any]:
-    try:
-        value = _RestrictedUnpickler(io.BytesIO(raw), encoding="utf-8").load()
-    except Exception as error:
-        raise StoreError("cannot read legacy pickled metadata: {}".format(error)) from None
-    if not isinstance(value, dict):
-        raise StoreError("legacy metadata is a {}, not a dict".format(type(value).__name__))
-    try:
-        return check_metadata(value)
-    except (TypeError, ValueError) as error:
-        raise StoreError("legacy metadata is not JSON-representable: {}".format(error)) from None
-
-
-# ---------------------------------------------------------------------------
-# Streams
-# ---------------------------------------------------------------------------
-
-class _BlobStream(io.RawIOBase):
-    """A read-only, seekable stream over part of an SQLite blob.
-
-    It owns the blob handle and, for pooled connections, the connection,
-    which it gives back when closed.
-    """
-
-    def __init__(self, blob: Any, start: int, end: int, lock: Any = None,
-                 release: Any = None) -> None:
-        super().__init__()
-        self._blob = blob
-        self._start = start
-        self._length = max(0, end - start)
-        self._position = 0
-        self._lock = lock
-        self._release = release
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if self.closed:
-            raise ValueError("seek on a closed stream")
-        if whence == io.SEEK_SET:
-            position = offset
-        elif whence == io.SEEK_CUR:
-            position = self._position + offset
-        elif whence == io.SEEK_END:
-            position = self._length + offset
-        else:
-            raise ValueError("invalid whence ({})".format(whence))
-        if position < 0:
-            raise ValueError("negative seek position {}".format(position))
-        self._position = position
-        return position
-
-    def _read_at(self, size: int) -> bytes:
-        blob = self._blob
-        offset = self._start + self._position
-        try:
-            if self._lock is None:
-                blob.seek(offset)
-                data = blob.read(size)
-            else:
-                with self._lock:
-                    blob.seek(offset)
-                    data = blob.read(size)
-        except sqlite3.Error as error:
-            raise StoreError(
-                "the value could not be read: it was changed or deleted while it was "
-                "read, or the store was disconnected ({})".format(error)
-            ) from None
-        self._position += len(data)
-        return data
-
-    def read(self, size: Optional[int] = -1) -> bytes:
-        if self.closed:
-            raise ValueError("read from a closed stream")
-        remaining = self._length - self._position
-        if size is None or size < 0 or size > remaining:
-            size = remaining
-        if size <= 0:
-            return b""
-        return self._read_at(size)
-
-    def readall(self) -> bytes:
-        return self.read(-1)
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            blob, self._blob = self._blob, None
-            release, self._release = self._release, None
-            try:
-                if blob is not None:
-                    try:
-                        blob.close()
-                    except sqlite3.Error:
-                        pass
-                if release is not None:
-                    release()
-            finally:
-                super().close()
-
-
-def _blob_reader(blob: Any, start: int, end: int, lock: Any = None, release: Any = None) -> io.BufferedReader:
-    """A buffered stream over ``blob[start:end]`` (efficient small reads and lines)."""
-    return io.BufferedReader(_BlobStream(blob, start, end, lock, release), 1 << 16)
-
-
-def _bytes_range(data: Any, start: Optional[int], end: Optional[int]) -> io.BytesIO:
-    data = _blob_bytes(data)
-    first, last = slice_offsets(start, end, len(data))
-    return io.BytesIO(data[first:last])
 
 
 class SqliteValue(Value):
@@ -530,67 +242,6 @@ class SqliteValue(Value):
         return self._store._open_value_data(self, first, last)
 
 
-class _Payload(object):
-    """Data ready to be written: inline bytes, or a stream of known size."""
-
-    __slots__ = ("inline", "size", "stream", "owned", "verify")
-
-    def __init__(self, inline: Optional[bytes] = None, size: int = 0, stream: Any = None,
-                 owned: bool = False, verify: bool = False) -> None:
-        self.inline = inline
-        self.size = len(inline) if inline is not None else size
-        self.stream = stream
-        self.owned = owned
-        self.verify = verify
-
-    def close(self) -> None:
-        if self.owned and self.stream is not None:
-            self.stream.close()
-        self.stream = None
-
-
-def _as_chunk(chunk: Any) -> bytes:
-    if type(chunk) is bytes:
-        return chunk
-    if isinstance(chunk, (bytearray, memoryview)):
-        return bytes(chunk)
-    if chunk is None:
-        raise TypeError("the data stream returned None (a non-blocking stream?)")
-    raise TypeError(
-        "data streams must produce bytes, got {} (open files in binary mode)".format(
-            type(chunk).__name__)
-    )
-
-
-def _small_bytes(stream: io.BytesIO) -> Optional[bytes]:
-    """The rest of a BytesIO if it is small enough to write inline, else None."""
-    with stream.getbuffer() as view:
-        size = len(view)
-    if size - stream.tell() > INLINE_LIMIT:
-        return None
-    return stream.read()
-
-
-def _remaining_size(stream: Any) -> Optional[int]:
-    """The number of bytes left in a seekable stream, or None if unknown."""
-    try:
-        seekable = stream.seekable
-    except AttributeError:
-        return None
-    try:
-        if not seekable():
-            return None
-        position = stream.tell()
-        end = stream.seek(0, io.SEEK_END)
-        stream.seek(position)
-    except (OSError, ValueError, AttributeError, TypeError):
-        return None
-    if not isinstance(end, int) or not isinstance(position, int):
-        return None
-    return max(0, end - position)
-
-
-# ---------------------------------------------------------------------------
 # The store
 # ---------------------------------------------------------------------------
 
@@ -719,10 +370,7 @@ class SqliteStore(AbstractStore):
         self._schema_version: Optional[int] = None
         self._index_full = False
         # Pooled read connections (file databases only).
-        self._pool_lock = threading.Lock()
-        self._idle: List[sqlite3.Connection] = []
-        self._readers: set = set()
-        self._generation = 0
+        self._pool = _ReaderPool(functools.partial(self._open_connection, reader=True))
         self._statements: Dict[Any, str] = {}
         self._build_statements()
 
@@ -778,27 +426,13 @@ class SqliteStore(AbstractStore):
         cache_key = ("index_put", columns)
         sql = self._statements.get(cache_key)
         if sql is None:
-            sql = "INSERT OR REPLACE INTO {} (key{}) VALUES (?{})".format(
-                self._index_sql,
-                "".join(", " + _quote(column) for column in columns),
-                ", ?" * len(columns),
-            )
-            self._statements[cache_key] = sql
+            sql = self._statements[cache_key] = _index_put_sql(self._index_sql, columns)
         return sql
 
     # -- connection ----------------------------------------------------------
 
     def _open_connection(self, reader: bool) -> sqlite3.Connection:
-        connection = sqlite3.connect(
-            self._path,
-            timeout=self.busy_timeout,
-            isolation_level=None,
-            check_same_thread=False,
-            uri=self._uri,
-        )
-        if reader:
-            connection.execute("PRAGMA query_only = ON")
-        return connection
+        return _open_connection(self._path, self.busy_timeout, self._uri, reader)
 
     def connect(self, credentials: Any = None) -> None:
         """Open the database, creating the table (and index columns) if needed.
@@ -890,13 +524,7 @@ class SqliteStore(AbstractStore):
                     self.table, self.location))
 
     def _discover_columns(self, connection: sqlite3.Connection) -> Dict[str, str]:
-        columns: Dict[str, str] = {}
-        for row in connection.execute("PRAGMA table_info({})".format(self._index_sql)):
-            column = row[1]
-            name = _name_for(column)
-            if name is not None:
-                columns[name] = column
-        return columns
+        return _discover_columns(connection, self._index_sql)
 
     def disconnect(self) -> None:
         """Close the database connections.
@@ -908,16 +536,7 @@ class SqliteStore(AbstractStore):
         with self._tx_lock:
             writer, self._writer = self._writer, None
             self._connected = False
-            with self._pool_lock:
-                readers = list(self._readers)
-                self._readers.clear()
-                self._idle = []
-                self._generation += 1
-            for connection in readers:
-                try:
-                    connection.close()
-                except sqlite3.Error:
-                    pass
+            self._pool.close_all()
             if writer is not None:
                 try:
                     if writer.in_transaction:
@@ -971,32 +590,19 @@ class SqliteStore(AbstractStore):
 
     # -- reading connections -------------------------------------------------
 
+    @property
+    def _readers(self) -> set:
+        # The open read connections (tests look at them).
+        return self._pool.readers
+
     def _acquire_reader(self) -> sqlite3.Connection:
-        with self._pool_lock:
-            if self._writer is None:
-                raise StoreError("the SqliteStore of {} is not connected".format(self.location))
-            if self._idle:
-                return self._idle.pop()
-            generation = self._generation
-        connection = self._open_connection(reader=True)
-        with self._pool_lock:
-            if generation != self._generation or self._writer is None:
-                connection.close()
-                raise StoreError("the SqliteStore of {} was disconnected".format(self.location))
-            self._readers.add(connection)
-        return connection
+        return self._pool.acquire(self.is_connected, self._not_connected)
+
+    def _not_connected(self, reason: str) -> StoreError:
+        return StoreError("the SqliteStore of {} {}".format(self.location, reason))
 
     def _release_reader(self, connection: sqlite3.Connection) -> None:
-        with self._pool_lock:
-            if connection in self._readers:
-                if len(self._idle) < _MAX_IDLE_READERS:
-                    self._idle.append(connection)
-                    return
-                self._readers.discard(connection)
-        try:
-            connection.close()
-        except sqlite3.Error:
-            pass
+        self._pool.release(connection)
 
     def _read_one(self, sql: str, parameters: tuple) -> Any:
         """Run a query and return its first row (or None), as one read."""
@@ -1054,31 +660,7 @@ class SqliteStore(AbstractStore):
     # -- metadata encoding ---------------------------------------------------
 
     def _decode_metadata(self, raw: Any) -> Dict[str, Any]:
-        if type(raw) is str:
-            try:
-                metadata = _decode_json(raw)
-            except ValueError as error:
-                raise StoreError("stored metadata is not valid JSON: {}".format(error)) from None
-        elif raw is None:
-            return {}
-        elif isinstance(raw, (bytes, bytearray, memoryview)):
-            raw = bytes(raw)
-            if raw[:1] == b"\x80" or not raw.lstrip()[:1] == b"{":
-                if not self.legacy_pickle:
-                    raise StoreError(
-                        "stored metadata is not JSON (a pickle written by Encore 0.8?); "
-                        "it is read only by a store created with legacy_pickle=True")
-                return _unpickle_legacy(raw)
-            try:
-                metadata = _decode_json(raw.decode("utf-8"))
-            except ValueError as error:
-                raise StoreError("stored metadata is not valid JSON: {}".format(error)) from None
-        else:
-            raise StoreError("stored metadata has the SQL type of a {}".format(type(raw).__name__))
-        if type(metadata) is not dict:
-            raise StoreError("stored metadata is a JSON {}, not an object".format(
-                type(metadata).__name__))
-        return metadata
+        return _decode_metadata(raw, self.legacy_pickle)
 
     # -- reads ---------------------------------------------------------------
 
@@ -1557,55 +1139,27 @@ class SqliteStore(AbstractStore):
             if name in columns:
                 continue
             column = _column_for(name)
-            if not columns:
-                connection.execute(
-                    "CREATE TABLE IF NOT EXISTS {} (key text PRIMARY KEY NOT NULL) "
-                    "WITHOUT ROWID".format(self._index_sql))
-            try:
-                connection.execute("ALTER TABLE {} ADD COLUMN {} text".format(
-                    self._index_sql, _quote(column)))
-            except sqlite3.OperationalError as error:
-                message = str(error).lower()
-                if "too many columns" in message:
-                    logger.warning("%s: no more index columns can be added (%s); further "
-                                   "metadata names are queried without an index", self, error)
-                    self._index_full = True
-                    return
-                if "duplicate column" not in message:
-                    raise
-            connection.execute(
-                "CREATE INDEX IF NOT EXISTS {} ON {} ({}) WHERE {} IS NOT NULL".format(
-                    _quote(self._index_table + ":" + column), self._index_sql,
-                    _quote(column), _quote(column)))
+            error = _add_index_column(connection, self._index_table, column,
+                                      create_table=not columns)
+            if error is not None:
+                logger.warning("%s: no more index columns can be added (%s); further "
+                               "metadata names are queried without an index", self, error)
+                self._index_full = True
+                return
             columns[name] = column
             self._fill_column(connection, name, column)
 
     def _fill_column(self, connection: sqlite3.Connection, name: str, column: str) -> None:
         """Put the values of the existing rows into a new index column."""
-        sql = "SELECT key, metadata FROM {}".format(self._table_sql)
-        parameters: tuple = ()
-        if _PROBE_SAFE_NAME.match(name):
-            # Rows whose JSON metadata does not even contain the quoted name
-            # cannot have it; SQLite skips them without Python decoding them.
-            sql += " WHERE typeof(metadata) <> 'text' OR instr(metadata, ?) > 0"
-            parameters = ('"' + name + '"',)
-        updates = []
-        for key, raw in connection.execute(sql, parameters).fetchall():
+        def decode(key: str, raw: Any) -> Optional[Dict[str, Any]]:
             try:
-                metadata = self._decode_metadata(raw)
+                return self._decode_metadata(raw)
             except StoreError:
                 logger.warning("%s: the metadata of %r cannot be read; it is left out of "
                                "the index of %r", self, key, name)
-                continue
-            text = _index_value(metadata.get(name))
-            if text is not None:
-                updates.append((key, text))
-        if updates:
-            connection.executemany(
-                "INSERT INTO {table} (key, {column}) VALUES (?, ?) ON CONFLICT(key) "
-                "DO UPDATE SET {column} = excluded.{column}".format(
-                    table=self._index_sql, column=_quote(column)),
-                updates)
+                return None
+
+        _fill_index_column(connection, self._table_sql, self._index_sql, name, column, decode)
 
     def _index_row(self, key: str, metadata: Dict[str, Any], columns: Dict[str, str]) -> Optional[list]:
         row = _index_row(key, metadata, tuple(columns))
@@ -1656,88 +1210,13 @@ class SqliteStore(AbstractStore):
     def _prepare(self, stream: Any, size: Optional[int], buffer_size: int, progress: Any,
                  force_spool: bool = False) -> _Payload:
         """Read small data, or learn the size of large data, before writing."""
-        if buffer_size is None or buffer_size <= 0:
-            buffer_size = DEFAULT_BUFFER_SIZE
-        if not force_spool:
-            if progress is None and type(stream) is io.BytesIO:
-                data = _small_bytes(stream)
-                if data is not None:
-                    return _Payload(inline=data)
-            if size is None:
-                size = _remaining_size(stream)
-            if _BLOB_IO and size is not None and size > INLINE_LIMIT:
-                return _Payload(size=size, stream=stream, verify=True)
-        limit = INLINE_LIMIT if _BLOB_IO else None
-        read = stream.read
-        parts = []
-        total = 0
-        while True:
-            chunk = read(buffer_size)
-            if type(chunk) is not bytes:
-                chunk = _as_chunk(chunk)
-            if not chunk:
-                break
-            parts.append(chunk)
-            total += len(chunk)
-            if progress is not None:
-                progress.step(step=total)
-            if limit is not None and total > limit:
-                break
-        if limit is None or total <= limit:
-            return _Payload(inline=parts[0] if len(parts) == 1 else b"".join(parts))
-        # Too large to hold and of unknown size: spool it to learn the size.
-        spool = tempfile.TemporaryFile(prefix="encore-sqlite-")
-        try:
-            for part in parts:
-                spool.write(part)
-            del parts
-            while True:
-                chunk = read(buffer_size)
-                if type(chunk) is not bytes:
-                    chunk = _as_chunk(chunk)
-                if not chunk:
-                    break
-                spool.write(chunk)
-                total += len(chunk)
-                if progress is not None:
-                    progress.step(step=total)
-            spool.seek(0)
-        except BaseException:
-            spool.close()
-            raise
-        return _Payload(size=total, stream=spool, owned=True)
+        return _prepare_payload(stream, size, buffer_size, progress, force_spool, _BLOB_IO)
 
     def _fill_blob(self, connection: sqlite3.Connection, key: str, payload: _Payload,
                    buffer_size: int, progress: Any) -> None:
         """Copy a payload into the zero-filled blob just written for ``key``."""
-        if buffer_size is None or buffer_size <= 0:
-            buffer_size = DEFAULT_BUFFER_SIZE
         rowid = connection.execute(self._statements["rowid"], (key,)).fetchone()[0]
-        size = payload.size
-        read = payload.stream.read
-        total = 0
-        with connection.blobopen(self.table, "data", rowid) as blob:
-            while total < size:
-                chunk = read(min(buffer_size, size - total))
-                if type(chunk) is not bytes:
-                    chunk = _as_chunk(chunk)
-                if not chunk:
-                    raise StoreError(
-                        "the data for {!r} ended after {} bytes, but its size was given "
-                        "as {}".format(key, total, size))
-                if len(chunk) > size - total:
-                    raise StoreError("the data stream for {!r} returned more bytes than "
-                                     "asked for".format(key))
-                blob.write(chunk)
-                total += len(chunk)
-                if progress is not None:
-                    progress.step(step=total)
-        if payload.verify:
-            extra = read(1)
-            if extra:
-                raise StoreError(
-                    "the data for {!r} is longer than its given size of {} bytes".format(
-                        key, size))
+        _fill_blob(connection, self.table, rowid, key, payload, buffer_size, progress)
 
     def _write_payload(self, connection: sqlite3.Connection, statement: str, key: str,
                        head: tuple, payload: _Payload, buffer_size: int, progress: Any) -> None:
@@ -1752,15 +1231,8 @@ class SqliteStore(AbstractStore):
     def _rewrite_row(self, connection: sqlite3.Connection, key: str, rowid: int, size: int,
                      created: Any, metadata_text: str, now: float) -> None:
         """Change the metadata of a row with large data, in bounded memory."""
-        spool = tempfile.TemporaryFile(prefix="encore-sqlite-")
+        spool = _spool_blob(connection, self.table, rowid)
         try:
-            with connection.blobopen(self.table, "data", rowid, readonly=True) as blob:
-                while True:
-                    chunk = blob.read(DEFAULT_BUFFER_SIZE)
-                    if not chunk:
-                        break
-                    spool.write(chunk)
-            spool.seek(0)
             connection.execute(self._statements["delete"], (key,))
             connection.execute(self._statements["insert_zero"],
                                (key, metadata_text, created, now, size))
@@ -2217,25 +1689,3 @@ class SqliteStore(AbstractStore):
 #: index); the same class.
 SQLiteStore = SqliteStore
 
-
-def _blob_bytes(value: Any) -> bytes:
-    if value is None:
-        return b""
-    if type(value) is bytes:
-        return value
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    return bytes(value)
-
-
-def _successor(prefix: str) -> Optional[str]:
-    """The smallest string greater than every string starting with ``prefix``."""
-    while prefix:
-        last = ord(prefix[-1])
-        if last < 0x10FFFF:
-            following = last + 1
-            if 0xD800 <= following <= 0xDFFF:
-                following = 0xE000
-            return prefix[:-1] + chr(following)
-        prefix = prefix[:-1]
-    return None

@@ -1,0 +1,245 @@
+"""Index columns of :mod:`encore.storage.sqlite_store`.
+
+Indexed metadata names have their values kept, as canonical JSON text, in
+the columns of a companion table (``<table>__encore_index``).  This module
+holds the naming of SQL identifiers and index columns, the canonical text
+of a value, the rows of the companion table and the SQL that creates and
+fills its columns.  What is indexed when (the store's index mode and its
+transaction state) stays with the store.
+"""
+from __future__ import annotations
+
+import re
+import sqlite3
+from json.encoder import encode_basestring_ascii
+from typing import Any, Callable, Dict, Optional, Tuple
+
+#: The suffix of the companion table holding the index columns.
+INDEX_TABLE_SUFFIX = "__encore_index"
+
+_SIMPLE_NAME = re.compile(r"[a-z0-9_]+\Z")
+_PROBE_SAFE_NAME = re.compile(r"[A-Za-z0-9_]+\Z")
+
+
+def _quote(name: str) -> str:
+    """Quote an SQL identifier so that no name can change the statement."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _check_table_name(table: Any) -> str:
+    if not isinstance(table, str):
+        raise TypeError("the table name must be a str, not {}".format(type(table).__name__))
+    if not table:
+        raise ValueError("the table name must not be empty")
+    if "\x00" in table:
+        raise ValueError("the table name must not contain NUL characters")
+    if table.lower().startswith("sqlite_"):
+        raise ValueError("table names starting with 'sqlite_' are reserved by SQLite")
+    try:
+        table.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("the table name must be encodable as UTF-8") from None
+    return table
+
+
+def _column_for(name: str) -> str:
+    """The index column holding the values of the metadata name ``name``.
+
+    Lower-case identifiers keep a readable column name; any other name
+    (SQLite compares column names case-insensitively) is hex-encoded.
+    """
+    if _SIMPLE_NAME.match(name):
+        return "md_" + name
+    return "mdx_" + name.encode("utf-8", "surrogatepass").hex()
+
+
+def _name_for(column: str) -> Optional[str]:
+    """The metadata name an index column holds, or None for other columns."""
+    name: Optional[str] = None
+    if column.startswith("md_"):
+        name = column[3:]
+    elif column.startswith("mdx_"):
+        try:
+            name = bytes.fromhex(column[4:]).decode("utf-8", "surrogatepass")
+        except ValueError:
+            return None
+    if name is None or _column_for(name) != column:
+        return None
+    return name
+
+
+class _Unindexable(Exception):
+    """A query value that has no canonical index text."""
+
+
+def _canonical(value: Any) -> str:
+    """Return a text equal for two JSON values exactly when they are ``==``.
+
+    Numbers are normalised (``True``, ``1`` and ``1.0`` are all ``1``),
+    dictionaries sorted; tuples, sets and other types raise
+    :class:`_Unindexable` (a tuple is never equal to the list stored).
+    """
+    kind = type(value)
+    if kind is str:
+        return encode_basestring_ascii(value)
+    if kind is bool:
+        return "1" if value else "0"
+    if kind is int:
+        try:
+            return repr(value)
+        except ValueError:  # more digits than int -> str allows
+            raise _Unindexable() from None
+    if kind is float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise _Unindexable()
+        if value.is_integer():
+            return repr(int(value))
+        return repr(value)
+    if value is None:
+        return "null"
+    if kind is list:
+        return "[" + ",".join([_canonical(item) for item in value]) + "]"
+    if kind is dict:
+        for name in value:
+            if type(name) is not str:
+                raise _Unindexable()
+        return "{" + ",".join(
+            [encode_basestring_ascii(name) + ":" + _canonical(value[name]) for name in sorted(value)]
+        ) + "}"
+    raise _Unindexable()
+
+
+def _index_row(key: str, metadata: Dict[str, Any], names: Tuple[str, ...]) -> list:
+    """``[key]`` followed by the index column contents for ``names``."""
+    row = [key]
+    append = row.append
+    get = metadata.get
+    for name in names:
+        value = get(name)
+        kind = type(value)
+        if kind is str:
+            append(encode_basestring_ascii(value))
+        elif value is None:
+            append(None)
+        elif kind is int:
+            append(repr(value))
+        else:
+            append(_canonical(value))
+    return row
+
+
+def _index_value(value: Any) -> Optional[str]:
+    """The index column content for a stored metadata value (None -> NULL)."""
+    if value is None:
+        return None
+    return _canonical(value)
+
+
+
+def _successor(prefix: str) -> Optional[str]:
+    """The smallest string greater than every string starting with ``prefix``."""
+    while prefix:
+        last = ord(prefix[-1])
+        if last < 0x10FFFF:
+            following = last + 1
+            if 0xD800 <= following <= 0xDFFF:
+                following = 0xE000
+            return prefix[:-1] + chr(following)
+        prefix = prefix[:-1]
+    return None
+
+
+# ---------------------------------------------------------------------------
+# The SQL of the companion table
+# ---------------------------------------------------------------------------
+
+def _discover_columns(connection: sqlite3.Connection, index_sql: str) -> Dict[str, str]:
+    """The index columns of the companion table ``index_sql`` (quoted), by metadata name."""
+    columns: Dict[str, str] = {}
+    for row in connection.execute("PRAGMA table_info({})".format(index_sql)):
+        column = row[1]
+        name = _name_for(column)
+        if name is not None:
+            columns[name] = column
+    return columns
+
+
+def _index_put_sql(index_sql: str, columns: Tuple[str, ...]) -> str:
+    """The statement writing a whole index row of the given columns."""
+    return "INSERT OR REPLACE INTO {} (key{}) VALUES (?{})".format(
+        index_sql,
+        "".join(", " + _quote(column) for column in columns),
+        ", ?" * len(columns),
+    )
+
+
+def _add_index_column(connection: sqlite3.Connection, index_table: str, column: str,
+                      create_table: bool) -> Optional[sqlite3.OperationalError]:
+    """Add an index column (and its partial index) to the companion table.
+
+    Parameters
+    ----------
+    connection : sqlite3.Connection
+        The writing connection, inside a transaction.
+    index_table : str
+        The (unquoted) name of the companion table.
+    column : str
+        The column to add; a column that already exists is kept.
+    create_table : bool
+        Whether to create the companion table first if it does not exist.
+
+    Returns
+    -------
+    sqlite3.OperationalError or None
+        The error if the table cannot take another column, else ``None``.
+    """
+    index_sql = _quote(index_table)
+    if create_table:
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS {} (key text PRIMARY KEY NOT NULL) "
+            "WITHOUT ROWID".format(index_sql))
+    try:
+        connection.execute("ALTER TABLE {} ADD COLUMN {} text".format(
+            index_sql, _quote(column)))
+    except sqlite3.OperationalError as error:
+        message = str(error).lower()
+        if "too many columns" in message:
+            return error
+        if "duplicate column" not in message:
+            raise
+    connection.execute(
+        "CREATE INDEX IF NOT EXISTS {} ON {} ({}) WHERE {} IS NOT NULL".format(
+            _quote(index_table + ":" + column), index_sql,
+            _quote(column), _quote(column)))
+    return None
+
+
+def _fill_index_column(connection: sqlite3.Connection, table_sql: str, index_sql: str,
+                       name: str, column: str,
+                       decode: Callable[[str, Any], Optional[Dict[str, Any]]]) -> None:
+    """Put the values of the existing rows into a new index column.
+
+    ``decode(key, raw)`` turns a row's stored metadata into a dictionary, or
+    returns ``None`` for a row to leave out.
+    """
+    sql = "SELECT key, metadata FROM {}".format(table_sql)
+    parameters: tuple = ()
+    if _PROBE_SAFE_NAME.match(name):
+        # Rows whose JSON metadata does not even contain the quoted name
+        # cannot have it; SQLite skips them without Python decoding them.
+        sql += " WHERE typeof(metadata) <> 'text' OR instr(metadata, ?) > 0"
+        parameters = ('"' + name + '"',)
+    updates = []
+    for key, raw in connection.execute(sql, parameters).fetchall():
+        metadata = decode(key, raw)
+        if metadata is None:
+            continue
+        text = _index_value(metadata.get(name))
+        if text is not None:
+            updates.append((key, text))
+    if updates:
+        connection.executemany(
+            "INSERT INTO {table} (key, {column}) VALUES (?, ?) ON CONFLICT(key) "
+            "DO UPDATE SET {column} = excluded.{column}".format(
+                table=index_sql, column=_quote(column)),
+            updates)
