@@ -52,18 +52,39 @@ from __future__ import annotations
 
 import errno
 import itertools
-import hashlib
 import json
 import logging
 import os
-import re
-import tempfile
 import threading
 import time
-import urllib.parse
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
+from ._filesystem_keys import (  # noqa: F401  (re-exported: names of this module before the split)
+    _escape,
+    _escape_unsafe,
+    _folds_case,
+    _hashed_parts,
+    _LOG_PREFIX,
+    _RESERVED_DIRECTORY_SUFFIXES,
+    _safe_directory_name,
+    _SAFE_CHARACTERS,
+    _SEPARATOR,
+    _UNSAFE,
+    _UNSAFE_FOLDED,
+    BACKUP_SUFFIX,
+    DATA_SUFFIX,
+    decode_key,
+    encode_key,
+    KEY_SUFFIX,
+    LOCK_SUFFIX,
+    LONG_KEY_DIRECTORY,
+    MAX_PART_LENGTH,
+    MAX_STEM_LENGTH,
+    METADATA_SUFFIX,
+    TEMP_PREFIX,
+    TEMP_SUFFIX,
+)
 from .abstract_store import AbstractStore, StoreError, Value, check_metadata, copy_metadata
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .file_value import FileValue
@@ -83,36 +104,9 @@ logger = logging.getLogger(__name__)
 #: The content written into the magic file by :func:`init_shared_store`.
 MAGIC_CONTENT = b"__version__ = 0\n"
 
-DATA_SUFFIX = ".data"
-METADATA_SUFFIX = ".metadata"
-LOCK_SUFFIX = ".lock"
-TEMP_PREFIX = ".~"
-TEMP_SUFFIX = ".tmp"
-BACKUP_SUFFIX = ".bak"
-
-KEY_SUFFIX = ".key"
-
-#: The longest directory or file name (before suffixes) the key encoding
-#: produces; keys needing longer names are hashed.
-MAX_PART_LENGTH = 200
-#: The longest relative path (before suffixes) the key encoding produces;
-#: keys needing longer paths are hashed.
-MAX_STEM_LENGTH = 1024
-#: The top-level directory of hashed keys (no escaped name contains ``%%``).
-LONG_KEY_DIRECTORY = "%%long"
 #: How many parsed metadata files (and key paths) a store keeps.
 METADATA_CACHE_SIZE = 4096
 
-_SAFE_CHARACTERS = "".join(
-    chr(code) for code in range(0x20, 0x7F) if chr(code) not in '/\\%:*?"<>|'
-)
-_UNSAFE = re.compile("[^{}]".format(re.escape(_SAFE_CHARACTERS)))
-_UNSAFE_FOLDED = re.compile("[^{}]".format(re.escape(_SAFE_CHARACTERS.replace(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZ", ""))))
-# A slash is a directory separator only between two non-slash characters.
-_SEPARATOR = re.compile(r"(?<=[^/])/(?=[^/])")
-_RESERVED_DIRECTORY_SUFFIXES = (DATA_SUFFIX, METADATA_SUFFIX, LOCK_SUFFIX)
-_LOG_PREFIX = "__log__.txt"
 
 _CAN_SYNC_DIRECTORIES = os.name != "nt"
 
@@ -124,124 +118,6 @@ class FileSystemStoreError(StoreError):
     of :class:`RuntimeError` and :class:`Exception`, which Encore 0.8's
     version derived from directly).
     """
-
-
-# ---------------------------------------------------------------------------
-# Key encoding
-# ---------------------------------------------------------------------------
-
-def _escape(text: str) -> str:
-    return "".join("%{:02X}".format(byte) for byte in text.encode("utf-8", "surrogatepass"))
-
-
-def _escape_unsafe(text: str, fold_case: bool) -> str:
-    pattern = _UNSAFE_FOLDED if fold_case else _UNSAFE
-    if pattern.search(text) is None:
-        return text
-    return pattern.sub(lambda match: _escape(match.group()), text)
-
-
-def _safe_directory_name(name: str, top_level: bool, magic_fname: str) -> str:
-    """Escape a directory name that would be special or collide with files."""
-    if name == "." or name == "..":
-        return name.replace(".", "%2E")
-    lowered = name.lower()
-    if lowered.endswith(_RESERVED_DIRECTORY_SUFFIXES):
-        dot = name.rfind(".")
-        return name[:dot] + "%2E" + name[dot + 1:]
-    if top_level and (lowered == magic_fname.lower() or lowered.startswith(_LOG_PREFIX)):
-        return _escape(name[0]) + name[1:]
-    return name
-
-
-def _hashed_parts(key: str) -> List[str]:
-    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-    return [LONG_KEY_DIRECTORY, digest[:2], digest]
-
-
-def encode_key(key: str, fold_case: bool = False, magic_fname: str = ".FSStore") -> List[str]:
-    """Return the relative path parts naming a key (without the suffix).
-
-    Parameters
-    ----------
-    key : str
-        Any key.
-    fold_case : bool, optional
-        Whether upper-case letters must be escaped (for file systems that
-        ignore case).
-    magic_fname : str, optional
-        The store's magic file name, which no top-level directory may take.
-
-    Returns
-    -------
-    list of str
-        Directory names followed by the file name stem; append ``.data``
-        or ``.metadata`` to the last one.  Keys whose encoding would have
-        a name longer than :data:`MAX_PART_LENGTH` or be longer than
-        :data:`MAX_STEM_LENGTH` in all are named by their SHA-256 digest,
-        ``%%long/<2 hex digits>/<64 hex digits>``, and the key itself is
-        kept next to the data in a ``.key`` file.
-    """
-    segments = _SEPARATOR.split(key)
-    parts: List[str] = []
-    last = len(segments) - 1
-    total = 0
-    for index, segment in enumerate(segments):
-        part = _escape_unsafe(segment, fold_case)
-        if index != last:
-            part = _safe_directory_name(part, not parts, magic_fname)
-        total += len(part) + 1
-        if len(part) > MAX_PART_LENGTH or total > MAX_STEM_LENGTH:
-            return _hashed_parts(key)
-        parts.append(part)
-    return parts
-
-
-def decode_key(parts: Iterable[str]) -> str:
-    """Return the key named by relative path parts (inverse of :func:`encode_key`
-    for keys that are not hashed).
-
-    Parameters
-    ----------
-    parts : iterable of str
-        Directory names and the file name stem.
-
-    Returns
-    -------
-    str
-        The key.  The result is meaningful only if re-encoding it gives
-        ``parts`` back; stores check that.
-
-    Raises
-    ------
-    ValueError
-        If the escapes do not form valid UTF-8.
-    """
-    text = "/".join(parts)
-    if "%" not in text:
-        return text
-    return urllib.parse.unquote_to_bytes(text).decode("utf-8", "surrogatepass")
-
-
-def _folds_case(root: str, magic_fname: str) -> bool:
-    """Tell whether the file system holding ``root`` ignores case in names."""
-    swapped = magic_fname.swapcase()
-    if swapped != magic_fname:
-        try:
-            return os.path.samefile(os.path.join(root, magic_fname), os.path.join(root, swapped))
-        except OSError:
-            return False
-    try:
-        fd, probe = tempfile.mkstemp(prefix=TEMP_PREFIX + "case", suffix=TEMP_SUFFIX, dir=root)
-    except OSError:
-        logger.warning("Cannot probe whether %s ignores case; assuming it does not", root)
-        return False
-    os.close(fd)
-    try:
-        head, tail = os.path.split(probe)
-        return os.path.exists(os.path.join(head, tail.upper()))
-    finally:
-        os.unlink(probe)
 
 
 # ---------------------------------------------------------------------------
