@@ -1,0 +1,463 @@
+"""Helpers shared by the conformance mixins: fixtures, data streams, event recording."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import io
+import math
+import shutil
+import tempfile
+import threading
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+from encore.storage.events import (
+    StoreEvent,
+    StoreModificationEvent,
+)
+
+__all__ = [
+    "create_file_like_data",
+    "temp_dir",
+    "PatternFile",
+    "pattern_digest",
+    "read_fixture",
+    "write_fixture",
+    "populate",
+    "EventRecorder",
+]
+
+#: The size of the "large" values of the read and write mixins (about 50 MB).
+LARGE_SIZE = 50_000_000
+
+#: The default repeating pattern of :class:`PatternFile`: 251 bytes (a prime
+#: length, so chunks moved, lost or repeated at power-of-two offsets change
+#: the content) covering every byte value but 5.
+DEFAULT_PATTERN = bytes(range(251))
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+
+def create_file_like_data(data: bytes) -> io.BytesIO:
+    """Wrap bytes in a readable file-like object.
+
+    Parameters
+    ----------
+    data : bytes
+        The content of the stream.
+
+    Returns
+    -------
+    io.BytesIO
+        A stream positioned at its start.
+    """
+    return io.BytesIO(data)
+
+
+@contextlib.contextmanager
+def temp_dir() -> Iterator[str]:
+    """Create a temporary directory for the duration of a ``with`` block.
+
+    Yields
+    ------
+    str
+        The path of a new, empty directory; it and everything in it is removed
+        when the block ends.
+    """
+    path = tempfile.mkdtemp(prefix="encore_test_")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class PatternFile(io.RawIOBase):
+    """A read-only stream of a repeating pattern, generated lazily.
+
+    The bytes are produced on each ``read``, so a stream of hundreds of
+    megabytes costs no memory beyond the chunks being read.  The content is
+    ``(pattern * n)[:size]``.
+
+    Parameters
+    ----------
+    size : int
+        The number of bytes the stream yields.
+    pattern : bytes, optional
+        The repeated pattern (non-empty); defaults to :data:`DEFAULT_PATTERN`.
+    """
+
+    _BLOCK = 1 << 20
+
+    def __init__(self, size: int, pattern: bytes = DEFAULT_PATTERN) -> None:
+        super().__init__()
+        if not pattern:
+            raise ValueError("the pattern must not be empty")
+        self.size = size
+        self._pattern = pattern
+        self._position = 0
+        repeats = self._BLOCK // len(pattern) + 2
+        self._block = pattern * repeats
+
+    def readable(self) -> bool:
+        """Return True: the stream can be read.
+
+        Returns
+        -------
+        bool
+            Always ``True``.
+        """
+        return True
+
+    def tell(self) -> int:
+        """Return the number of bytes read so far.
+
+        Returns
+        -------
+        int
+            The current position.
+        """
+        return self._position
+
+    def read(self, size: Optional[int] = -1) -> bytes:
+        """Read up to ``size`` bytes (everything left when negative or None).
+
+        Parameters
+        ----------
+        size : int, optional
+            The maximum number of bytes to return.
+
+        Returns
+        -------
+        bytes
+            The next bytes of the pattern; empty at the end of the stream.
+        """
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        remaining = self.size - self._position
+        if size is None or size < 0 or size > remaining:
+            size = remaining
+        if size <= 0:
+            return b""
+        offset = self._position % len(self._pattern)
+        if offset + size <= len(self._block):
+            chunk = self._block[offset:offset + size]
+        else:
+            repeats = (offset + size) // len(self._pattern) + 1
+            chunk = (self._pattern * repeats)[offset:offset + size]
+        self._position += size
+        return chunk
+
+    def readall(self) -> bytes:
+        """Read everything left.
+
+        Returns
+        -------
+        bytes
+            The rest of the stream.
+        """
+        return self.read(-1)
+
+    def readinto(self, buffer: Any) -> int:
+        """Read into a writable buffer.
+
+        Parameters
+        ----------
+        buffer : writable bytes-like object
+            Receives the bytes.
+
+        Returns
+        -------
+        int
+            The number of bytes written into ``buffer``.
+        """
+        view = memoryview(buffer).cast("B")
+        chunk = self.read(len(view))
+        view[:len(chunk)] = chunk
+        return len(chunk)
+
+    def expected(self, start: int = 0, end: Optional[int] = None) -> bytes:
+        """Return a slice of the full content without consuming the stream.
+
+        Parameters
+        ----------
+        start, end : int, optional
+            Slice bounds (end exclusive) within ``[0, size]``.
+
+        Returns
+        -------
+        bytes
+            ``content[start:end]``.
+        """
+        end = self.size if end is None else min(end, self.size)
+        start = max(0, start)
+        if end <= start:
+            return b""
+        offset = start % len(self._pattern)
+        repeats = (offset + end - start) // len(self._pattern) + 1
+        return (self._pattern * repeats)[offset:offset + end - start]
+
+
+@functools.lru_cache(maxsize=16)
+def pattern_digest(size: int, pattern: bytes = DEFAULT_PATTERN) -> str:
+    """Return the SHA-1 hex digest of the content of ``PatternFile(size, pattern)``.
+
+    Parameters
+    ----------
+    size : int
+        The length of the content.
+    pattern : bytes, optional
+        The repeated pattern.
+
+    Returns
+    -------
+    str
+        The hex digest (cached).
+    """
+    return _stream_digest(PatternFile(size, pattern))[0]
+
+
+def _stream_digest(stream: Any, buffer_size: int = 1 << 20) -> Tuple[str, int]:
+    """Hash a stream chunk by chunk, close it, return ``(hexdigest, length)``."""
+    digest = hashlib.sha1()
+    length = 0
+    try:
+        while True:
+            chunk = stream.read(buffer_size)
+            if not chunk:
+                break
+            digest.update(chunk)
+            length += len(chunk)
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+    return digest.hexdigest(), length
+
+
+def _file_digest(path: str) -> Tuple[str, int]:
+    with open(path, "rb") as stream:
+        return _stream_digest(stream)
+
+
+def read_fixture() -> List[Tuple[str, bytes, dict]]:
+    """Return the content :class:`StoreReadTestMixin` expects in the store.
+
+    Returns
+    -------
+    list of (str, bytes, dict)
+        ``(key, data, metadata)`` triples; fresh objects on every call.
+    """
+    items = [
+        (
+            "test1",
+            b"test2\n",
+            {
+                "a_str": "test3",
+                "an_int": 1,
+                "a_float": 2.0,
+                "a_bool": True,
+                "a_list": ["one", "two", "three"],
+                "a_dict": {"one": 1, "two": 2, "three": 3},
+            },
+        )
+    ]
+    for i in range(10):
+        metadata: Dict[str, Any] = {"query_test1": "value", "query_test2": i}
+        if i % 2 == 0:
+            metadata["optional"] = True
+        items.append(("key%d" % i, ("value%d" % i).encode("ascii"), metadata))
+    return items
+
+
+def write_fixture() -> List[Tuple[str, bytes, dict]]:
+    """Return the content :class:`StoreWriteTestMixin` expects in the store.
+
+    Returns
+    -------
+    list of (str, bytes, dict)
+        ``(key, data, metadata)`` triples; fresh objects on every call.
+    """
+    items = read_fixture()[:1]
+    for i in range(10):
+        items.append(
+            (
+                "existing_key%d" % i,
+                ("existing_value%d" % i).encode("ascii"),
+                {"meta": True, "meta1": -i},
+            )
+        )
+    return items
+
+
+def populate(store: Any, items: List[Tuple[str, bytes, dict]]) -> None:
+    """Write ``(key, data, metadata)`` triples into a writable store.
+
+    A convenience for the ``setUp`` of test classes whose store can be filled
+    through the API, for example ``populate(self.store, read_fixture())``.
+
+    Parameters
+    ----------
+    store : AbstractStore
+        A connected writable store.
+    items : list of (str, bytes, dict)
+        What to write.
+    """
+    for key, data, metadata in items:
+        store.set(key, (io.BytesIO(data), metadata))
+
+
+class EventRecorder(object):
+    """A listener that records the events a store emits.
+
+    Use it as a context manager: it connects itself to ``event_class`` on
+    entry and disconnects on exit.  Only events whose ``source`` is the store
+    are kept.
+
+    Parameters
+    ----------
+    event_manager : BaseEventManager
+        The manager the store emits to.
+    store : object
+        The store whose events are kept.
+    event_class : type, optional
+        The class listened to; :class:`~encore.storage.events.StoreEvent` by
+        default.
+
+    Attributes
+    ----------
+    events : list
+        The events received, in order.
+    """
+
+    def __init__(self, event_manager: Any, store: Any, event_class: type = StoreEvent) -> None:
+        self.event_manager = event_manager
+        self.store = store
+        self.event_class = event_class
+        self.events: List[Any] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Any) -> None:
+        if getattr(event, "source", None) is self.store:
+            with self._lock:
+                self.events.append(event)
+
+    def __enter__(self) -> "EventRecorder":
+        self.event_manager.connect(self.event_class, self)
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback) -> None:
+        self.event_manager.disconnect(self.event_class, self)
+
+    def of_type(self, event_class: type) -> List[Any]:
+        """Return the recorded events that are instances of a class.
+
+        Parameters
+        ----------
+        event_class : type
+            The class to select.
+
+        Returns
+        -------
+        list
+            The matching events, in order.
+        """
+        with self._lock:
+            return [event for event in self.events if isinstance(event, event_class)]
+
+    def modifications(self) -> List[Any]:
+        """Return the recorded modification events.
+
+        Returns
+        -------
+        list of StoreModificationEvent
+            In order.
+        """
+        return self.of_type(StoreModificationEvent)
+
+
+class _Boom(Exception):
+    """The exception the tests raise on purpose inside transactions."""
+
+
+class _FailingFile(object):
+    """A stream that yields some bytes, then raises OSError."""
+
+    def __init__(self, data: bytes, fail_after: int) -> None:
+        self._data = io.BytesIO(data)
+        self._remaining = fail_after
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        if self._remaining <= 0:
+            raise OSError("simulated read failure")
+        if size is None or size < 0 or size > self._remaining:
+            size = self._remaining
+        chunk = self._data.read(size)
+        self._remaining -= len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _StoreTestHelpers(object):
+    """Assertions and utilities shared by the mixins."""
+
+    store: Any
+    #: How precisely the store records times: ``'arbitrary'`` (to the
+    #: precision of :func:`time.time`) or ``'second'`` (whole seconds).
+    resolution = "arbitrary"
+
+    def _event_manager(self) -> Any:
+        manager = getattr(self, "event_manager", None)
+        if manager is None:
+            manager = self.store.event_manager
+        return manager
+
+    def _recorder(self, event_class: type = StoreEvent) -> EventRecorder:
+        return EventRecorder(self._event_manager(), self.store, event_class)
+
+    def _read(self, stream: Any) -> bytes:
+        """Read a whole stream in chunks and close it."""
+        parts = []
+        try:
+            while True:
+                chunk = stream.read(1 << 20)
+                if not chunk:
+                    break
+                parts.append(chunk)
+        finally:
+            stream.close()
+        return b"".join(parts)
+
+    def _data(self, key: str) -> bytes:
+        return self._read(self.store.get_data(key))
+
+    def _snapshot(self) -> Dict[str, Tuple[bytes, dict]]:
+        """The whole content of the store as ``{key: (data, metadata)}``."""
+        return {
+            key: (self._data(key), metadata)
+            for key, metadata in list(self.store.query())
+        }
+
+    def _assert_time_between(self, value: Any, before: float, after: float) -> None:
+        self.assertIsInstance(value, (int, float))
+        self.assertNotIsInstance(value, bool)
+        if self.resolution == "second":
+            before = math.floor(before)
+            after = math.ceil(after)
+        self.assertLessEqual(before, value)
+        self.assertLessEqual(value, after)
+
+    def _assert_stream_is_pattern(self, stream: Any, size: int) -> None:
+        digest, length = _stream_digest(stream)
+        self.assertEqual(length, size)
+        self.assertEqual(digest, pattern_digest(size))
+
+
+def _glob_escape(key: str) -> str:
+    """Escape the fnmatch wildcards of a key so it matches only itself."""
+    return "".join("[%s]" % char if char in "*?[" else char for char in key)
