@@ -37,17 +37,9 @@ from __future__ import annotations
 import logging
 
 from encore.storage.events import (  # noqa: F401  (importable from here before the split)
-    StoreDeleteEvent,
-    StoreEvent,
-    StoreModificationEvent,
-    StoreProgressEndEvent,
-    StoreProgressEvent,
-    StoreProgressStartEvent,
-    StoreProgressStepEvent,
-    StoreSetEvent,
-    StoreTransactionEndEvent,
-    StoreTransactionStartEvent,
-    StoreUpdateEvent,
+    StoreDeleteEvent, StoreEvent, StoreModificationEvent, StoreProgressEndEvent,
+    StoreProgressEvent, StoreProgressStartEvent, StoreProgressStepEvent, StoreSetEvent,
+    StoreTransactionEndEvent, StoreTransactionStartEvent, StoreUpdateEvent,
 )
 
 from .mixins._support import (  # noqa: F401  (private helpers re-exported too)

@@ -16,17 +16,6 @@ from encore.storage.events import (
     StoreModificationEvent,
 )
 
-__all__ = [
-    "create_file_like_data",
-    "temp_dir",
-    "PatternFile",
-    "pattern_digest",
-    "read_fixture",
-    "write_fixture",
-    "populate",
-    "EventRecorder",
-]
-
 #: The size of the "large" values of the read and write mixins (about 50 MB).
 LARGE_SIZE = 50_000_000
 
