@@ -34,39 +34,49 @@ def _open_connection(path: str, timeout: float, uri: bool, reader: bool) -> sqli
 class _ReaderPool(object):
     """The read connections of a store, with up to a few kept idle.
 
+    The pool lends connections only between :meth:`open` and
+    :meth:`close_all`.
+
     Parameters
     ----------
     opener : callable
         Opens a new read connection.
+    fail : callable
+        ``fail(reason)`` returns the exception raised when a connection is
+        asked for while the pool is closed, ``reason`` being
+        ``"is not connected"`` or (when it was closed while a connection was
+        being opened) ``"was disconnected"``.
     """
 
-    def __init__(self, opener: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(self, opener: Callable[[], sqlite3.Connection],
+                 fail: Callable[[str], Exception]) -> None:
         self._opener = opener
+        self._fail = fail
+        self._open = False
         self._lock = threading.Lock()
         self._idle: List[sqlite3.Connection] = []
         #: Every open read connection, idle or lent out.
         self.readers: set = set()
         self._generation = 0
 
-    def acquire(self, connected: Callable[[], bool], fail: Callable[[str], Exception]) -> sqlite3.Connection:
-        """Lend a read connection, opening one if none is idle.
-
-        ``connected()`` is asked under the pool's lock; when it is false
-        (or the pool was closed while a connection was opened), the error
-        ``fail(reason)`` is raised, ``reason`` being ``"is not connected"``
-        or ``"was disconnected"``.
-        """
+    def open(self) -> None:
+        """Let the pool lend connections (again)."""
         with self._lock:
-            if not connected():
-                raise fail("is not connected")
+            self._open = True
+
+    def acquire(self) -> sqlite3.Connection:
+        """Lend a read connection, opening one if none is idle."""
+        with self._lock:
+            if not self._open:
+                raise self._fail("is not connected")
             if self._idle:
                 return self._idle.pop()
             generation = self._generation
         connection = self._opener()
         with self._lock:
-            if generation != self._generation or not connected():
+            if generation != self._generation or not self._open:
                 connection.close()
-                raise fail("was disconnected")
+                raise self._fail("was disconnected")
             self.readers.add(connection)
         return connection
 
@@ -84,8 +94,9 @@ class _ReaderPool(object):
             pass
 
     def close_all(self) -> None:
-        """Close every read connection, idle or lent out; the pool stays usable."""
+        """Close every read connection, idle or lent out, until :meth:`open`."""
         with self._lock:
+            self._open = False
             readers = list(self.readers)
             self.readers.clear()
             self._idle = []

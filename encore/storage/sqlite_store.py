@@ -370,7 +370,8 @@ class SqliteStore(AbstractStore):
         self._schema_version: Optional[int] = None
         self._index_full = False
         # Pooled read connections (file databases only).
-        self._pool = _ReaderPool(functools.partial(self._open_connection, reader=True))
+        self._pool = _ReaderPool(functools.partial(self._open_connection, reader=True),
+                                 self._not_connected)
         self._statements: Dict[Any, str] = {}
         self._build_statements()
 
@@ -472,6 +473,7 @@ class SqliteStore(AbstractStore):
                 connection.close()
                 raise
             self._writer = connection
+            self._pool.open()
             self._connected = True
 
     def _setup(self, connection: sqlite3.Connection) -> None:
@@ -534,9 +536,10 @@ class SqliteStore(AbstractStore):
         discarded.
         """
         with self._tx_lock:
+            # The pool first: from here on no read connection is lent.
+            self._pool.close_all()
             writer, self._writer = self._writer, None
             self._connected = False
-            self._pool.close_all()
             if writer is not None:
                 try:
                     if writer.in_transaction:
@@ -595,14 +598,8 @@ class SqliteStore(AbstractStore):
         # The open read connections (tests look at them).
         return self._pool.readers
 
-    def _acquire_reader(self) -> sqlite3.Connection:
-        return self._pool.acquire(self.is_connected, self._not_connected)
-
     def _not_connected(self, reason: str) -> StoreError:
         return StoreError("the SqliteStore of {} {}".format(self.location, reason))
-
-    def _release_reader(self, connection: sqlite3.Connection) -> None:
-        self._pool.release(connection)
 
     def _read_one(self, sql: str, parameters: tuple) -> Any:
         """Run a query and return its first row (or None), as one read."""
@@ -617,14 +614,14 @@ class SqliteStore(AbstractStore):
             row = cursor.fetchone()
             cursor.close()
             return row
-        connection = self._acquire_reader()
+        connection = self._pool.acquire()
         try:
             cursor = connection.execute(sql, parameters)
             row = cursor.fetchone()
             cursor.close()
             return row
         finally:
-            self._release_reader(connection)
+            self._pool.release(connection)
 
     def _rows(self, sql: str, parameters: Iterable[Any]) -> Iterator[tuple]:
         """Iterate over the rows of a query, from one consistent snapshot."""
@@ -638,7 +635,7 @@ class SqliteStore(AbstractStore):
             rows = self._writer.execute(sql, parameters).fetchall()
             yield from rows
             return
-        connection = self._acquire_reader()
+        connection = self._pool.acquire()
         try:
             cursor = connection.execute(sql, parameters)
             try:
@@ -650,7 +647,7 @@ class SqliteStore(AbstractStore):
             finally:
                 cursor.close()
         finally:
-            self._release_reader(connection)
+            self._pool.release(connection)
 
     def _read_columns(self) -> Dict[str, str]:
         if self._tx_owner == threading.get_ident() and self._tx_columns is not None:
@@ -766,7 +763,7 @@ class SqliteStore(AbstractStore):
                 first, last = slice_offsets(start, end, size)
                 blob = connection.blobopen(self.table, "data", rowid, readonly=True)
                 return _blob_reader(blob, first, last, lock=self._tx_lock)
-        connection = self._acquire_reader()
+        connection = self._pool.acquire()
         try:
             for _ in range(20):
                 cursor = connection.execute(sql, (key,))
@@ -790,13 +787,13 @@ class SqliteStore(AbstractStore):
                     blob.close()
                     continue
                 stream = _blob_reader(blob, first, last,
-                                      release=functools.partial(self._release_reader, connection))
+                                      release=functools.partial(self._pool.release, connection))
                 connection = None
                 return stream
             raise StoreError("the data of {!r} kept changing while it was opened".format(key))
         finally:
             if connection is not None:
-                self._release_reader(connection)
+                self._pool.release(connection)
 
     def _open_value_data(self, value: SqliteValue, first: int, last: int) -> Any:
         """Open the data of a large SqliteValue, checking it is unchanged."""
@@ -815,7 +812,7 @@ class SqliteStore(AbstractStore):
                     raise changed
                 blob = connection.blobopen(self.table, "data", value._rowid, readonly=True)
                 return _blob_reader(blob, first, last, lock=self._tx_lock)
-        connection = self._acquire_reader()
+        connection = self._pool.acquire()
         try:
             try:
                 blob = connection.blobopen(self.table, "data", value._rowid, readonly=True)
@@ -828,12 +825,12 @@ class SqliteStore(AbstractStore):
                 blob.close()
                 raise changed
             stream = _blob_reader(blob, first, last,
-                                  release=functools.partial(self._release_reader, connection))
+                                  release=functools.partial(self._pool.release, connection))
             connection = None
             return stream
         finally:
             if connection is not None:
-                self._release_reader(connection)
+                self._pool.release(connection)
 
     def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
         """Return the metadata of a key.
