@@ -105,6 +105,7 @@ SIGNATURES = {
     "encore.concurrent.futures.serializing_asynchronizer.SerializingAsynchronizer": "(executor, name=None, callback=None)",
     # encore.terminal
     "encore.terminal.api.write_static": "(s)",
+    "encore.terminal.utils.write_static": "(s)",
     "encore.terminal.api.ProgressDisplay": "(event_manager=None)",
     "encore.terminal.api.ProgressDisplay.start_listener": "(self, event)",
     "encore.terminal.api.ProgressWriter": "(display, operation_id, steps)",
@@ -117,7 +118,7 @@ SIGNATURES = {
     # encore.util
     "encore.util.human_date.makeEpochTime": "(date_time)",
     "encore.util.human_date.convertToHumanReadable": "(date_time, utc=False)",
-    "encore.util.human_date.makeFancyDatetime": "(date_time)",
+    "encore.util.human_date.makeFancyDatetime": "(req_datetime)",
     "encore.util.human_date.test": "()",
     # encore.testing
     "encore.testing.asserts.assert_python_ok": "(*args, **env_vars)",
