@@ -534,6 +534,8 @@ DOCUMENTED = {
     "utils.buffer_iterator": ["filelike", _BUFFER, ("progress", None), ("max_bytes", None)],
     "utils.BufferIteratorIO": ["iterator"],
     "utils.BufferIteratorIO.close": [],
+    "utils.BufferIteratorIO.read": ["buffer_size"],
+    "utils.hashing_file.read": ["nbytes"],
     "utils.tee": ["filelike", ("n", 2), _BUFFER],
     "utils.hashing_file": ["filelike", "hash"],
     "utils.DummyTransactionContext": ["store"],
