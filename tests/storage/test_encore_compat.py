@@ -571,6 +571,7 @@ DOCUMENTED = {
         ("parts", {"data": "data", "metadata": "metadata", "permissions": "auth"})],
     "dynamic_url_store.RequestsURLValue.open": [],
     "static_url_store.basic_auth_factory": ["**"],
+    "simple_auth_store.SimpleAuthStore.transaction": ["notes"],
     "file_lock.LockError": None,
     "file_lock.FileLock": ["name", ("dir", None), ("poll_interval", 0.01), ("timeout", 0),
                            ("force_timeout", 0), ("uid", None), ("data", None)],
