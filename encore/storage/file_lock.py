@@ -283,9 +283,7 @@ class FileLock(_BaseFileLock):
     name, dir, poll_interval, timeout, force_timeout, uid
         The arguments, as given (``uid`` defaulted).
     path : str
-        The lock file.
-    full_path : str
-        The same path under Encore's name.
+        The lock file (also :attr:`full_path`, Encore's name).
     """
 
     def __init__(self, name: str, dir: Optional[str] = None, poll_interval: float = 0.01,
@@ -470,14 +468,8 @@ class SharedFileLock(_BaseFileLock):
     name, dir, poll_interval, timeout, force_timeout, uid
         The arguments, as given (``uid`` defaulted).
     path : str
-        The lock directory.
-    dir_path : str
-        The same directory under Encore's name.
-    file_name : str
-        This holder's file in it, ``<host>__<pid>__<user>__<uid>.lock``.
-    full_path : str
-        ``os.path.join(dir_path, file_name)``: the file that exists while
-        this holder holds the lock.
+        The lock directory (also :attr:`dir_path`, Encore's name); this
+        holder's file in it is :attr:`file_name`, at :attr:`full_path`.
     """
 
     def __init__(self, name: str, dir: Optional[str] = None, poll_interval: float = 0.01,
