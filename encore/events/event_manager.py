@@ -121,48 +121,115 @@ def _is_hashable(value: Any) -> bool:
     return True
 
 
+def _make_notifier(
+    func: Listener,
+    filter: Optional[Mapping[str, Any]],
+    priority: int,
+    notify: Optional[Callable[..., Any]],
+) -> Any:
+    """Wrap a listener in the notifier that suits it, ready to connect.
+
+    Raises
+    ------
+    TypeError
+        If ``func`` is not callable, or is a bound method whose instance
+        cannot be weakly referenced.
+    """
+    if not callable(func):
+        raise TypeError("listeners must be callable, got {!r}".format(func))
+    if isinstance(func, MethodType):
+        notifier: Any = MethodNotifier(func, notify)
+    else:
+        notifier = CallableNotifier(func, notify)
+    if filter or priority:
+        notifier._set_connection(filter, priority)
+    return notifier
+
+
+def _listener_id(func: Any) -> Any:
+    """The identity of a listener (see :meth:`EventInfo.get_id`)."""
+    if isinstance(func, MethodType):
+        return (id(func.__self__), id(func.__func__))
+    if isinstance(func, _BOUND_BUILTIN_TYPES):
+        return (id(func.__self__), func.__name__)
+    return id(func)
+
+
 class CallableNotifier(object):
-    """A connected listener held by a strong reference.
+    """A listener held by a strong reference.
 
     Functions, lambdas, builtin methods and other callables are kept alive by
-    the manager for as long as they are connected.
+    the manager for as long as they are connected.  Calling the notifier
+    calls the listener.
 
     Parameters
     ----------
     func : callable
         The listener.
-    filter : dict or None
-        The filter given at connection (a private copy is kept).
-    priority : int
-        The listener's priority.
-    count : int
-        The connection number, which orders listeners of equal priority.
+    notify : callable, optional
+        Called as ``notify(*args)`` when the listener goes away.  A strongly
+        held listener never does; the parameter exists so that both
+        notifiers are made the same way (see :class:`MethodNotifier`).
+    args : tuple, optional
+        The arguments given to ``notify``.
 
     Attributes
     ----------
     func : callable
         The listener.
+    callback : callable or None
+        The ``notify`` argument.
+    args : tuple
+        The ``args`` argument.
     filter : dict or None
-        The filter, or ``None``.
+        The filter of the connection (a private copy), or ``None``.
     priority : int
         The listener's priority.
     count : int
-        The connection number.
+        The connection number, which orders listeners of equal priority.
     key : tuple
         ``(-priority, count)``, the sort key of the listener.
     """
 
-    __slots__ = ("func", "filter", "filter_items", "priority", "count", "key", "dead", "entry", "__weakref__")
+    __slots__ = (
+        "func", "callback", "args", "filter", "filter_items", "priority", "count", "key",
+        "dead", "entry", "__weakref__",
+    )
 
-    def __init__(self, func: Listener, filter: Optional[Mapping[str, Any]], priority: int, count: int) -> None:
+    def __init__(self, func: Listener, notify: Optional[Callable[..., Any]] = None, args: tuple = ()) -> None:
         self.func = func
+        self.callback = notify
+        self.args = args if type(args) is tuple else tuple(args)
+        self.dead = False
+        # No filter, priority 0: what _set_connection(None, 0) would set.
+        self.filter = self.filter_items = None
+        self.priority = self.count = 0
+        self.key = (0, 0)
+        self.entry = (func, None, None, self)
+
+    def _set_connection(self, filter: Optional[Mapping[str, Any]], priority: int, count: int = 0) -> None:
+        # The connection's details, set by whoever connects the notifier.
         self.filter = dict(filter) if filter else None
         self.filter_items = _split_filter(filter)
         self.priority = priority
         self.count = count
         self.key = (-priority, count)
-        self.dead = False
-        self.entry = (func, None, self.filter_items, self)
+        self.entry = (self.func, None, self.filter_items, self)
+
+    def __call__(self, *args: Any, **kwds: Any) -> Any:
+        """Call the listener.
+
+        Parameters
+        ----------
+        *args, **kwds
+            Passed to the listener (the event, when dispatching).
+
+        Returns
+        -------
+        object
+            What the listener returns.
+        """
+        return self.func(*args, **kwds)
 
     def matches(self, func: Any) -> bool:
         """Whether ``func`` designates this listener.
@@ -198,7 +265,6 @@ class CallableNotifier(object):
         """
         return self.func
 
-
     def __repr__(self) -> str:
         return "<{} {!r} priority={} filter={!r}>".format(
             type(self).__name__, self.func, self.priority, self.filter
@@ -206,34 +272,35 @@ class CallableNotifier(object):
 
 
 class MethodNotifier(object):
-    """A connected bound method, whose instance is held by a weak reference.
+    """A bound method whose instance is held by a weak reference.
 
-    Connecting a bound method does not keep its instance alive: when the
-    instance is garbage collected the listener disconnects itself.  Any bound
-    method object of the same function and instance designates the same
-    listener, so ``obj.method`` may be passed again to ``disconnect``.
+    The notifier does not keep the instance alive.  When the instance is
+    garbage collected, :meth:`notify` runs: it marks the notifier dead and
+    calls ``notify(*args)``; a manager uses that to forget the listener.
+    Any bound method object of the same function and instance designates the
+    same listener, so ``obj.method`` may be passed again to ``disconnect``.
 
     Parameters
     ----------
-    method : types.MethodType
+    meth : types.MethodType
         The bound method.
-    filter : dict or None
-        The filter given at connection (a private copy is kept).
-    priority : int
-        The listener's priority.
-    count : int
-        The connection number.
-    on_death : callable, optional
-        Called with the notifier when the instance dies.
+    notify : callable, optional
+        Called as ``notify(*args)`` when the instance dies.
+    args : tuple, optional
+        The arguments given to ``notify``.
 
     Attributes
     ----------
     function : callable
-        The function underlying the method (``method.__func__``).
+        The function underlying the method (``meth.__func__``).
     instance_ref : weakref.ref
-        A weak reference to the instance (``method.__self__``).
+        A weak reference to the instance (``meth.__self__``).
+    callback : callable or None
+        The ``notify`` argument.
+    args : tuple
+        The ``args`` argument.
     filter : dict or None
-        The filter, or ``None``.
+        The filter of the connection, or ``None``.
     priority : int
         The listener's priority.
     count : int
@@ -244,38 +311,68 @@ class MethodNotifier(object):
     Raises
     ------
     TypeError
-        If the instance cannot be weakly referenced.
+        If ``meth`` is not a bound method, or its instance cannot be weakly
+        referenced.
     """
 
     __slots__ = (
-        "function", "instance_ref", "filter", "filter_items", "priority", "count", "key",
-        "dead", "entry", "_on_death", "__weakref__",
+        "function", "instance_ref", "callback", "args", "filter", "filter_items", "priority",
+        "count", "key", "dead", "entry", "__weakref__",
     )
 
-    def __init__(
-        self,
-        method: MethodType,
-        filter: Optional[Mapping[str, Any]],
-        priority: int,
-        count: int,
-        on_death: Optional[Callable[["MethodNotifier"], None]] = None,
-    ) -> None:
-        self.function = method.__func__
+    def __init__(self, meth: MethodType, notify: Optional[Callable[..., Any]] = None, args: tuple = ()) -> None:
+        if not isinstance(meth, MethodType):
+            raise TypeError("MethodNotifier needs a bound method, got {!r}".format(meth))
+        self.function = meth.__func__
+        self.callback = notify
+        self.args = args if type(args) is tuple else tuple(args)
+        self.dead = False
+        self.instance_ref = weakref.ref(meth.__self__, self.notify)
+        self.filter = self.filter_items = None
+        self.priority = self.count = 0
+        self.key = (0, 0)
+        self.entry = (self.function, self.instance_ref, None, self)
+
+    def _set_connection(self, filter: Optional[Mapping[str, Any]], priority: int, count: int = 0) -> None:
         self.filter = dict(filter) if filter else None
         self.filter_items = _split_filter(filter)
         self.priority = priority
         self.count = count
         self.key = (-priority, count)
-        self.dead = False
-        self._on_death = on_death
-        self.instance_ref = weakref.ref(method.__self__, self._instance_died)
         self.entry = (self.function, self.instance_ref, self.filter_items, self)
 
-    def _instance_died(self, ref: weakref.ref) -> None:
+    def notify(self, ref: Optional[weakref.ref] = None) -> None:
+        """Record that the instance died, and tell whoever asked to be told.
+
+        This is the weak reference's callback.
+
+        Parameters
+        ----------
+        ref : weakref.ref, optional
+            The dead reference (unused).
+        """
         self.dead = True
-        on_death = self._on_death
-        if on_death is not None:
-            on_death(self)
+        callback = self.callback
+        if callback is not None:
+            callback(*self.args)
+
+    def __call__(self, *args: Any, **kwds: Any) -> Any:
+        """Call the method on its instance, if the instance is alive.
+
+        Parameters
+        ----------
+        *args, **kwds
+            Passed to the method (the event, when dispatching).
+
+        Returns
+        -------
+        object
+            What the method returns, or ``None`` once the instance died.
+        """
+        instance = self.instance_ref()
+        if instance is None:
+            return None
+        return self.function(instance, *args, **kwds)
 
     def matches(self, func: Any) -> bool:
         """Whether ``func`` is a bound method of the same function and instance.
@@ -309,7 +406,6 @@ class MethodNotifier(object):
             return None
         return MethodType(self.function, instance)
 
-
     def __repr__(self) -> str:
         return "<{} {!r} of {!r} priority={} filter={!r}>".format(
             type(self).__name__,
@@ -321,7 +417,13 @@ class MethodNotifier(object):
 
 
 class EventInfo(object):
-    """What a manager records about one event class.
+    """The listeners and the disabled flag of one event class.
+
+    An :class:`EventManager` keeps one per event class in its
+    :attr:`~EventManager.event_map`, and the methods of such an EventInfo act
+    through its manager (so the manager's dispatch sees every change at
+    once).  An EventInfo made directly, ``EventInfo(cls)``, manages the
+    listeners of its class by itself, as in Encore.
 
     Parameters
     ----------
@@ -344,17 +446,170 @@ class EventInfo(object):
         self.cls = cls
         self.listeners: tuple = ()
         self.disabled = False
+        # The manager that owns this record (a weak reference), if any.
+        self._owner: Optional[weakref.ref] = None
+        self._lock = threading.RLock()
+        self._count = itertools.count()
 
-    def get_listeners(self) -> List[Listener]:
-        """Return the live listeners connected directly to the class.
+    def _manager(self) -> Optional["EventManager"]:
+        owner = self._owner
+        return None if owner is None else owner()
+
+    def _update(self, change: Callable[[list], Any]) -> Any:
+        """Replace :attr:`listeners` by a changed copy, dropping dead notifiers.
+
+        The caller holds the lock.  The loop guards against a change made
+        re-entrantly (by a finaliser running on this thread) while the copy
+        was being built.
+        """
+        while True:
+            old = self.listeners
+            new = [notifier for notifier in old if not notifier.dead]
+            result = change(new)
+            if self.listeners is old:
+                self.listeners = tuple(new)
+                return result
+
+    def _add(self, func: Listener, notifier: Any, count: int) -> None:
+        # Replace any connection of ``func`` by ``notifier``; the caller
+        # holds the lock.
+        notifier.count = count
+        notifier.key = (-notifier.priority, count)
+
+        def change(listeners: list) -> None:
+            listeners[:] = [n for n in listeners if not n.matches(func)]
+            insort(listeners, notifier, key=_sort_key)
+
+        self._update(change)
+
+    def _remove(self, func: Listener) -> bool:
+        # Remove the connection of ``func``; the caller holds the lock.
+        def change(listeners: list) -> bool:
+            kept = [n for n in listeners if not n.matches(func)]
+            found = len(kept) != len(listeners)
+            listeners[:] = kept
+            return found
+
+        return self._update(change)
+
+    def get_id(self, func: Listener) -> Any:
+        """Return the identity under which a listener is connected.
+
+        Parameters
+        ----------
+        func : callable
+            A listener.
+
+        Returns
+        -------
+        hashable
+            For a bound method, the pair of the ids of its instance and its
+            function (so every bound method object of the same method has the
+            same id); for anything else, ``id(func)``.
+        """
+        return _listener_id(func)
+
+    def connect(self, func: Listener, filter: Optional[Mapping[str, Any]] = None, priority: int = 0) -> None:
+        """Connect a listener to this class (and so to its subclasses).
+
+        Connecting a listener again replaces its previous connection.  See
+        :meth:`EventManager.connect` for the arguments.
+
+        Parameters
+        ----------
+        func : callable
+            The listener; a bound method is held weakly.
+        filter : dict, optional
+            Attribute paths of the event and the values they must equal.
+        priority : int, optional
+            Higher priorities are called first.
+
+        Raises
+        ------
+        TypeError
+            If ``func`` is not callable, or is a bound method whose instance
+            cannot be weakly referenced.
+        """
+        manager = self._manager()
+        if manager is not None:
+            manager._connect_info(self, func, filter, priority)
+            return
+        notifier = _make_notifier(func, filter, priority, None)
+        with self._lock:
+            self._add(func, notifier, next(self._count))
+
+    def disconnect(self, func: Listener) -> None:
+        """Disconnect a listener from this class.
+
+        Parameters
+        ----------
+        func : callable
+            The listener (for a bound method, any bound method object of the
+            same function and instance).
+
+        Raises
+        ------
+        KeyError
+            If ``func`` is not connected to this class.
+        """
+        manager = self._manager()
+        if manager is not None:
+            manager._disconnect_info(self, func)
+            return
+        with self._lock:
+            if not self._remove(func):
+                raise KeyError(func)
+
+    def disable(self) -> None:
+        """Set this class's disabled flag: its events (and its subclasses')
+        are no longer dispatched."""
+        manager = self._manager()
+        if manager is not None:
+            manager._set_disabled(self, True)
+        else:
+            self.disabled = True
+
+    def enable(self) -> None:
+        """Clear this class's disabled flag."""
+        manager = self._manager()
+        if manager is not None:
+            manager._set_disabled(self, False)
+        else:
+            self.disabled = False
+
+    def is_enabled(self) -> bool:
+        """Whether this class's own flag allows dispatch.
+
+        Ancestors are not considered: :meth:`EventManager.is_enabled` does
+        that.
+
+        Returns
+        -------
+        bool
+            ``False`` after :meth:`disable`, until :meth:`enable`.
+        """
+        return not self.disabled
+
+    def get_listeners(self, event: Any = None) -> List[Listener]:
+        """Return the live listeners connected directly to this class.
+
+        Parameters
+        ----------
+        event : BaseEvent or type, optional
+            An event instance: only the listeners whose filter it satisfies
+            are returned.  A class, or nothing: all of them.
 
         Returns
         -------
         list of callable
-            In dispatch order.
+            In dispatch order (bound methods are rebuilt for live instances).
         """
+        check = event is not None and not isinstance(event, type)
         result = []
         for notifier in self.listeners:
+            items = notifier.filter_items
+            if check and items is not None and not _filter_matches(event, items, notifier):
+                continue
             listener = notifier.resolve()
             if listener is not None:
                 result.append(listener)
@@ -448,33 +703,47 @@ class LoggingTracer(object):
     Parameters
     ----------
     logger : logging.Logger, optional
-        Where to log; defaults to the :mod:`encore.events.event_manager` logger.
+        Where to log; by default the :mod:`encore.events.event_manager`
+        module's logger.
     level : int, optional
         The logging level, :data:`logging.INFO` by default.
+
+    Attributes
+    ----------
+    logger : logging.Logger
+        Where records go.
+    level : int
+        Their level.
     """
 
-    def __init__(self, logger: Optional[logging.Logger] = None, level: int = logging.INFO) -> None:
+    def __init__(self, logger: Optional[logging.Logger] = logger, level: int = logging.INFO) -> None:
         self.logger = logger if logger is not None else _module_logger
         self.level = level
 
-    def __call__(self, name: str, method: Callable, args: tuple) -> None:
+    def __call__(self, name: str, func: Callable, *args: Any, **kwds: Any) -> None:
         """Log one traced operation.
 
         Parameters
         ----------
         name : str
             ``'connect'``, ``'disconnect'``, ``'emit'`` or ``'listen'``.
-        method : callable
+        func : callable
             The manager method, or the listener for ``'listen'``.
-        args : tuple
-            The arguments of the operation.
+        *args, **kwds
+            The arguments of the operation (the manager passes them as one
+            tuple).
 
         Returns
         -------
         None
             So that nothing is vetoed.
         """
-        self.logger.log(self.level, "%s: %r %r", name, method, args)
+        if kwds:
+            self.logger.log(self.level, "%s: %r %r %r", name, func, args, kwds)
+        elif len(args) == 1:
+            self.logger.log(self.level, "%s: %r %r", name, func, args[0])
+        else:
+            self.logger.log(self.level, "%s: %r %r", name, func, args)
         return None
 
 
@@ -506,6 +775,11 @@ class EventManager(BaseEventManager):
     #: The manager this one forwards to once retired (see ``_retire``).
     _successor: Any = None
 
+    #: Slicing ``cls.__mro__[:bmro_clip]`` gives the classes from ``cls`` up
+    #: to :class:`BaseEvent` (Encore's name; :meth:`get_event_hierarchy` also
+    #: keeps mixins that come after ``BaseEvent``).
+    bmro_clip: int = -len(BaseEvent.__mro__) + 1
+
     def __init__(self) -> None:
         self.event_map: Dict[type, EventInfo] = {}
         self.count = itertools.count()
@@ -518,7 +792,7 @@ class EventManager(BaseEventManager):
         self._configured = False
         self_ref = weakref.ref(self)
 
-        def on_death(notifier: MethodNotifier, self_ref=self_ref) -> None:
+        def on_death(*args: Any, self_ref=self_ref) -> None:
             manager = self_ref()
             if manager is not None:
                 manager._invalidate()
@@ -550,29 +824,20 @@ class EventManager(BaseEventManager):
         else:
             self._plans = {}
 
-    def _update_listeners(self, info: EventInfo, change: Callable[[list], Any]) -> Any:
-        """Replace ``info.listeners`` by a changed copy, dropping dead notifiers.
-
-        The lock is held by the caller.  The loop guards against a change made
-        re-entrantly (by a finaliser running on this thread) while the copy
-        was being built.
-        """
-        while True:
-            old = info.listeners
-            new = [notifier for notifier in old if not notifier.dead]
-            result = change(new)
-            if info.listeners is old:
-                info.listeners = tuple(new)
-                return result
-
     def _info(self, cls: type) -> EventInfo:
         """Return the EventInfo of ``cls``, registering it if needed (lock held)."""
         info = self.event_map.get(cls)
         if info is None:
             if not isinstance(cls, type):
                 raise TypeError("event classes must be classes, got {!r}".format(cls))
-            info = EventInfo(cls)
+            info = self._new_info(cls)
             self.event_map[cls] = info
+        return info
+
+    def _new_info(self, cls: type) -> EventInfo:
+        """An EventInfo for ``cls`` whose methods act through this manager."""
+        info = EventInfo(cls)
+        info._owner = weakref.ref(self)
         return info
 
     def _plan(self, cls: type) -> _DispatchPlan:
@@ -606,7 +871,7 @@ class EventManager(BaseEventManager):
                 if listeners:
                     for notifier in listeners:
                         if notifier.dead:
-                            self._update_listeners(info, lambda listeners: None)
+                            info._update(lambda listeners: None)
                             listeners = info.listeners
                             break
                     notifiers.extend(listeners)
@@ -676,7 +941,7 @@ class EventManager(BaseEventManager):
         with self._lock:
             if cls in self.event_map:
                 raise ValueError("Event class {!r} is already registered".format(cls))
-            self.event_map[cls] = EventInfo(cls)
+            self.event_map[cls] = self._new_info(cls)
 
     def connect(
         self,
@@ -717,36 +982,56 @@ class EventManager(BaseEventManager):
         trace = self._trace_func
         if trace is not None and trace("connect", self.connect, (cls, func, filter, priority)):
             return
-        if not callable(func):
-            raise TypeError("listeners must be callable, got {!r}".format(func))
-        if isinstance(func, MethodType):
-            notifier: Any = MethodNotifier(func, filter, priority, 0, self._on_death)
-        else:
-            notifier = CallableNotifier(func, filter, priority, 0)
+        notifier = _make_notifier(func, filter, priority, self._on_death)
         with self._lock:
             successor = self._successor
             if successor is None:
-                self._connect_locked(cls, func, notifier, priority)
+                self._connect_locked(self._info(cls), func, notifier)
         if successor is not None:
             # Retired (see _retire) while this call was on its way.
             successor.connect(cls, func, filter, priority)
 
-    def _connect_locked(self, cls: type, func: Listener, notifier: Any, priority: int) -> None:
-        """Register ``notifier`` for ``func`` on ``cls`` (the lock is held)."""
-        info = self._info(cls)
+    def _connect_locked(self, info: EventInfo, func: Listener, notifier: Any) -> None:
+        """Connect ``notifier`` for ``func`` to ``info`` (the lock is held)."""
         # Number the connection under the lock, so numbers follow the
         # order in which connections take effect.
-        count = next(self.count)
-        notifier.count = count
-        notifier.key = (-priority, count)
-
-        def change(listeners: list) -> None:
-            listeners[:] = [n for n in listeners if not n.matches(func)]
-            insort(listeners, notifier, key=lambda n: n.key)
-
-        self._update_listeners(info, change)
+        info._add(func, notifier, next(self.count))
         self._configured = True
-        self._invalidate(cls)
+        self._invalidate(info.cls)
+
+    def _connect_info(self, info: EventInfo, func: Listener, filter: Optional[Mapping[str, Any]],
+                      priority: int) -> None:
+        """``info.connect``: connect without tracing (as Encore's EventInfo did)."""
+        notifier = _make_notifier(func, filter, priority, self._on_death)
+        with self._lock:
+            successor = self._successor
+            if successor is None:
+                self._connect_locked(info, func, notifier)
+        if successor is not None:
+            successor.connect(info.cls, func, filter, priority)
+
+    def _disconnect_info(self, info: EventInfo, func: Listener) -> None:
+        """``info.disconnect``: KeyError if ``func`` is not connected there."""
+        with self._lock:
+            successor = self._successor
+            if successor is None:
+                if not info._remove(func):
+                    raise KeyError(func)
+                self._invalidate(info.cls)
+        if successor is not None:
+            successor.disconnect(info.cls, func)
+
+    def _set_disabled(self, info: EventInfo, disabled: bool) -> None:
+        """``info.disable()`` / ``info.enable()``."""
+        with self._lock:
+            successor = self._successor
+            if successor is None:
+                info.disabled = disabled
+                if disabled:
+                    self._configured = True
+                self._invalidate(info.cls)
+        if successor is not None:
+            (successor.disable if disabled else successor.enable)(info.cls)
 
     def disconnect(self, cls: type, func: Listener) -> None:
         """Disconnect a listener from an event class.
@@ -772,14 +1057,7 @@ class EventManager(BaseEventManager):
             info = self.event_map.get(cls) if isinstance(cls, type) else None
             if info is None:
                 raise KeyError(cls)
-
-            def change(listeners: list) -> bool:
-                kept = [n for n in listeners if not n.matches(func)]
-                found = len(kept) != len(listeners)
-                listeners[:] = kept
-                return found
-
-            if not self._update_listeners(info, change):
+            if not info._remove(func):
                 raise KeyError(func)
             self._invalidate(cls)
 

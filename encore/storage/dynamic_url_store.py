@@ -810,3 +810,122 @@ class DynamicURLStore(AbstractAuthorizingStore):
             If the server refuses (``401``/``403``).
         """
         self._put_json("POST", key, "permissions", _permissions_to_json(permissions))
+
+
+# -- Encore's stand-alone RequestsURLValue ----------------------------------
+#
+# Encore 0.8 made its values as RequestsURLValue(session, base_url, key,
+# url_format, parts), and programs did the same to read one key without a
+# store.  The class below accepts that form and the (store, key, ...) form
+# that DynamicURLStore.get uses, and is the module's RequestsURLValue.
+
+import inspect as _inspect  # noqa: E402
+
+_StoreRequestsURLValue = RequestsURLValue
+
+
+class RequestsURLValue(_StoreRequestsURLValue):  # type: ignore[no-redef]
+    """A value at a dynamic URL, fetched with requests.
+
+    ``RequestsURLValue(session, base_url, key, url_format, parts)`` is
+    Encore's way to reach one key of a server speaking the
+    :class:`DynamicURLStore` protocol without making a store: creating the
+    value costs one ``HEAD`` request (which gives :attr:`size`,
+    :attr:`modified` and :attr:`mimetype`); the data, metadata and
+    permissions are fetched when asked for, through ``session``.
+    :meth:`DynamicURLStore.get` makes values of this class too, passing
+    itself instead of a session.
+
+    Parameters
+    ----------
+    session : requests.Session
+        The session that makes the requests (with whatever authentication
+        the server needs).  The session stays the caller's: closing it is
+        up to the caller.
+    base_url : str
+        The common prefix of the key URLs.
+    key : str
+        The key.
+    url_format : str, optional
+        The template of a part URL, with ``{base}``, ``{key}`` and ``{part}``
+        fields.
+    parts : dict, optional
+        The URL segment of the ``'data'``, ``'metadata'`` and
+        ``'permissions'`` parts (default :data:`DEFAULT_PARTS`).
+
+    Raises
+    ------
+    KeyError
+        If the server does not have the key (``404``).
+    AuthorizationError
+        If the server refuses access (``401``/``403``).
+    TypeError
+        If ``key`` is not a string.
+
+    Attributes
+    ----------
+    size : int or None
+        The size of the data, from ``Content-Length``.
+    modified : float or None
+        The modification time (seconds since the epoch), from
+        ``Last-Modified``.
+    mimetype : str
+        The MIME type of the data.
+    created : None
+        The protocol does not give creation times.
+    """
+
+    def __init__(self, session: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(session, DynamicURLStore):
+            # DynamicURLStore.get: (store, key, size, modified, mimetype).
+            super().__init__(session, *args, **kwargs)
+            return
+        self._init_from_session(session, *args, **kwargs)
+
+    def _init_from_session(self, session: Any, base_url: str, key: str,
+                           url_format: str = "{base}/{key}/{part}",
+                           parts: Dict[str, str] = DEFAULT_PARTS) -> None:
+        if not isinstance(key, str):
+            raise TypeError("keys are strings, got {!r}".format(key))
+        if not isinstance(base_url, str):
+            raise TypeError("base_url must be a string, got {!r}".format(base_url))
+        from encore.events.event_manager import EventManager
+
+        # A private, connected store reaches the key; its events (it emits
+        # none when reading) go to a private manager.
+        store = DynamicURLStore(base_url, base_url, url_format=url_format, parts=parts,
+                                event_manager=EventManager())
+        store.connect((None, session))
+        head = store.get(key)
+        super().__init__(store, key, head.size, head.modified, head.mimetype)
+        self.session = session
+        self.base_url = base_url
+        self.key = key
+        self.url_format = url_format
+        self.parts = store.parts
+
+    def open(self) -> Any:
+        """Start reading the data (one streamed ``GET`` request).
+
+        Returns
+        -------
+        file-like
+            A stream of the data, read from the server as it goes; the
+            caller closes it.
+
+        Raises
+        ------
+        KeyError
+            If the key has gone from the server.
+        """
+        return self._store.get_data(self._key)
+
+
+def _encore_value_signature(self: Any, session: Any, base_url: str, key: str,
+                            url_format: str = "{base}/{key}/{part}",
+                            parts: Dict[str, str] = DEFAULT_PARTS) -> None:
+    """The documented signature of ``RequestsURLValue`` (Encore's form)."""
+
+
+RequestsURLValue.__init__.__signature__ = _inspect.signature(  # type: ignore[attr-defined]
+    _encore_value_signature)

@@ -280,8 +280,10 @@ class FileLock(_BaseFileLock):
 
     Attributes
     ----------
+    name, dir, poll_interval, timeout, force_timeout, uid
+        The arguments, as given (``uid`` defaulted).
     path : str
-        The lock file.
+        The lock file (also :attr:`full_path`, Encore's name).
     """
 
     def __init__(self, name: str, dir: Optional[str] = None, poll_interval: float = 0.01,
@@ -294,6 +296,12 @@ class FileLock(_BaseFileLock):
         self._pid = -1
         self._data = b""
         self._mutex = threading.Lock()
+
+    @property
+    def full_path(self) -> str:
+        """str : The lock file: ``name + '.lock'``, inside ``dir`` if given
+        (Encore's name for :attr:`path`)."""
+        return self.path
 
     @property
     def data(self) -> bytes:
@@ -457,8 +465,11 @@ class SharedFileLock(_BaseFileLock):
 
     Attributes
     ----------
+    name, dir, poll_interval, timeout, force_timeout, uid
+        The arguments, as given (``uid`` defaulted).
     path : str
-        The lock directory.
+        The lock directory (also :attr:`dir_path`, Encore's name); this
+        holder's file in it is :attr:`file_name`, at :attr:`full_path`.
     """
 
     def __init__(self, name: str, dir: Optional[str] = None, poll_interval: float = 0.01,
@@ -470,6 +481,24 @@ class SharedFileLock(_BaseFileLock):
         self._mutex = threading.RLock()
         self._reader_path: Optional[str] = None
         self._reader_names: Dict[int, str] = {}
+
+    @property
+    def dir_path(self) -> str:
+        """str : The lock directory, ``name + '.lock'`` (inside ``dir`` if
+        given); Encore's name for :attr:`path`."""
+        return self.path
+
+    @property
+    def file_name(self) -> str:
+        """str : This holder's file name, ``<host>__<pid>__<user>__<uid>.lock``
+        (characters other than letters, digits, ``-``, ``.`` and ``_`` in the
+        parts are replaced by ``_``)."""
+        return self._reader_name()
+
+    @property
+    def full_path(self) -> str:
+        """str : This holder's file inside the lock directory."""
+        return os.path.join(self.path, self._reader_name())
 
     def _reader_name(self) -> str:
         pid = os.getpid()

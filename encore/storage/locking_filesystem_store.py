@@ -196,91 +196,142 @@ def _poll(store_ref: "weakref.ref[LockingFileSystemStore]", stop: threading.Even
 # Method decorators, kept at module level as in Encore 0.8 for subclasses
 # ---------------------------------------------------------------------------
 
-def locking(method: Callable) -> Callable:
+def locking(function: Optional[Callable] = None, recurse: bool = True,
+            shared: bool = False) -> Callable:
     """Decorate a store method taking a key first so that it runs holding the
-    key's exclusive lock.
+    key's lock.
 
     The store's own methods already lock; this is for methods a subclass adds.
-    Key locks are re-entrant, so the decorated method may call the store's
-    reads and writes of the same key.
+    Use as ``@locking``, or with options as ``@locking(shared=True)`` or
+    ``locking(method, shared=True)``.
 
     Parameters
     ----------
-    method : callable
+    function : callable, optional
         A method of a :class:`LockingFileSystemStore` (subclass) whose first
-        argument after ``self`` is a key.
+        argument after ``self`` is a key.  Without it, a decorator taking the
+        method is returned.
+    recurse : bool, optional
+        Encore's flag for letting the method call other locking methods on
+        the same key.  A store object's key locks are always re-entrant, so
+        both values behave the same (the decorated method may call the
+        store's reads and writes of the key).
+    shared : bool, optional
+        Hold the key's shared (read) lock instead of its exclusive one, so
+        other readers are not kept out.
 
     Returns
     -------
     callable
-        The wrapped method.
+        The wrapped method, or a decorator.
     """
-    @functools.wraps(method)
+    if function is None:
+        return lambda method: locking(method, recurse, shared)
+    if not callable(function):
+        raise TypeError("locking decorates a method, not {!r}".format(function))
+
+    @functools.wraps(function)
     def locked(self: "LockingFileSystemStore", key: str, *args: Any, **kwargs: Any) -> Any:
-        with self._writing(key):
-            return method(self, key, *args, **kwargs)
+        with (self._reading(key) if shared else self._writing(key)):
+            return function(self, key, *args, **kwargs)
     return locked
 
 
-_LOG_CODES = {"update_metadata": "u", "delete": "d"}
-
-
-def write_log(code: Any) -> Callable:
-    """Decorate a store method taking a key first so that it runs holding the
-    key's lock and is recorded in the change log when it succeeds.
-
-    Use as ``@write_log('w')`` (a write), ``@write_log('u')`` (a metadata
-    update) or ``@write_log('d')`` (a deletion); plain ``@write_log`` picks
-    the code from the method's name (``'u'`` for ``update_metadata``, ``'d'``
-    for ``delete``, else ``'w'``).  Other store objects see the logged line as
-    a remote event.
-
-    Parameters
-    ----------
-    code : str or callable
-        The log code, or the method itself.
-
-    Returns
-    -------
-    callable
-        A decorator, or the wrapped method when given the method.
-    """
-    def decorate(method: Callable, log_code: str) -> Callable:
-        @functools.wraps(method)
-        def logged(self: "LockingFileSystemStore", key: str, *args: Any, **kwargs: Any) -> Any:
-            with self._writing(key):
-                result = method(self, key, *args, **kwargs)
-                self._written(key, log_code)
-            return result
-        return logged
-
-    if callable(code):
-        return decorate(code, _LOG_CODES.get(code.__name__, "w"))
+def _check_log_code(code: Any) -> None:
     if not isinstance(code, str) or not code or any(char.isspace() for char in code):
         raise ValueError("a log code is a non-empty str without spaces, not {!r}".format(code))
-    return lambda method: decorate(method, code)
 
 
-def transact(method: Callable) -> Callable:
-    """Decorate a store method so that it runs in a transaction of the store.
+def write_log(func: Any, event: str = "w") -> Callable:
+    """Decorate a store method taking a key first so that it runs holding the
+    key's exclusive lock and is recorded in the change log when it succeeds.
 
-    Inside an open transaction it simply joins it; otherwise its writes
-    commit together when it returns and are rolled back if it raises.
+    ``@write_log`` logs a write (``'w'``); ``write_log(method, 'u')`` (or
+    ``write_log(method, event='u')``) an update of the metadata and
+    ``write_log(method, 'd')`` a deletion, as in Encore.  ``@write_log('u')``
+    (the code alone) returns a decorator too.  Other store objects see each
+    logged line as a remote event.
 
     Parameters
     ----------
-    method : callable
-        A method of a store.
+    func : callable or str
+        The method to wrap; or a log code, to get a decorator using it.
+    event : str, optional
+        The log code: ``'w'`` (the default), ``'u'``, ``'d'`` or any other
+        word without spaces (remote stores see those as
+        :class:`~encore.storage.events.StoreKeyEvent`).
 
     Returns
     -------
     callable
-        The wrapped method.
+        The wrapped method, or a decorator when ``func`` is a code.
+
+    Raises
+    ------
+    ValueError
+        If the code is empty or holds white space.
+    TypeError
+        If ``func`` is neither callable nor a code.
     """
-    @functools.wraps(method)
+    if isinstance(func, str):
+        code = func
+        _check_log_code(code)
+        return lambda method: write_log(method, code)
+    if not callable(func):
+        raise TypeError("write_log decorates a method, not {!r}".format(func))
+    _check_log_code(event)
+
+    @functools.wraps(func)
+    def logged(self: "LockingFileSystemStore", key: str, *args: Any, **kwargs: Any) -> Any:
+        with self._writing(key):
+            result = func(self, key, *args, **kwargs)
+            self._written(key, event)
+        return result
+    return logged
+
+
+def transact(function: Optional[Callable] = None, on_commit: bool = True) -> Callable:
+    """Decorate a store method so that its writes belong to a transaction.
+
+    With ``on_commit=True`` (the default) the method runs in
+    ``self.transaction(<method name>)``: inside an open transaction it joins
+    it, otherwise its writes commit together when it returns and are rolled
+    back if it raises.  With ``on_commit=False`` it runs as it is (its writes
+    still join a transaction that is open).  Use as ``@transact``,
+    ``@transact(on_commit=False)`` or ``transact(method, False)``.
+
+    Encore 0.8 queued the decorated calls made inside a transaction and ran
+    them at commit; here writes take effect at once for the writing thread,
+    keep their keys locked until the transaction ends, and are undone if it
+    fails, and the method returns its own result.
+
+    Parameters
+    ----------
+    function : callable, optional
+        A method of a store.  Without it, a decorator is returned.
+    on_commit : bool, optional
+        Whether the method's writes commit (or roll back) as one
+        transaction.
+
+    Returns
+    -------
+    callable
+        The wrapped method, or a decorator.
+    """
+    if function is None:
+        return lambda method: transact(method, on_commit)
+    if not callable(function):
+        raise TypeError("transact decorates a method, not {!r}".format(function))
+    if not on_commit:
+        @functools.wraps(function)
+        def direct(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return function(self, *args, **kwargs)
+        return direct
+
+    @functools.wraps(function)
     def transacted(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with self.transaction(method.__name__):
-            return method(self, *args, **kwargs)
+        with self.transaction(function.__name__):
+            return function(self, *args, **kwargs)
     return transacted
 
 

@@ -55,7 +55,7 @@ class _AnyRealmPasswordManager(urllib.request.HTTPPasswordMgrWithPriorAuth):
             super().add_password(None, uri, user, passwd, is_authenticated)
 
 
-def basic_auth_factory() -> urllib.request.HTTPBasicAuthHandler:
+def basic_auth_factory(**kwargs: Any) -> urllib.request.HTTPBasicAuthHandler:
     """Return a new handler for HTTP basic authentication.
 
     The default ``auth_handler_factory`` of :meth:`StaticURLStore.connect`.
@@ -63,12 +63,27 @@ def basic_auth_factory() -> urllib.request.HTTPBasicAuthHandler:
     that are sent with every request below ``uri`` (without waiting for a
     ``401`` challenge) and answer a challenge for any realm.
 
+    Parameters
+    ----------
+    **kwargs
+        As in Encore, credentials to register at once: the arguments of
+        ``add_password`` (``realm``, ``uri``, ``user``, ``passwd``); none by
+        default.
+
     Returns
     -------
     urllib.request.HTTPBasicAuthHandler
-        The handler, with an empty password manager.
+        The handler (Encore 0.8 returned ``None``).
+
+    Raises
+    ------
+    TypeError
+        If ``kwargs`` are not arguments of ``add_password``.
     """
-    return urllib.request.HTTPBasicAuthHandler(_AnyRealmPasswordManager())
+    handler = urllib.request.HTTPBasicAuthHandler(_AnyRealmPasswordManager())
+    if kwargs:
+        handler.add_password(**kwargs)
+    return handler
 
 
 def _map_http_errors(key: str, open_url: Callable[[], Any]) -> Any:

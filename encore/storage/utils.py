@@ -254,26 +254,36 @@ class BufferIteratorIO(io.RawIOBase):
         _check_chunk(chunk)
         return bytes(chunk)
 
-    def read(self, size: Optional[int] = -1, *, buffer_size: Optional[int] = None) -> bytes:
-        """Read and return up to ``size`` bytes.
+    def read(self, buffer_size: Optional[int] = -1, *, size: Optional[int] = None) -> bytes:
+        """Read and return up to ``buffer_size`` bytes.
 
         Parameters
         ----------
-        size : int, optional
-            The number of bytes wanted; ``None`` or a negative number (the
-            default) reads everything that is left.  (Encore 0.8 read at most
-            1 MiB by default and misbehaved with negative sizes.)
         buffer_size : int, optional
-            Keyword only: Encore 0.8's name for ``size``, accepted so that
-            ``read(buffer_size=n)`` keeps working; it wins over ``size``.
+            The number of bytes wanted (Encore's name; given by position
+            this is the usual ``read(n)``); ``None`` or a negative number
+            (the default) reads everything that is left.  (Encore 0.8 read
+            at most 1 MiB by default and misbehaved with negative sizes.)
+        size : int, optional
+            Keyword only: the name :class:`io.RawIOBase` uses, accepted too.
 
         Returns
         -------
         bytes
-            Fewer than ``size`` bytes only at the end of the stream.
+            Fewer than the wanted bytes only at the end of the stream.
+
+        Raises
+        ------
+        TypeError
+            If both ``buffer_size`` and ``size`` are given.
+        ValueError
+            If the stream is closed.
         """
-        if buffer_size is not None:
-            size = buffer_size
+        if size is not None:
+            if buffer_size is not None and buffer_size != -1:
+                raise TypeError("give either buffer_size or size, not both")
+            buffer_size = size
+        size = buffer_size
         if self.closed:
             raise ValueError("read from a closed BufferIteratorIO")
         if size is None or size < 0:
@@ -388,19 +398,32 @@ class hashing_file(object):
         self.hash = hash
         self.len = 0
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, nbytes: int = -1, *, size: Optional[int] = None) -> bytes:
         """Read from the stream, updating the hash and the byte count.
 
         Parameters
         ----------
+        nbytes : int, optional
+            The number of bytes wanted (Encore's name); negative (the
+            default) reads everything.
         size : int, optional
-            The number of bytes wanted; negative reads everything.
+            Keyword only: the usual file name of ``nbytes``, accepted too.
 
         Returns
         -------
         bytes
             The bytes read.
+
+        Raises
+        ------
+        TypeError
+            If both ``nbytes`` and ``size`` are given.
         """
+        if size is not None:
+            if nbytes != -1:
+                raise TypeError("give either nbytes or size, not both")
+            nbytes = size
+        size = nbytes
         data = self.filelike.read(size)
         self.hash.update(data)
         self.len += len(data)

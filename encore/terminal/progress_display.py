@@ -51,24 +51,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["ProgressDisplay", "ProgressWriter", "SpinWriter", "write_static"]
 
 
-def write_static(s: str, stream: Optional[TextIO] = None) -> None:
-    """Write text and move the cursor back over it.
-
-    Writes a backspace, then ``s``, then one backspace per character of
-    ``s``, and flushes, so that the next output overwrites ``s`` in place.
-
-    Parameters
-    ----------
-    s : str
-        The text to show.
-    stream : file-like, optional
-        Where to write; defaults to :data:`sys.stdout` (looked up at each
-        call).
-    """
-    if stream is None:
-        stream = sys.stdout
-    stream.write("\b" + s + "\b" * len(s))
-    stream.flush()
+from .utils import write_static  # noqa: E402  (its home is encore.terminal.utils)
 
 
 class _Writer(object):

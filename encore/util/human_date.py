@@ -23,7 +23,11 @@ import logging
 import time
 from typing import Dict, List, Optional, Union
 
-logger = logging.getLogger(__name__)
+#: The module's logger.  Encore named it ``'parsedatetime'`` (after the
+#: recipe the module came from) and exposed it as ``log``; both names are
+#: kept.  Nothing here configures logging.
+log = logging.getLogger("parsedatetime")
+logger = log
 
 __all__ = ["makeEpochTime", "convertToHumanReadable", "makeFancyDatetime", "test"]
 
@@ -131,12 +135,12 @@ def convertToHumanReadable(
     return _describe(delta) + " ago."
 
 
-def makeFancyDatetime(date_time: _datetime.datetime) -> Dict[str, Union[str, int]]:
+def makeFancyDatetime(req_datetime: _datetime.datetime) -> Dict[str, Union[str, int]]:
     """Describe a datetime both for people and for programs.
 
     Parameters
     ----------
-    date_time : datetime.datetime
+    req_datetime : datetime.datetime
         A naive datetime in local time, or an aware one.
 
     Returns
@@ -146,8 +150,8 @@ def makeFancyDatetime(date_time: _datetime.datetime) -> Dict[str, Union[str, int
         ``'seconds_since_epoch'``: the result of :func:`makeEpochTime`.
     """
     return {
-        "fancy_datetime": convertToHumanReadable(date_time),
-        "seconds_since_epoch": makeEpochTime(date_time),
+        "fancy_datetime": convertToHumanReadable(req_datetime),
+        "seconds_since_epoch": makeEpochTime(req_datetime),
     }
 
 

@@ -346,29 +346,83 @@ def job_that_fails():
     raise ValueError("bad job")
 
 
-@pytest.mark.parametrize("scheduler_class", SCHEDULERS)
-def test_failing_job_is_logged_and_does_not_wedge(scheduler_class, executor, caplog):
-    log = []
-    scheduler = scheduler_class(executor, name="Failing")
-    with caplog.at_level(logging.DEBUG, logger=LOGGER_NAME):
-        scheduler.submit(job_that_fails)
-        assert scheduler.wait(TIMEOUT)
-        scheduler.submit(log.append, "after")
-        assert scheduler.wait(TIMEOUT)
-    assert log == ["after"]
-    records = [r for r in caplog.records if r.name == LOGGER_NAME]
-    assert len(records) == 2
+class RecordCollector(logging.Handler):
+    """Collects every record the scheduler logger emits, at any level."""
+
+    def __init__(self):
+        super().__init__(level=logging.DEBUG)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@pytest.fixture
+def scheduler_records():
+    """The records of the scheduler logger, kept away from other handlers."""
+    scheduler_logger = logging.getLogger(LOGGER_NAME)
+    collector = RecordCollector()
+    saved = scheduler_logger.level, scheduler_logger.propagate
+    scheduler_logger.addHandler(collector)
+    scheduler_logger.setLevel(logging.DEBUG)
+    scheduler_logger.propagate = False
+    try:
+        yield collector.records
+    finally:
+        scheduler_logger.removeHandler(collector)
+        scheduler_logger.setLevel(saved[0])
+        scheduler_logger.propagate = saved[1]
+
+
+def assert_encore_failure_records(records, exc_type, name, traceback_text):
+    """Check one failed completion: exactly Encore's two ERROR records."""
+    assert len(records) == 2, [r.getMessage() for r in records]
     first, second = records
     assert first.levelno == second.levelno == logging.ERROR
-    assert "ValueError" in first.getMessage() and "Failing" in first.getMessage()
-    assert first.exc_info[0] is ValueError
-    assert "job_that_fails" in second.getMessage()
-    assert "ValueError: bad job" in second.getMessage()
+    assert first.getMessage() == "{} occurred in submitted {} job.".format(exc_type.__name__, name)
+    assert first.exc_info is not None and first.exc_info[0] is exc_type
+    assert second.exc_info is None
+    assert second.getMessage().startswith("Actual error:\n")
+    for text in traceback_text:
+        assert text in second.getMessage()
+
+
+@pytest.mark.parametrize("scheduler_class", SCHEDULERS)
+def test_failing_job_is_logged_and_does_not_wedge(scheduler_class, executor, scheduler_records):
+    log = []
+    scheduler = scheduler_class(executor, name="Failing")
+    scheduler.submit(job_that_fails)
+    assert scheduler.wait(TIMEOUT)
+    scheduler.submit(log.append, "after")
+    assert scheduler.wait(TIMEOUT)
+    assert log == ["after"]
+    assert_encore_failure_records(
+        scheduler_records, ValueError, "Failing", ["job_that_fails", "ValueError: bad job"]
+    )
     assert scheduler.shutdown(TIMEOUT)
 
 
 @pytest.mark.parametrize("scheduler_class", SCHEDULERS)
-def test_failing_callback_is_logged_and_does_not_wedge(scheduler_class, executor, caplog):
+def test_callback_reading_a_failed_result_logs_two_records(scheduler_class, executor, scheduler_records):
+    # Encore's own pattern: the callback calls future.result(), which
+    # re-raises the job's exception.  One failure, so two records, not four.
+    seen = []
+
+    def callback(future):
+        seen.append(future)
+        future.result()
+
+    scheduler = scheduler_class(executor, name="Reader", callback=callback)
+    scheduler.submit(job_that_fails)
+    assert scheduler.wait(TIMEOUT)
+    assert len(seen) == 1
+    assert_encore_failure_records(
+        scheduler_records, ValueError, "Reader", ["job_that_fails", "ValueError: bad job"]
+    )
+
+
+@pytest.mark.parametrize("scheduler_class", SCHEDULERS)
+def test_failing_callback_is_logged_and_does_not_wedge(scheduler_class, executor, scheduler_records):
     calls = []
 
     def callback(future):
@@ -376,29 +430,33 @@ def test_failing_callback_is_logged_and_does_not_wedge(scheduler_class, executor
         raise KeyError("bad callback")
 
     scheduler = scheduler_class(executor, name="CB", callback=callback)
-    with caplog.at_level(logging.DEBUG, logger=LOGGER_NAME):
-        scheduler.submit(pow, 2, 2)
-        assert scheduler.wait(TIMEOUT)
-        scheduler.submit(pow, 2, 3)
-        assert scheduler.wait(TIMEOUT)
+    scheduler.submit(pow, 2, 2)
+    assert scheduler.wait(TIMEOUT)
+    assert_encore_failure_records(scheduler_records, KeyError, "CB", ["bad callback", "in callback"])
+    scheduler.submit(pow, 2, 3)
+    assert scheduler.wait(TIMEOUT)
     assert calls == [4, 8]
-    records = [r for r in caplog.records if r.name == LOGGER_NAME]
-    assert len(records) == 4
-    assert records[0].exc_info[0] is KeyError
-    assert "callback" in records[0].getMessage() and "CB" in records[0].getMessage()
-    assert "bad callback" in records[1].getMessage()
+    assert len(scheduler_records) == 4
 
 
-def test_failing_job_and_failing_callback_are_both_logged(caplog):
+def test_failing_job_and_failing_callback_are_logged_once(scheduler_records):
+    # The first record carries the callback's exception; the second holds
+    # the job's traceback, the "actual error" (as in Encore).
     def callback(future):
         raise KeyError("bad callback")
 
-    scheduler = Asynchronizer(SynchronousExecutor(), callback=callback)
-    with caplog.at_level(logging.DEBUG, logger=LOGGER_NAME):
-        scheduler.submit(job_that_fails)
-        assert scheduler.wait(TIMEOUT)
-    exc_types = [r.exc_info[0] for r in caplog.records if r.name == LOGGER_NAME and r.exc_info]
-    assert exc_types == [KeyError, ValueError]
+    scheduler = Asynchronizer(SynchronousExecutor(), name="Both", callback=callback)
+    scheduler.submit(job_that_fails)
+    assert scheduler.wait(TIMEOUT)
+    assert_encore_failure_records(scheduler_records, KeyError, "Both", ["ValueError: bad job"])
+
+
+def test_successful_jobs_log_nothing_even_at_debug(executor, scheduler_records):
+    scheduler = Serializer(executor, callback=lambda future: future.result())
+    for i in range(5):
+        scheduler.submit(pow, 2, i)
+    assert scheduler.wait(TIMEOUT)
+    assert scheduler_records == []
 
 
 def test_job_raising_a_base_exception_does_not_wedge(threaded_executor, caplog):

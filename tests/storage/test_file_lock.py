@@ -34,6 +34,40 @@ def test_paths(tmp_path):
     assert SharedFileLock("k", dir=str(tmp_path)).path == os.path.join(str(tmp_path), "k.lock")
 
 
+def test_file_lock_has_encores_attributes(tmp_path):
+    lock = FileLock("res", dir=str(tmp_path), poll_interval=0.5, timeout=3, force_timeout=7, uid="me")
+    assert lock.name == "res"
+    assert lock.full_path == os.path.join(str(tmp_path), "res.lock")
+    assert (lock.poll_interval, lock.timeout, lock.force_timeout, lock.uid) == (0.5, 3, 7, "me")
+    beside = FileLock(str(tmp_path / "other"))
+    assert beside.full_path == str(tmp_path / "other") + ".lock"
+    assert beside.uid == id(beside)
+    assert not os.path.exists(lock.full_path)
+    with lock:
+        assert os.path.isfile(lock.full_path)
+    assert not os.path.exists(lock.full_path)
+
+
+def test_shared_file_lock_has_encores_attributes(tmp_path):
+    lock = SharedFileLock("res", dir=str(tmp_path), poll_interval=0.5, timeout=3, force_timeout=7, uid=42)
+    assert lock.name == "res"
+    assert (lock.poll_interval, lock.timeout, lock.force_timeout, lock.uid) == (0.5, 3, 7, 42)
+    assert lock.dir_path == os.path.join(str(tmp_path), "res.lock")
+    assert lock.file_name.endswith("__42.lock")
+    parts = lock.file_name[: -len(".lock")].split("__")
+    assert len(parts) >= 4 and str(os.getpid()) in parts  # host__pid__user__uid
+    assert lock.full_path == os.path.join(lock.dir_path, lock.file_name)
+    assert not os.path.exists(lock.full_path)
+    assert lock.acquire()
+    try:
+        assert os.path.isdir(lock.dir_path)
+        assert os.path.isfile(lock.full_path)
+        assert os.listdir(lock.dir_path) == [lock.file_name]
+    finally:
+        lock.release()
+    assert not os.path.exists(lock.full_path)
+
+
 def test_default_data_names_the_holder(name):
     lock = FileLock(name, uid="a string uid")  # Encore 0.8 formatted uid with %i
     expected = "{}\n{}\n".format(socket.gethostname(), os.getpid()).encode()

@@ -675,11 +675,12 @@ def test_decorators_for_subclasses(root, event_manager):
         assert observed == [True] and not store_lock_exists(store, "k")
         store.mark("k")
 
-        def update_metadata(self, key):  # the code follows the method's name
+        def update_metadata(self, key):
             pass
 
-        write_log(update_metadata)(store, "k")
-        assert [(e.code, e.key) for e in store.get_log()[3:]] == [("w", "k"), ("u", "k")]
+        write_log(update_metadata, "u")(store, "k")
+        write_log(update_metadata, event="d")(store, "k")
+        assert [(e.code, e.key) for e in store.get_log()[3:]] == [("w", "k"), ("u", "k"), ("d", "k")]
         store.from_bytes("x", b"1")
         store.from_bytes("y", b"")
         with pytest.raises(ValueError):
@@ -690,5 +691,74 @@ def test_decorators_for_subclasses(root, event_manager):
         assert (store.to_bytes("x"), store.to_bytes("y")) == (b"2", b"1")
         with pytest.raises(ValueError):
             write_log("two words")
+        with pytest.raises(ValueError):
+            write_log(update_metadata, event="")
+        with pytest.raises(TypeError):
+            write_log(42)
+    finally:
+        store.disconnect()
+
+
+class _EncoreDecoratedStore(LockingFileSystemStore):
+    """Methods decorated with the options Encore spelled out."""
+
+    def _peek(self, key, observed):
+        lock = os.path.join(self.path, key + ".lock")
+        observed.append("dir" if os.path.isdir(lock) else "file" if os.path.isfile(lock) else None)
+        return key
+
+    shared_peek = locking(_peek, shared=True)
+    exclusive_peek = locking(_peek, recurse=False)
+    decorated_shared_peek = locking(shared=True)(_peek)
+
+    def _touch(self, key):
+        """Logged as an update, without changing anything."""
+
+    touch = write_log(_touch, event="u")
+
+    @transact(on_commit=False)
+    def pair_without_transaction(self, first, second, fail=False):
+        self.from_bytes(first, b"1")
+        if fail:
+            raise ValueError("stop")
+        self.from_bytes(second, b"2")
+
+    def _pair(self, first, second, fail=False):
+        self.from_bytes(first, b"1")
+        if fail:
+            raise ValueError("stop")
+        self.from_bytes(second, b"2")
+
+    pair = transact(_pair, on_commit=True)
+
+
+def test_decorators_with_encores_options(root, event_manager):
+    store = _EncoreDecoratedStore(root, event_manager=event_manager, remote_event_poll_interval=None)
+    store.connect()
+    try:
+        store.from_bytes("k", b"v")
+        observed = []
+        assert store.shared_peek("k", observed) == "k"
+        assert store.exclusive_peek("k", observed) == "k"
+        assert store.decorated_shared_peek("k", observed) == "k"
+        assert observed == ["dir", "file", "dir"]
+        assert not os.path.isfile(os.path.join(store.path, "k.lock"))
+
+        store.touch("k")
+        assert [(e.code, e.key) for e in store.get_log()][-1] == ("u", "k")
+
+        with pytest.raises(ValueError):
+            store.pair("a", "b", fail=True)
+        assert not store.exists("a")  # rolled back with its transaction
+        store.pair("a", "b")
+        assert (store.to_bytes("a"), store.to_bytes("b")) == (b"1", b"2")
+
+        with pytest.raises(ValueError):
+            store.pair_without_transaction("c", "d", fail=True)
+        assert store.to_bytes("c") == b"1" and not store.exists("d")  # no transaction of its own
+        with pytest.raises(TypeError):
+            locking(42)
+        with pytest.raises(TypeError):
+            transact("not a method")
     finally:
         store.disconnect()

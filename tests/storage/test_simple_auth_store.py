@@ -423,6 +423,9 @@ def test_transaction_needs_a_connected_user(inner, event_manager):
     with store.transaction("connected"):
         store.set("in_transaction", (io.BytesIO(b"t"), {}))
     assert inner.exists("in_transaction")
+    with store.transaction(notes="Encore's keyword"):
+        store.set("by_keyword", (io.BytesIO(b"k"), {}))
+    assert inner.exists("by_keyword")
 
 
 def test_queries_need_exists_permission(inner, event_manager):

@@ -267,6 +267,17 @@ def test_basic_auth_factory_returns_a_handler():
     assert handler.passwd.find_user_password("any realm", "http://example.invalid/x") == ("u", "p")
 
 
+def test_basic_auth_factory_registers_encores_keyword_credentials():
+    handler = basic_auth_factory(realm="encore.storage", uri="http://example.invalid/", user="u",
+                                 passwd="p")
+    assert isinstance(handler, urllib.request.HTTPBasicAuthHandler)
+    assert handler.passwd.find_user_password("encore.storage", "http://example.invalid/k") == ("u", "p")
+    assert handler.passwd.find_user_password("other", "http://example.invalid/k") == ("u", "p")
+    assert basic_auth_factory().passwd.find_user_password(None, "http://example.invalid/") == (None, None)
+    with pytest.raises(TypeError):
+        basic_auth_factory(colour="red")
+
+
 def test_connect_with_proxy_handler_and_no_credentials(site, manager):
     store = StaticURLStore(site.url, "data/", "index.json", poll=0, event_manager=manager)
     store.connect(proxy_handler=urllib.request.ProxyHandler({}))

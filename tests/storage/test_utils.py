@@ -79,6 +79,17 @@ class TestBufferIteratorIO:
         assert stream.read(size=2) == b"cd"
         assert stream.read(buffer_size=10) == b"ef"
 
+    def test_read_takes_encores_buffer_size_by_position_and_name(self):
+        import inspect
+
+        stream = BufferIteratorIO(iter([b"abc", b"def", b"gh"]))
+        assert list(inspect.signature(stream.read).parameters)[0] == "buffer_size"
+        assert stream.read(2) == b"ab"
+        assert stream.read(buffer_size=3) == b"cde"
+        assert stream.read(None) == b"fgh"
+        with pytest.raises(TypeError):
+            stream.read(2, size=3)
+
     def test_readinto_and_buffered_wrapping(self):
         stream = io.BufferedReader(BufferIteratorIO(iter([b"hello ", b"world"])))
         assert stream.read() == b"hello world"
@@ -105,6 +116,22 @@ def test_tee():
     assert first.read(4) == b"0123"
     assert second.read() == b"0123456789"
     assert first.read() == b"456789"
+
+
+def test_hashing_file_read_takes_nbytes():
+    import inspect
+
+    data = b"0123456789"
+    wrapped = hashing_file(io.BytesIO(data), hashlib.sha1())
+    assert list(inspect.signature(wrapped.read).parameters)[0] == "nbytes"
+    assert wrapped.read(nbytes=4) == b"0123"
+    assert wrapped.read(3) == b"456"
+    assert wrapped.read(size=2) == b"78"
+    assert wrapped.read() == b"9"
+    assert wrapped.len == 10
+    assert wrapped.hash.hexdigest() == hashlib.sha1(data).hexdigest()
+    with pytest.raises(TypeError):
+        wrapped.read(1, size=1)
 
 
 def test_hashing_file():

@@ -9,6 +9,7 @@ optional.  (The storage packages check their own API.)
 import importlib
 import inspect
 import itertools
+import logging
 
 import pytest
 
@@ -39,10 +40,23 @@ SIGNATURES = {
     "encore.events.event_manager.EventManager.is_enabled": "(self, cls)",
     "encore.events.event_manager.EventManager.get_event_hierarchy": "(self, cls)",
     "encore.events.event_manager.EventManager.set_trace": "(self, func)",
-    "encore.events.event_manager.LoggingTracer": "(logger=None, level=20)",
-    "encore.events.event_manager.CallableNotifier": None,
-    "encore.events.event_manager.MethodNotifier": None,
-    "encore.events.event_manager.EventInfo": None,
+    "encore.events.event_manager.LoggingTracer": (
+        "(logger=logging.getLogger('encore.events.event_manager'), level=20)"
+    ),
+    "encore.events.event_manager.LoggingTracer.__call__": "(self, name, func, *args, **kwds)",
+    "encore.events.event_manager.CallableNotifier": "(func, notify=None, args=())",
+    "encore.events.event_manager.CallableNotifier.__call__": "(self, *args, **kwds)",
+    "encore.events.event_manager.MethodNotifier": "(meth, notify=None, args=())",
+    "encore.events.event_manager.MethodNotifier.__call__": "(self, *args, **kwds)",
+    "encore.events.event_manager.MethodNotifier.notify": "(self)",
+    "encore.events.event_manager.EventInfo": "(cls)",
+    "encore.events.event_manager.EventInfo.connect": "(self, func, filter=None, priority=0)",
+    "encore.events.event_manager.EventInfo.disconnect": "(self, func)",
+    "encore.events.event_manager.EventInfo.enable": "(self)",
+    "encore.events.event_manager.EventInfo.disable": "(self)",
+    "encore.events.event_manager.EventInfo.is_enabled": "(self)",
+    "encore.events.event_manager.EventInfo.get_id": "(self, func)",
+    "encore.events.event_manager.EventInfo.get_listeners": "(self, event)",
     "encore.events.progress_events.ProgressManager": (
         "(event_manager=None, source=None, operation_id=None,"
         " message='Performing operation', steps=-1, **kwargs)"
@@ -76,7 +90,8 @@ SIGNATURES = {
     ),
     "encore.concurrent.futures.enhanced_thread_pool_executor.EnhancedThreadPoolExecutor.submit": "(self, fn, *args, **kwargs)",
     "encore.concurrent.futures.enhanced_thread_pool_executor.EnhancedThreadPoolExecutor.shutdown": "(self, wait=True)",
-    "encore.concurrent.futures.enhanced_thread_pool_executor.EnhancedThreadPoolExecutor.map": "(self, fn, *iterables, timeout=None)",
+    "encore.concurrent.futures.enhanced_thread_pool_executor.EnhancedThreadPoolExecutor.map": "(self, fn, *iterables, **kwargs)",
+    "encore.concurrent.futures.synchronous.SynchronousExecutor.map": "(self, fn, *iterables, **kwargs)",
     "encore.concurrent.futures.abc_work_scheduler.ABCWorkScheduler.__init__": "(self, executor, name=None, callback=None)",
     "encore.concurrent.futures.abc_work_scheduler.ABCWorkScheduler.submit": "(self, operation, *args, **kwargs)",
     "encore.concurrent.futures.abc_work_scheduler.ABCWorkScheduler.wait": "(self)",
@@ -91,6 +106,7 @@ SIGNATURES = {
     "encore.concurrent.futures.serializing_asynchronizer.SerializingAsynchronizer": "(executor, name=None, callback=None)",
     # encore.terminal
     "encore.terminal.api.write_static": "(s)",
+    "encore.terminal.utils.write_static": "(s)",
     "encore.terminal.api.ProgressDisplay": "(event_manager=None)",
     "encore.terminal.api.ProgressDisplay.start_listener": "(self, event)",
     "encore.terminal.api.ProgressWriter": "(display, operation_id, steps)",
@@ -103,7 +119,7 @@ SIGNATURES = {
     # encore.util
     "encore.util.human_date.makeEpochTime": "(date_time)",
     "encore.util.human_date.convertToHumanReadable": "(date_time, utc=False)",
-    "encore.util.human_date.makeFancyDatetime": "(date_time)",
+    "encore.util.human_date.makeFancyDatetime": "(req_datetime)",
     "encore.util.human_date.test": "()",
     # encore.testing
     "encore.testing.asserts.assert_python_ok": "(*args, **env_vars)",
@@ -117,7 +133,8 @@ POSITIONAL_ONLY_ALLOWED = {"fn"}
 
 #: Documented attributes: dotted owner -> (how to get an instance, names).
 ATTRIBUTES = {
-    "encore.events.event_manager.EventManager": (lambda cls: cls(), ["event_map", "count", "_trace_func"]),
+    "encore.events.event_manager.EventManager": (
+        lambda cls: cls(), ["event_map", "count", "_trace_func", "bmro_clip"]),
     "encore.events.progress_events.ProgressManager": (
         None, ["StartEventType", "StepEventType", "EndEventType"]),
     "encore.events.heartbeat.Heartbeat": (
@@ -163,7 +180,7 @@ def resolve(path):
 
 def incompatibilities(actual, documented_source):
     """List the ways ``actual`` (a Signature) cannot stand in for the documented one."""
-    namespace = {}
+    namespace = {"logging": logging}
     exec("def documented" + documented_source + ": pass", namespace)
     documented = inspect.signature(namespace["documented"])
     problems = []

@@ -1,5 +1,6 @@
 """Tests of encore.util.human_date."""
 import datetime
+import logging
 import time
 
 import pytest
@@ -106,6 +107,17 @@ def test_make_fancy_datetime():
     }
 
 
+def test_make_fancy_datetime_by_encores_keyword():
+    moment = datetime.datetime.now() - datetime.timedelta(minutes=3, seconds=1)
+    assert makeFancyDatetime(req_datetime=moment)["fancy_datetime"] == "3 minutes ago."
+
+
+def test_module_logger_is_encores_parsedatetime_logger():
+    assert isinstance(human_date.log, logging.Logger)
+    assert human_date.log is logging.getLogger("parsedatetime")
+    assert human_date.log.name == "parsedatetime"
+
+
 def test_demonstration_function(capsys):
     lines = human_date.test()
     printed = capsys.readouterr().out.splitlines()
@@ -122,6 +134,8 @@ def test_importing_does_not_configure_logging():
         "root = logging.getLogger()\n"
         "assert root.handlers == [], root.handlers\n"
         "assert root.level == logging.WARNING, root.level\n"
+        "log = logging.getLogger('parsedatetime')\n"
+        "assert log.handlers == [] and log.level == logging.NOTSET, (log.handlers, log.level)\n"
         "print('clean')\n"
     )
     _, out, _ = assert_python_ok("-c", code, __timeout=60)

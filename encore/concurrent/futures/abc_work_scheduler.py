@@ -62,11 +62,15 @@ class ABCWorkScheduler(abc.ABC):
 
     Notes
     -----
-    Each failure (of a job, of the callback, or of the executor's
-    ``submit``) produces two ERROR records on the module's logger: the first
-    names the exception type and the scheduler and carries the exception
-    (``exc_info``); the second holds the formatted traceback of the
-    exception.
+    Each failed completion (the job raised, the executor refused it, or the
+    callback raised, including a callback that re-raises the job's exception
+    through ``future.result()``) produces exactly two ERROR records on the
+    module's logger, as Encore's did: first
+    ``"<ExceptionType> occurred in submitted <name> job."`` carrying the
+    exception (``exc_info``; the callback's if it raised, else the job's),
+    then ``"Actual error:\\n"`` followed by the traceback text (the job's if
+    it failed, else the callback's).  Nothing else is logged for it, at any
+    level.
     """
 
     #: The logger that failures are reported to.
@@ -273,33 +277,58 @@ class ABCWorkScheduler(abc.ABC):
             self._job_done()
 
     def _report(self, future: concurrent.futures.Future) -> None:
+        # Each completion is reported once: a callback that re-raises the
+        # job's exception (by calling ``future.result()``) must not make the
+        # same failure appear twice.
+        callback_error: Optional[BaseException] = None
         callback = self.callback
         if callback is not None:
             try:
                 callback(future)
             except Exception as exc:
-                self._log_failure("the callback", exc)
+                callback_error = exc
         if future.cancelled():
-            self._logger.warning("A job of %s was cancelled", self.name)
+            if callback_error is not None:
+                self._log_failure(callback_error, None)
+            else:
+                self._logger.warning("A job of %s was cancelled", self.name)
             return
-        exception = future.exception()
-        if exception is not None:
-            self._log_failure("a job", exception)
+        job_error = future.exception()
+        if callback_error is not None:
+            self._log_failure(callback_error, future if job_error is not None else None)
+        elif job_error is not None:
+            self._log_failure(job_error, future)
 
-    def _log_failure(self, where: str, exception: BaseException) -> None:
+    def _log_failure(
+        self, exception: BaseException, failed_future: Optional[concurrent.futures.Future]
+    ) -> None:
+        """Log one failed completion as exactly two ERROR records.
+
+        Parameters
+        ----------
+        exception : BaseException
+            What stopped the completion: the callback's exception if it
+            raised one, else the job's.
+        failed_future : concurrent.futures.Future or None
+            The job's future if the job itself failed; the second record then
+            holds the job's own traceback (the "actual" error), as Encore's did.
+        """
         self._logger.error(
-            "%s raised by %s of %s",
+            "%s occurred in submitted %s job.",
             type(exception).__name__,
-            where,
             self.name,
             exc_info=(type(exception), exception, exception.__traceback__),
         )
-        self._logger.error(
-            "Traceback of the exception raised by %s of %s:\n%s",
-            where,
-            self.name,
-            format_exception_traceback(exception),
-        )
+        text = None
+        if failed_future is not None:
+            recorded = getattr(failed_future, "traceback", None)
+            if callable(recorded):
+                text = recorded()
+            if text is None:
+                text = format_exception_traceback(failed_future.exception())
+        if text is None:
+            text = format_exception_traceback(exception)
+        self._logger.error("Actual error:\n%s", text)
 
     def _job_done(self) -> None:
         """Called after each job has been reported; continues with the next."""

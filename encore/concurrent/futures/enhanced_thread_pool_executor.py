@@ -39,8 +39,9 @@ import logging
 import queue
 import threading
 import weakref
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
+from ._arguments import REQUIRED, job_from_keywords, map_options
 from .future import Future
 
 logger = logging.getLogger(__name__)
@@ -226,13 +227,14 @@ class EnhancedThreadPoolExecutor(concurrent.futures.Executor):
         """bool : Whether the interpreter waits for the workers at exit."""
         return self._wait_at_exit
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+    def submit(self, fn: Callable[..., Any] = REQUIRED, /, *args: Any, **kwargs: Any) -> Future:
         """Schedule ``fn(*args, **kwargs)`` to run on a worker thread.
 
         Parameters
         ----------
         fn : callable
-            The job.
+            The job.  Given by position, any ``fn=`` keyword goes to the
+            job; Encore's ``submit(fn=job)`` works too.
         *args, **kwargs
             Passed to ``fn``.
 
@@ -243,12 +245,16 @@ class EnhancedThreadPoolExecutor(concurrent.futures.Executor):
 
         Raises
         ------
+        TypeError
+            If no job is given.
         RuntimeError
             If the executor has been shut down, or the interpreter is
             exiting (the exit hook has run), or a first worker thread could
             not be started (Python 3.12 refuses new threads once the main
             thread has finished).
         """
+        if fn is REQUIRED:
+            fn = job_from_keywords(kwargs)
         future = self._future_factory()
         with self._shutdown_lock:
             if self._shutdown:
@@ -266,6 +272,38 @@ class EnhancedThreadPoolExecutor(concurrent.futures.Executor):
                         raise
             self._work_queue.put((future, fn, args, kwargs))
         return future
+
+    def map(self, fn: Callable[..., Any], *iterables: Any, **kwargs: Any) -> Iterator[Any]:
+        """Run ``fn`` over the iterables, as the built-in :func:`map` would.
+
+        Every call is submitted at once; the results come in order.
+
+        Parameters
+        ----------
+        fn : callable
+            The job, called with one item of each iterable.
+        *iterables
+            The arguments.
+        **kwargs
+            ``timeout`` (seconds, default ``None``: no limit, counted from
+            the call to ``map``), and the other keywords of
+            :meth:`concurrent.futures.Executor.map` (``chunksize``, ignored
+            by threads).
+
+        Returns
+        -------
+        iterator
+            The results in order; closing it early cancels the calls that
+            have not started.
+
+        Raises
+        ------
+        TypeError
+            If an unknown keyword is given.
+        TimeoutError
+            From the iterator, if a result is not ready within ``timeout``.
+        """
+        return super().map(fn, *iterables, **map_options(kwargs))
 
     def _start_worker(self) -> None:
         # Called with the shutdown lock held (which the exit hook uses as a

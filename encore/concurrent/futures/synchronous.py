@@ -4,8 +4,9 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
+from ._arguments import REQUIRED, job_from_keywords, map_options
 from .future import Future
 
 logger = logging.getLogger(__name__)
@@ -32,13 +33,14 @@ class SynchronousExecutor(concurrent.futures.Executor):
         self._shutdown = False
         self._shutdown_lock = threading.Lock()
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+    def submit(self, fn: Callable[..., Any] = REQUIRED, /, *args: Any, **kwargs: Any) -> Future:
         """Run ``fn(*args, **kwargs)`` now and return its finished future.
 
         Parameters
         ----------
         fn : callable
-            The job.
+            The job.  Given by position, any ``fn=`` keyword goes to the
+            job; Encore's ``submit(fn=job)`` works too.
         *args, **kwargs
             Passed to ``fn``.
 
@@ -51,9 +53,13 @@ class SynchronousExecutor(concurrent.futures.Executor):
 
         Raises
         ------
+        TypeError
+            If no job is given.
         RuntimeError
             If the executor has been shut down.
         """
+        if fn is REQUIRED:
+            fn = job_from_keywords(kwargs)
         with self._shutdown_lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
@@ -68,6 +74,38 @@ class SynchronousExecutor(concurrent.futures.Executor):
         else:
             future.set_result(result)
         return future
+
+    def map(self, fn: Callable[..., Any], *iterables: Any, **kwargs: Any) -> Iterator[Any]:
+        """Run ``fn`` over the iterables, as the built-in :func:`map` would.
+
+        Every call is submitted at once; the results come in order.
+
+        Parameters
+        ----------
+        fn : callable
+            The job, called with one item of each iterable.
+        *iterables
+            The arguments.
+        **kwargs
+            ``timeout`` (seconds, default ``None``: no limit, counted from
+            the call to ``map``), and the other keywords of
+            :meth:`concurrent.futures.Executor.map` (``chunksize``, ignored
+            by threads).
+
+        Returns
+        -------
+        iterator
+            The results in order; closing it early cancels the calls that
+            have not started.
+
+        Raises
+        ------
+        TypeError
+            If an unknown keyword is given.
+        TimeoutError
+            From the iterator, if a result is not ready within ``timeout``.
+        """
+        return super().map(fn, *iterables, **map_options(kwargs))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Refuse any further job.
