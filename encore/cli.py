@@ -44,6 +44,7 @@ line per operation otherwise; ``--quiet`` turns it off.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import logging
@@ -57,13 +58,13 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 from encore import __version__
 from encore.events.event_manager import EventManager
 from encore.events.progress_events import ProgressManager
 from encore.storage import open_store, sqlite_location
-from encore.terminal.progress_display import ProgressDisplay, format_size
+from encore.terminal.progress_display import ProgressDisplay, _is_terminal, format_size
 
 logger = logging.getLogger(__name__)
 
@@ -385,9 +386,22 @@ class _Context(object):
     def open(self, create: bool = False, text: Optional[str] = None) -> Any:
         return _open(self.store_text if text is None else text, self.store_events, create)
 
-    def progress(self, message: str, steps: Optional[int], units: str = "bytes") -> ProgressManager:
+    @contextlib.contextmanager
+    def progress(self, message: str, steps: Optional[int], units: str = "bytes") -> Iterator[ProgressManager]:
+        """Show the progress of one operation; a failure draws no line of its own.
+
+        The error is reported once, as the command's ``encore:`` line.
+        """
         steps = steps if steps is not None and steps > 0 else -1
-        return ProgressManager(self.ui_events, message=message, steps=steps, units=units)
+        manager = ProgressManager(self.ui_events, message=message, steps=steps, units=units)
+        manager.start()
+        try:
+            yield manager
+        except BaseException:
+            if self.display is not None:
+                self.display.forget(manager.operation_id)
+            raise
+        manager.end()
 
     def close(self) -> None:
         if self.display is not None:
@@ -874,7 +888,8 @@ def main(argv: Optional[Sequence[str]] = None, stdout: Any = None, stderr: Optio
         _silence_stdout(stdout is None)
         return 141
     except KeyboardInterrupt:
-        err.write("\nencore: interrupted\n")
+        # On a terminal the ^C the terminal echoed is on the current line.
+        err.write("{}encore: interrupted\n".format("\n" if _is_terminal(err) else ""))
         return 130
     except Exception as error:
         if os.environ.get("ENCORE_DEBUG"):

@@ -579,6 +579,27 @@ class ProgressDisplay(object):
             self.event_manager.connect(ProgressStepEvent, writer.step_listener, filter=only_this_operation)
             self.event_manager.connect(ProgressEndEvent, writer.end_listener, filter=only_this_operation)
 
+    def forget(self, operation_id: Any) -> None:
+        """Stop following one operation, without writing anything more.
+
+        For a program that reports a failure itself: the operation's bar is
+        left as it is (its line is ended when it was being redrawn) and its
+        end event will write nothing.
+
+        Parameters
+        ----------
+        operation_id : object
+            The operation; unknown operations are ignored.
+        """
+        with self._lock:
+            writer = self.writers.get(operation_id)
+            if writer is None:
+                return
+            if writer._line_open:
+                self._write("\n")
+                writer._line_open = False
+            self._remove_writer(writer)
+
     def disconnect(self) -> None:
         """Stop listening: no further output for any operation."""
         with self._lock:

@@ -526,3 +526,15 @@ def test_lines_are_cut_to_the_terminal_width(manager, monkeypatch):
     with ProgressManager(manager, message="Narrow", steps=1000, units="bytes") as progress:
         progress.step(message="x" * 100, step=10)
     assert all(len(line) <= 40 for line in render(stream.getvalue()))
+
+
+def test_forget_ends_the_line_and_writes_nothing_more(manager, stream, display):
+    progress = ProgressManager(manager, message="Failing", steps=4, operation_id="f")
+    progress.start()
+    progress.step(step=1)
+    display.forget("f")
+    display.forget("unknown")  # ignored
+    before = stream.getvalue()
+    assert before.endswith("\n") and display.writers == {}
+    progress.end(message="boom", exit_state="exception")
+    assert stream.getvalue() == before
