@@ -329,7 +329,7 @@ def test_chromium_shows_a_key_page_with_forms_for_a_signed_in_user(serve):
     assert "&lt;b&gt;bold&lt;/b&gt;" in dom and "<b>" not in dom and "<script" not in dom.lower()
     assert 'id="delete"' in dom and 'id="upload"' in dom and "signed in as ann" in dom
     # The replace form starts from the current metadata, as text.
-    assert "{&quot;&lt;img src=x onerror=alert(2)&gt;&quot;: &quot;&lt;b&gt;bold&lt;/b&gt;&quot;}</textarea>" in dom
+    assert '{"&lt;img src=x onerror=alert(2)&gt;": "&lt;b&gt;bold&lt;/b&gt;"}</textarea>' in dom
     dom = browse(url + "/_browse/key?key=docs/a.txt", "--dump-dom")
     assert "Café ☕" in dom and "<td>14 B</td>" in dom
 
