@@ -116,6 +116,7 @@ def open_store(url: str, **options: Any) -> Any:
           :class:`~encore.storage.static_url_store.StaticURLStore` over
           ``root/index.json`` and ``root/data/<key>`` (``data_path`` and
           ``query_path`` options change these).
+
         Parameters in the URL's query string are passed to the store's
         constructor: ``table``, ``index`` and ``index_columns`` (comma
         separated) for ``sqlite:``, ``magic_fname`` for ``file:``,
