@@ -5,7 +5,6 @@ them, in headless Chromium (``--dump-dom`` and ``--screenshot``) pointed at
 a wsgiref server started here on 127.0.0.1.
 """
 import io
-import json
 import os
 import re
 import shutil
@@ -24,7 +23,6 @@ import pytest
 
 from encore.storage.browser import StoreBrowser
 from encore.storage.dict_memory_store import DictMemoryStore
-from encore.storage.static_url_store import StaticURLStore  # noqa: F401 (a read-only store class)
 
 EVIL_KEY = "<script>alert(1)</script>"
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -414,7 +414,7 @@ def test_format_size_and_duration():
 
 def test_bytes_show_percent_units_rate_and_time_left(manager, stream):
     clock = SteppedClock()
-    display = clocked_display(manager, stream, clock, animate=True)  # noqa: F841 (held: weak listeners)
+    display = clocked_display(manager, stream, clock, animate=True)
     total = 10 * 1024 ** 2
     progress = ProgressManager(manager, message="Upload", steps=total, units="bytes")
     progress.start()
@@ -427,6 +427,7 @@ def test_bytes_show_percent_units_rate_and_time_left(manager, stream):
     lines = render(stream.getvalue())
     assert lines[-3].startswith("100% [" + "*" * BAR + "]  10.0 MiB/10.0 MiB  2.0 MiB/s")
     assert "ETA" not in lines[-3] and lines[-2:] == ["Done.", ""]
+    assert display.event_manager is manager  # the display was held until here
 
 
 def test_store_progress_events_count_bytes(manager, stream):
@@ -442,18 +443,19 @@ def test_store_progress_events_count_bytes(manager, stream):
 
 def test_other_units_are_named(manager, stream):
     clock = SteppedClock()
-    display = clocked_display(manager, stream, clock, animate=True)  # noqa: F841 (held: weak listeners)
+    display = clocked_display(manager, stream, clock, animate=True)
     progress = ProgressManager(manager, message="Copying", steps=8, units="keys")
     progress.start()
     clock.now += 1.0
     progress.step(message="1.0 MiB copied", step=2)
     line = render(stream.getvalue())[-1]
     assert line == " 25% [" + "*" * 8 + " " * 22 + "]  2/8 keys  2.0 keys/s  ETA 0:03  1.0 MiB copied"
+    assert display.event_manager is manager  # the display was held until here
 
 
 def test_a_shorter_line_blanks_out_the_longer_one_before_it(manager, stream):
     clock = SteppedClock()
-    display = clocked_display(manager, stream, clock, animate=True)  # noqa: F841 (held: weak listeners)
+    display = clocked_display(manager, stream, clock, animate=True)
     progress = ProgressManager(manager, message="Work", steps=10)
     progress.start()
     progress.step(message="a long step message", step=1)
@@ -461,16 +463,18 @@ def test_a_shorter_line_blanks_out_the_longer_one_before_it(manager, stream):
     chunks = stream.getvalue().split("\r")
     assert len(chunks[2]) == len(chunks[1])
     assert render(stream.getvalue())[-1].rstrip() == bar_line(2, 10)
+    assert display.event_manager is manager  # the display was held until here
 
 
 def test_spinner_with_bytes_shows_the_amount(manager, stream):
     clock = SteppedClock()
-    display = clocked_display(manager, stream, clock, animate=True)  # noqa: F841 (held: weak listeners)
+    display = clocked_display(manager, stream, clock, animate=True)
     progress = ProgressManager(manager, message="Reading", units="bytes")
     progress.start()
     clock.now += 1.0
     progress.step(message="stdin", step=3 * 1024 ** 2)
     assert render(stream.getvalue())[-1].rstrip() == "\\ 3.0 MiB  3.0 MiB/s  stdin"
+    assert display.event_manager is manager  # the display was held until here
 
 
 def test_not_a_terminal_means_one_line_per_operation_at_the_end(manager):
@@ -497,13 +501,14 @@ def test_not_a_terminal_means_one_line_per_operation_at_the_end(manager):
 def test_an_early_normal_end_says_how_far_it_got(manager):
     stream = io.StringIO()
     clock = SteppedClock()
-    display = clocked_display(manager, stream, clock, animate=False)  # noqa: F841 (held: weak listeners)
+    display = clocked_display(manager, stream, clock, animate=False)
     progress = ProgressManager(manager, message="Copy", steps=10, units="keys")
     progress.start()
     progress.step(step=3)
     clock.now += 1.0
     progress.end()
     assert stream.getvalue() == "Copy: done, 3 keys of 10 keys, 3 keys in 1.0 s (3.0 keys/s)\n"
+    assert display.event_manager is manager  # the display was held until here
 
 
 def test_a_terminal_is_animated_by_default(manager):
@@ -522,10 +527,11 @@ def test_lines_are_cut_to_the_terminal_width(manager, monkeypatch):
 
     monkeypatch.setattr(shutil, "get_terminal_size", lambda fallback=None: os.terminal_size((41, 24)))
     stream = TerminalStream()
-    display = ProgressDisplay(manager, stream)  # noqa: F841
+    display = ProgressDisplay(manager, stream)
     with ProgressManager(manager, message="Narrow", steps=1000, units="bytes") as progress:
         progress.step(message="x" * 100, step=10)
     assert all(len(line) <= 40 for line in render(stream.getvalue()))
+    assert display.event_manager is manager  # the display was held until here
 
 
 def test_forget_ends_the_line_and_writes_nothing_more(manager, stream, display):
