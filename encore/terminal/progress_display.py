@@ -203,7 +203,12 @@ class _Writer(object):
         if self.units == "bytes":
             return format_size(count)
         text = "%d" % count
-        return text + " " + self.units if self.units else text
+        if not self.units:
+            return text
+        units = self.units
+        if count == 1 and len(units) > 1 and units.endswith("s"):
+            units = units[:-1]  # "1 key", not "1 keys"
+        return text + " " + units
 
     def _rate(self, step: float) -> Optional[float]:
         elapsed = self._elapsed()
@@ -269,11 +274,13 @@ class _Writer(object):
         elapsed = self._elapsed()
         if self.step <= 0 and not self.units:
             return "in {:.1f} s".format(elapsed)
-        amount = self._amount(self.step) if self.units else "%d steps" % self.step
-        text = "{} in {:.1f} s".format(amount, elapsed)
+        text = "{} in {:.1f} s".format(self._summary_amount(), elapsed)
         if elapsed > 0 and self.step > 0 and self.units:
             text += " ({})".format(self._format_rate(self.step / elapsed))
         return text
+
+    def _summary_amount(self) -> str:
+        return self._amount(self.step) if self.units else "%d steps" % self.step
 
     def _finish_normally(self, event: ProgressEndEvent) -> None:
         raise NotImplementedError
@@ -384,12 +391,13 @@ class ProgressWriter(_Writer):
             self._draw(line)
         self.display._write("\nDone.\n")
 
-    def _summary(self) -> str:
-        if self.step < self.steps:
-            # Ended early but normally: say how far it got.
-            return "{} of {}, {}".format(
-                self._amount(self.step), self._amount(self.steps), super()._summary())
-        return super()._summary()
+    def _summary_amount(self) -> str:
+        if self.step >= self.steps:
+            return super()._summary_amount()
+        # Ended early but normally: say how far it got.
+        if self.units == "bytes":
+            return "{} of {}".format(format_size(self.step), format_size(self.steps))
+        return "{} of {} {}".format(self.step, self.steps, self.units or "steps")
 
 
 class SpinWriter(_Writer):

@@ -507,7 +507,12 @@ def test_an_early_normal_end_says_how_far_it_got(manager):
     progress.step(step=3)
     clock.now += 1.0
     progress.end()
-    assert stream.getvalue() == "Copy: done, 3 keys of 10 keys, 3 keys in 1.0 s (3.0 keys/s)\n"
+    assert stream.getvalue() == "Copy: done, 3 of 10 keys in 1.0 s (3.0 keys/s)\n"
+    single = ProgressManager(manager, message="One", steps=1, units="keys")
+    single.start()
+    single.step(step=1)
+    single.end()
+    assert stream.getvalue().endswith("One: done, 1 key in 0.0 s\n")  # no rate over no time
     assert display.event_manager is manager  # the display was held until here
 
 
