@@ -546,9 +546,10 @@ def _command_put(context: _Context) -> int:
                     if arguments.merge and store.exists(key):
                         new_metadata = dict(store.get_metadata(key), **metadata)
                     store.set(key, (reader, new_metadata), BUFFER_SIZE)
-                if size is not None and reader.count != size:
-                    raise CommandError("{} changed while it was read ({} bytes expected, {} read)".format(
-                        name, size, reader.count))
+                    if size is not None and reader.count != size:
+                        # Inside the transaction: what was stored is rolled back.
+                        raise CommandError("{} changed while it was read ({} bytes expected, {} read)".format(
+                            name, size, reader.count))
         finally:
             store.disconnect()
     finally:
