@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import io
 import json
 import logging
 import os
@@ -342,20 +343,50 @@ def _require_writable(store: Any, text: str) -> None:
 
 
 class _CountingReader(object):
-    """A readable stream that reports the bytes read so far."""
+    """A readable stream that reports how far it has been read.
+
+    A seekable stream stays seekable, so that a store can learn the size of
+    what it is given (and take its faster path for values of known size);
+    seeking does not count as reading.
+    """
 
     def __init__(self, stream: Any, report: Callable[[int], None], start: int = 0) -> None:
         self._stream = stream
         self._report = report
-        self.count = 0
         self._start = start
+        try:
+            self._seekable = bool(stream.seekable())
+            self._origin = stream.tell() if self._seekable else 0
+        except (AttributeError, OSError, ValueError):
+            self._seekable, self._origin = False, 0
+        self._read = 0
+        #: The furthest point read, in bytes from where the stream started.
+        self.count = 0
 
     def read(self, size: int = -1) -> bytes:
         chunk = self._stream.read(size)
         if chunk:
-            self.count += len(chunk)
-            self._report(self._start + self.count)
+            if self._seekable:
+                done = self._stream.tell() - self._origin
+            else:
+                self._read += len(chunk)
+                done = self._read
+            self.count = max(self.count, done)
+            self._report(self._start + done)
         return chunk
+
+    def seekable(self) -> bool:
+        return self._seekable
+
+    def tell(self) -> int:
+        if not self._seekable:
+            raise io.UnsupportedOperation("not seekable")
+        return self._stream.tell()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if not self._seekable:
+            raise io.UnsupportedOperation("not seekable")
+        return self._stream.seek(offset, whence)
 
     def close(self) -> None:
         close = getattr(self._stream, "close", None)

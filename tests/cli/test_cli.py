@@ -666,3 +666,29 @@ def test_serve_then_use_the_store_over_http(workdir):
     local = open_store("sqlite:///./served.db")
     assert local.to_bytes("remote/key") == b"hello world\n"
     local.disconnect()
+
+
+def test_the_counting_reader_keeps_streams_seekable_and_counts_only_reads():
+    reports = []
+    reader = encore.cli._CountingReader(io.BytesIO(b"0123456789"), reports.append, start=100)
+    assert reader.seekable() and reader.tell() == 0
+    assert reader.seek(0, io.SEEK_END) == 10 and reader.seek(0) == 0  # how a store learns the size
+    assert reports == [] and reader.count == 0
+    assert reader.read(4) == b"0123" and reader.read(100) == b"456789"
+    assert reports == [104, 110] and reader.count == 10
+    reader.seek(0)
+    assert reader.read(3) == b"012" and reader.count == 10  # a re-read does not count twice
+
+    class Pipe(io.RawIOBase):
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            buffer[:2] = b"ab"
+            return 2
+
+    piped = encore.cli._CountingReader(Pipe(), reports.append)
+    assert not piped.seekable()
+    with pytest.raises(io.UnsupportedOperation):
+        piped.tell()
+    assert piped.read(2) == b"ab" and piped.read(2) == b"ab" and piped.count == 4
