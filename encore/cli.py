@@ -209,7 +209,7 @@ def _build_parser() -> argparse.ArgumentParser:
     metadata_help = "metadata items: name=text (a string) or name:=json"
     put = command("put", "store a file (or '-', the standard input) under a key")
     put.add_argument("-r", "--recursive", action="store_true",
-                     help="store every file under the directory SOURCE as PREFIX/relative/path")
+                     help="store every file under the directory DIR as PREFIX/relative/path")
     put.add_argument("key", metavar="KEY|DIR")
     put.add_argument("source", metavar="FILE|-|PREFIX")
     put.add_argument("--meta", "-m", nargs="+", action="extend", default=[], type=parse_assignment,
