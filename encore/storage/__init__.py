@@ -39,6 +39,56 @@ def sqlite_location(parsed: urllib.parse.ParseResult) -> str:
     return location
 
 
+def _boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false, got {!r}".format(text))
+
+
+def _index_mode(text: str) -> Any:
+    return None if text.lower() in ("", "none", "off", "false", "0") else text
+
+
+def _name_list(text: str) -> list:
+    return [name for name in text.split(",") if name]
+
+
+#: The URL parameters each scheme understands, and how to read each value.
+_URL_PARAMETERS = {
+    "sqlite": {"table": str, "index": _index_mode, "index_columns": _name_list},
+    "file": {"magic_fname": str},
+    "memory": {},
+    "http": {},
+    "https": {},
+    "static+http": {"data_path": str, "query_path": str, "poll": float},
+    "static+https": {"data_path": str, "query_path": str, "poll": float},
+    "static+file": {"data_path": str, "query_path": str, "poll": float},
+}
+
+
+def _url_options(url: str, parsed: urllib.parse.ParseResult, scheme: str) -> dict:
+    """Read a store URL's ``?name=value`` parameters; refuse unknown ones."""
+    known = _URL_PARAMETERS.get(scheme, {})
+    options = {}
+    if parsed.fragment:
+        raise ValueError("store URLs take no #fragment: {!r}".format(url))
+    for name, text in urllib.parse.parse_qsl(parsed.query, keep_blank_values=True):
+        if name not in known:
+            accepted = ", ".join(sorted(known)) or "none"
+            raise ValueError("unknown parameter {!r} in {!r} (parameters of {}: URLs: {})".format(
+                name, url, scheme, accepted))
+        if name in options:
+            raise ValueError("parameter {!r} given twice in {!r}".format(name, url))
+        try:
+            options[name] = known[name](text)
+        except ValueError as error:
+            raise ValueError("bad value for {!r} in {!r}: {}".format(name, url, error)) from None
+    return options
+
+
 def open_store(url: str, **options: Any) -> Any:
     """Open (and connect) a store given by a URL.
 
@@ -66,9 +116,16 @@ def open_store(url: str, **options: Any) -> Any:
           :class:`~encore.storage.static_url_store.StaticURLStore` over
           ``root/index.json`` and ``root/data/<key>`` (``data_path`` and
           ``query_path`` options change these).
+
+        Parameters in the URL's query string are passed to the store's
+        constructor: ``table``, ``index`` and ``index_columns`` (comma
+        separated) for ``sqlite:``, ``magic_fname`` for ``file:``,
+        ``data_path``, ``query_path`` and ``poll`` for ``static+...:``.
+        Any other parameter is refused, as is a ``#fragment``.
     **options
         Passed to the store's constructor (``event_manager``, ``table``,
-        ``index`` ...), except ``create``.
+        ``index`` ...), except ``create``.  An option also given as a URL
+        parameter is refused.
 
     Returns
     -------
@@ -78,13 +135,23 @@ def open_store(url: str, **options: Any) -> Any:
     Raises
     ------
     ValueError
-        If the URL's scheme is not supported.
+        If the URL's scheme is not supported, or it has a parameter the
+        store does not take.
     """
     if not isinstance(url, str):
         raise TypeError("store URLs are str, not {}".format(type(url).__name__))
     parsed = urllib.parse.urlparse(url)
     scheme = parsed.scheme.lower()
     create = options.pop("create", False)
+    if scheme in _URL_PARAMETERS:
+        from_url = _url_options(url, parsed, scheme)
+        both = sorted(set(from_url) & set(options))
+        if both:
+            raise ValueError("{} given both in the URL and as an option".format(", ".join(both)))
+        options.update(from_url)
+        if parsed.query or parsed.fragment:
+            url = url.split("#", 1)[0].split("?", 1)[0]
+            parsed = urllib.parse.urlparse(url)
     if scheme == "sqlite":
         from .sqlite_store import SqliteStore
 
