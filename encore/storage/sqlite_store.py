@@ -507,8 +507,13 @@ class SqliteStore(AbstractStore):
                     "created float, modified float, data blob)".format(self._table_sql))
             else:
                 self._check_table(connection, info)
+                # Encore 0.8's index columns: extra columns with an SQL index
+                # of the same name (other extra columns are left alone).
+                indexes = {row[1] for row in connection.execute(
+                    "PRAGMA index_list({})".format(self._table_sql))}
                 self._legacy_columns = tuple(
-                    row[1] for row in info if row[1].lower() not in _REQUIRED_COLUMNS)
+                    row[1] for row in info
+                    if row[1].lower() not in _REQUIRED_COLUMNS and row[1] in indexes)
             self._tx_columns = None
             self._unindexable = set()
             self._columns = self._discover_columns(connection)

@@ -457,7 +457,7 @@ def make_encore_database(path, rows, index_columns=("kind",)):
     """Lay out an SQLite database as Encore 0.8 wrote it (dynamic index columns included)."""
     connection = sqlite3.connect(path)
     connection.execute("CREATE TABLE store (key text primary key, metadata dict, "
-                       "created float, modified float, data blob)")
+                       "created float, modified float, data blob, notes text)")
     for column in index_columns:
         connection.execute('ALTER TABLE store ADD COLUMN "{0}" blob'.format(column))
         connection.execute('CREATE INDEX "{0}" ON store ("{0}")'.format(column))
@@ -579,6 +579,7 @@ def test_encore_still_reads_and_queries_every_row_after_we_wrote(tmp_path):
                    [(io.BytesIO(b"m0"), {"kind": "multi", "u": uuid.UUID(int=5)}),
                     (io.BytesIO(b"m1"), {"kind": "multi"})])
     store.from_bytes("one_int", b"changed data")
+    store.set_metadata("notes", {"notes": "a metadata name, not an index column"})
     assert store.info()["index_columns"] == []  # a legacy store keeps no index of its own
     store.disconnect()
 
@@ -587,9 +588,11 @@ def test_encore_still_reads_and_queries_every_row_after_we_wrote(tmp_path):
         "SELECT name FROM sqlite_master WHERE type = 'table'")]
     columns = [row[1] for row in connection.execute("PRAGMA table_info(store)")]
     raws = dict(connection.execute("SELECT key, metadata FROM store"))
+    notes = connection.execute("SELECT notes FROM store WHERE key = 'notes'").fetchone()[0]
     connection.close()
+    assert notes is None  # a column that is not one of Encore's index columns is left alone
     assert tables == ["store"]  # nothing Encore 0.8's connect() could trip over
-    assert columns == ["key", "metadata", "created", "modified", "data", "kind"]
+    assert columns == ["key", "metadata", "created", "modified", "data", "notes", "kind"]
     for key, raw in raws.items():
         assert raw[:2] == b"\x80\x02", key  # protocol 2, as Encore 0.8 wrote
         assert pickle_globals(raw) <= ENCORE_PICKLE_GLOBALS, key
