@@ -56,6 +56,7 @@ __all__ = [
     "decode_metadata",
     "encode_metadata",
     "from_json",
+    "make_encoder",
     "to_json",
 ]
 
@@ -73,6 +74,8 @@ _PLAIN = frozenset({str, int, float, bool, type(None)})
 _HASHABLE = frozenset({str, int, float, bool, type(None), datetime.datetime, datetime.date,
                        datetime.time, decimal.Decimal, bytes, frozenset, uuid.UUID})
 _FOLD = "|fold=1"
+# How a tag's name starts in JSON text.
+_MARK = '"' + TAG_PREFIX
 _ALLOWED = ("use str, int, float, bool, None, list or dict, or datetime, date, time, "
             "Decimal, bytes, set, frozenset or UUID")
 
@@ -257,26 +260,42 @@ def _list_needs_escape(values: Any) -> bool:
     return False
 
 
-def _make_encoder(ensure_ascii: bool, separators: tuple) -> Callable[[Any], str]:
-    """A reusable JSON encoder of checked metadata with the extra types tagged."""
+def make_encoder(ensure_ascii: bool = True,
+                 separators: tuple = (",", ":")) -> Callable[[Dict[str, Any]], str]:
+    """Return a fast :func:`encode_metadata` with fixed options.
+
+    Parameters
+    ----------
+    ensure_ascii : bool, optional
+        Whether non-ASCII characters are escaped.
+    separators : (str, str), optional
+        The item and key separators.
+
+    Returns
+    -------
+    callable
+        ``encode(metadata) -> str``, for metadata already checked.
+    """
     item_separator, key_separator = separators
     try:
         from json.encoder import c_make_encoder
     except ImportError:  # pragma: no cover - pure-Python json
         c_make_encoder = None
     if c_make_encoder is None:  # pragma: no cover
-        encoder = json.JSONEncoder(ensure_ascii=ensure_ascii, separators=separators,
-                                   allow_nan=False, default=_tagged)
-        return encoder.encode
+        slow = json.JSONEncoder(ensure_ascii=ensure_ascii, separators=separators,
+                                allow_nan=False, default=_tagged)
+        return lambda metadata: slow.encode(to_json(metadata))
     iterencode = c_make_encoder(
         None, _tagged, encode_basestring_ascii if ensure_ascii else encode_basestring,
         None, key_separator, item_separator, False, False, False)
     join = "".join
 
     def encode(metadata: Dict[str, Any]) -> str:
-        if _needs_escape(metadata):
-            metadata = to_json(metadata)
-        return join(iterencode(metadata, 0))
+        text = join(iterencode(metadata, 0))
+        # Only a text naming a tag can hold a dictionary needing an escape.
+        if _MARK in text and _needs_escape(metadata):
+            text = join(iterencode(to_json(metadata), 0))
+        return text
 
     return encode
 
@@ -313,7 +332,7 @@ def encode_metadata(metadata: Dict[str, Any], ensure_ascii: bool = True,
     options = (ensure_ascii, tuple(separators))
     encoder = _encoders.get(options)
     if encoder is None:
-        encoder = _encoders[options] = _make_encoder(ensure_ascii, tuple(separators))
+        encoder = _encoders[options] = make_encoder(ensure_ascii, tuple(separators))
     return encoder(metadata)
 
 
@@ -398,7 +417,6 @@ def _untag(obj: Dict[str, Any]) -> Any:
 
 _plain_decode = json.JSONDecoder().decode
 _tagged_decode = json.JSONDecoder(object_hook=_untag).decode
-_MARK = '"' + TAG_PREFIX
 
 
 def decode_metadata(text: str) -> Any:

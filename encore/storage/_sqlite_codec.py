@@ -31,15 +31,14 @@ import uuid
 from typing import Any, Dict, Optional
 
 from ._metadata_codec import decode_metadata as _decode_tagged_json
-from ._metadata_codec import encode_metadata as _encode_tagged_json
+from ._metadata_codec import make_encoder
 from .abstract_store import StoreError, check_metadata
 
 __all__ = ["adapt_dict", "convert_dict"]
 
 
-def _encode_metadata(metadata: Dict[str, Any]) -> str:
-    """Encode checked metadata as compact, ASCII-only tagged JSON."""
-    return _encode_tagged_json(metadata)
+#: Encode checked metadata as compact, ASCII-only tagged JSON.
+_encode_metadata = make_encoder(ensure_ascii=True, separators=(",", ":"))
 
 
 def _encode_legacy(metadata: Dict[str, Any]) -> bytes:

@@ -94,7 +94,7 @@ from ._filesystem_keys import (  # noqa: F401  (re-exported: names of this modul
     TEMP_PREFIX,
     TEMP_SUFFIX,
 )
-from ._metadata_codec import decode_metadata, encode_metadata
+from ._metadata_codec import decode_metadata, make_encoder
 from .abstract_store import AbstractStore, StoreError, Value, check_metadata, copy_metadata
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .file_value import FileValue
@@ -253,9 +253,12 @@ def _read_bytes(path: str) -> Optional[bytes]:
         return None
 
 
+# JSON as Encore 0.8 wrote it; values JSON lacks in their tagged form.
+_encode_metadata = make_encoder(ensure_ascii=False, separators=(", ", ": "))
+
+
 def _dump_metadata(metadata: Dict[str, Any]) -> bytes:
-    # JSON as Encore 0.8 wrote it; values JSON lacks in their tagged form.
-    return encode_metadata(metadata, ensure_ascii=False, separators=(", ", ": ")).encode("utf-8")
+    return _encode_metadata(metadata).encode("utf-8")
 
 
 class _FileSystemValue(FileValue):

@@ -8,15 +8,20 @@ layout::
 
 ``metadata`` holds the metadata as JSON text and ``data`` the value's bytes.
 Importing this module registers, process-wide, an :mod:`sqlite3` adapter for
-``dict`` and a converter for the declared type ``dict`` (both JSON), so code
+``dict`` and a converter for the declared type ``dict`` (:func:`adapt_dict`
+and :func:`convert_dict`: JSON, and Encore 0.8's pickles read safely), so code
 that inserts dictionaries into such a table directly, or reads it with
 ``detect_types=sqlite3.PARSE_DECLTYPES``, keeps working.  The store itself
 does not rely on these registrations: it encodes and decodes its metadata
 explicitly.
 
-Metadata is never stored with :mod:`pickle`, so opening a database cannot run
-code.  Encore 0.8 pickled its metadata; such a database opens only when
-``legacy_pickle=True`` is passed (see :class:`SqliteStore`).
+The values JSON lacks (datetimes, decimals, bytes, sets, UUIDs) are written
+in the tagged form of :mod:`encore.storage._metadata_codec`.  Encore 0.8
+pickled its metadata; such a database opens only when ``legacy_pickle=True``
+is passed, and is then read with a restricted unpickler (no pickle can run
+code) and written as Encore 0.8 wrote it, so old and new programs can share
+it (see :class:`SqliteStore`).  A row whose metadata cannot be read raises
+:class:`~encore.storage.abstract_store.StoreError` naming its key.
 
 Indexed queries
 ---------------
@@ -28,8 +33,11 @@ Keeping them out of the main table keeps that table exactly in Encore's
 shape, and keeps the data blob the last column of its rows, which is what
 lets SQLite write a large value incrementally (see below).  A column holds a
 canonical JSON text of the value, in which numbers equal in Python (``1``,
-``1.0`` and ``True``) have the same text, so an indexed query matches
-exactly the keys for which ``metadata.get(name) == value``.
+``1.0`` and ``True``, or ``Decimal('2')`` and ``2``) have the same text, so
+an indexed query matches exactly the keys for which
+``metadata.get(name) == value``.  A name is indexed only if every row can be
+read when its column is built, so a query on it fails on an unreadable row
+just as an unindexed one does.
 
 Large values
 ------------
@@ -275,13 +283,20 @@ class SqliteStore(AbstractStore):
         Where the store emits its events; defaults to the package-wide
         manager.
     legacy_pickle : bool, optional
-        Keyword only.  Accept rows whose metadata Encore 0.8 stored as a
-        pickle (default ``False``: such a database refuses to open and such
-        rows cannot be read).  **Unsafe with untrusted files**: although
-        only plain data is unpickled (any reference to a class or function
-        is refused), the pickle machinery was not designed for hostile
-        input.  Metadata written by this store is always JSON, so a row
-        stops being a pickle once it is rewritten.
+        Keyword only.  Share the database with Encore 0.8 programs (default
+        ``False``: a database holding Encore 0.8's pickled metadata refuses
+        to open, leaving it untouched, and such rows cannot be read).  When
+        true, pickled rows are read with a restricted unpickler that knows
+        only the globals of Encore 0.8's metadata pickles (plain data,
+        datetimes, decimals, bytes, sets, UUIDs; any other class or function
+        is refused), and metadata is written as Encore 0.8 wrote it,
+        ``pickle.dumps(metadata, protocol=2)``, with Encore's own index
+        columns of the table kept up to date, so Encore 0.8 programs keep
+        reading and querying every row.  Such a store builds no index of
+        its own (``index`` and ``index_columns`` are then ignored): Encore
+        0.8 programs would not keep it up to date, so queries read the
+        rows.  Use it only with files you trust: the pickle machinery was
+        not designed for hostile input.
 
     Attributes
     ----------
