@@ -412,9 +412,19 @@ def _wrap_key_and(check_item: Callable[[Any], Any], name: str) -> Callable[[Call
                     item = kwargs.pop(name)
                 else:
                     raise TypeError("{}() missing the argument {!r}".format(func.__name__, name))
-            return func(self, key, check_item(item), *args, **kwargs)
+            return func(self, key, _checked_for(key, check_item, item), *args, **kwargs)
         return checked
     return wrap
+
+
+def _checked_for(key: str, check_item: Callable[[Any], Any], item: Any) -> Any:
+    """``check_item(item)``, its error message naming the key it was for."""
+    try:
+        return check_item(item)
+    except (TypeError, ValueError) as error:
+        if error.args and isinstance(error.args[0], str):
+            error.args = ("key {!r}: {}".format(key, error.args[0]),) + error.args[1:]
+        raise
 
 
 def _wrap_path(func: Callable) -> Callable:
@@ -433,7 +443,7 @@ def _pairs(keys: Iterable[Any], items: Iterable[Any], check_item: Callable[[Any]
     checked_items = []
     for key, item in zip(keys, items):
         checked_keys.append(check_key(key))
-        checked_items.append(check_item(item))
+        checked_items.append(_checked_for(key, check_item, item))
     return checked_keys, checked_items
 
 

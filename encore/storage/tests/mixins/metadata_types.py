@@ -143,7 +143,7 @@ class StoreMetadataTypesTestMixin(_StoreTestHelpers):
         self.assertEqual(self.store.get_metadata("types_copy"), {"tags": {"a"}})
 
     def test_metadata_types_refused(self):
-        """Other types are refused, naming where they are, and nothing is written."""
+        """Other types are refused, naming the key and where they are; nothing is written."""
         cases = [
             ({"a": datetime.timedelta(days=1)}, TypeError, "at a "),
             ({"a": {"b": [1, complex(1, 2)]}}, TypeError, r"a\.b\[1\]"),
@@ -153,8 +153,12 @@ class StoreMetadataTypesTestMixin(_StoreTestHelpers):
         ]
         for metadata, error, message in cases:
             with self.subTest(metadata=metadata):
-                with self.assertRaisesRegex(error, message):
+                named = "'types_refused'.*" + message
+                with self.assertRaisesRegex(error, named):
                     self.store.set("types_refused", (create_file_like_data(b"x"), metadata))
-                with self.assertRaisesRegex(error, message):
+                with self.assertRaisesRegex(error, named):
                     self.store.set_metadata("types_refused", metadata)
+                with self.assertRaisesRegex(error, named):
+                    self.store.multiset_metadata(["types_ok", "types_refused"], [{}, metadata])
+                self.assertFalse(self.store.exists("types_ok"))
                 self.assertFalse(self.store.exists("types_refused"))
