@@ -135,6 +135,8 @@ def encode_key(key: str, fold_case: bool = False, magic_fname: str = ".FSStore")
         part = _escape_unsafe(segment, fold_case)
         if index != last:
             part = _safe_directory_name(part, not parts, magic_fname)
+        elif not parts and part.lower() == LONG_KEY_DIRECTORY:
+            part = "%25" + part[1:]  # the top-level name of hashed keys
         size = len(part) if part.isascii() else len(part.encode("utf-8"))
         total += size + 1
         if size > MAX_PART_LENGTH or total > MAX_STEM_LENGTH:

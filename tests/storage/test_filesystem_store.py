@@ -249,6 +249,7 @@ def test_unsafe_characters_are_escaped(store, root):
         "ünï": "ünï",
         "nul\x00": "nul%00",
         "%%long/x": "%25%long/x",
+        "%%long": "%25%long",
         "/leading": "%2Fleading",
         "trailing/": "trailing%2F",
         "a//b": "a%2F%2Fb",
