@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import tempfile
-import urllib.parse
 from typing import Iterable, List
 
 __all__ = ["encode_key", "decode_key"]
@@ -35,15 +34,29 @@ MAX_PART_LENGTH = 200
 #: The longest relative path (before suffixes) the key encoding produces;
 #: keys needing longer paths are hashed.
 MAX_STEM_LENGTH = 1024
-#: The top-level directory of hashed keys (no escaped name contains ``%%``).
+#: The top-level directory of hashed keys (a key's own top-level directory
+#: of that name has its first character escaped).
 LONG_KEY_DIRECTORY = "%%long"
 
+#: Whether names follow Windows' rules (more characters cannot be in them).
+WINDOWS_NAMES = os.name == "nt"
+
+# What cannot be in a file name: NUL and the slash everywhere (a slash that
+# is not a directory separator is escaped), the characters and control
+# codes Windows refuses there, and lone surrogates (not UTF-8).  A "%" is
+# escaped only where it would read as an escape: before two upper-case hex
+# digits.  Everything else -- non-ASCII letters included -- stays as it is,
+# which is how Encore 0.8 named its files.
+_WINDOWS_UNSAFE = '\x01-\x1f<>:"\\\\|?*'
+_UNSAFE_CLASS = "\x00/\ud800-\udfff" + (_WINDOWS_UNSAFE if WINDOWS_NAMES else "")
+_UNSAFE = re.compile("[{}]|%(?=[0-9A-F]{{2}})".format(_UNSAFE_CLASS))
+_UNSAFE_FOLDED = re.compile("[{}A-Z]|%(?=[0-9A-F]{{2}})".format(_UNSAFE_CLASS))
+_ESCAPE = re.compile("(?:%[0-9A-F]{2})+")
+#: The printable ASCII characters never escaped (besides letters on a file
+#: system that ignores case).
 _SAFE_CHARACTERS = "".join(
-    chr(code) for code in range(0x20, 0x7F) if chr(code) not in '/\\%:*?"<>|'
-)
-_UNSAFE = re.compile("[^{}]".format(re.escape(_SAFE_CHARACTERS)))
-_UNSAFE_FOLDED = re.compile("[^{}]".format(re.escape(_SAFE_CHARACTERS.replace(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZ", ""))))
+    chr(code) for code in range(0x20, 0x7F)
+    if not _UNSAFE_FOLDED.match(chr(code)) or chr(code).isupper())
 # A slash is a directory separator only between two non-slash characters.
 _SEPARATOR = re.compile(r"(?<=[^/])/(?=[^/])")
 _RESERVED_DIRECTORY_SUFFIXES = (DATA_SUFFIX, METADATA_SUFFIX, LOCK_SUFFIX)
@@ -54,11 +67,22 @@ def _escape(text: str) -> str:
     return "".join("%{:02X}".format(byte) for byte in text.encode("utf-8", "surrogatepass"))
 
 
+def _keeps_case(character: str) -> bool:
+    """Whether a character is the same in every case (safe where case folds)."""
+    return character.lower() == character and character.upper().lower() == character
+
+
 def _escape_unsafe(text: str, fold_case: bool) -> str:
     pattern = _UNSAFE_FOLDED if fold_case else _UNSAFE
-    if pattern.search(text) is None:
-        return text
-    return pattern.sub(lambda match: _escape(match.group()), text)
+    if pattern.search(text) is not None:
+        text = pattern.sub(lambda match: _escape(match.group()), text)
+    if fold_case and not text.isascii():
+        # Non-ASCII letters with case are escaped too, so that keys
+        # differing only in their case keep distinct names.
+        text = "".join(
+            character if character.isascii() or _keeps_case(character) else _escape(character)
+            for character in text)
+    return text
 
 
 def _safe_directory_name(name: str, top_level: bool, magic_fname: str) -> str:
@@ -69,7 +93,8 @@ def _safe_directory_name(name: str, top_level: bool, magic_fname: str) -> str:
     if lowered.endswith(_RESERVED_DIRECTORY_SUFFIXES):
         dot = name.rfind(".")
         return name[:dot] + "%2E" + name[dot + 1:]
-    if top_level and (lowered == magic_fname.lower() or lowered.startswith(_LOG_PREFIX)):
+    if top_level and (lowered == magic_fname.lower() or lowered.startswith(_LOG_PREFIX)
+                      or lowered == LONG_KEY_DIRECTORY):
         return _escape(name[0]) + name[1:]
     return name
 
@@ -110,8 +135,11 @@ def encode_key(key: str, fold_case: bool = False, magic_fname: str = ".FSStore")
         part = _escape_unsafe(segment, fold_case)
         if index != last:
             part = _safe_directory_name(part, not parts, magic_fname)
-        total += len(part) + 1
-        if len(part) > MAX_PART_LENGTH or total > MAX_STEM_LENGTH:
+        elif not parts and part.lower() == LONG_KEY_DIRECTORY:
+            part = "%25" + part[1:]  # the top-level name of hashed keys
+        size = len(part) if part.isascii() else len(part.encode("utf-8"))
+        total += size + 1
+        if size > MAX_PART_LENGTH or total > MAX_STEM_LENGTH:
             return _hashed_parts(key)
         parts.append(part)
     return parts
@@ -140,7 +168,11 @@ def decode_key(parts: Iterable[str]) -> str:
     text = "/".join(parts)
     if "%" not in text:
         return text
-    return urllib.parse.unquote_to_bytes(text).decode("utf-8", "surrogatepass")
+    return _ESCAPE.sub(_unescape, text)
+
+
+def _unescape(match: "re.Match[str]") -> str:
+    return bytes.fromhex(match.group().replace("%", "")).decode("utf-8", "surrogatepass")
 
 
 def _folds_case(root: str, magic_fname: str) -> bool:

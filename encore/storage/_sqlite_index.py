@@ -9,8 +9,11 @@ transaction state) stays with the store.
 """
 from __future__ import annotations
 
+import datetime
+import decimal
 import re
 import sqlite3
+import uuid
 from json.encoder import encode_basestring_ascii
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -106,6 +109,45 @@ def _canonical(value: Any) -> str:
         return "{" + ",".join(
             [encode_basestring_ascii(name) + ":" + _canonical(value[name]) for name in sorted(value)]
         ) + "}"
+    return _canonical_extra(value, kind)
+
+
+def _canonical_extra(value: Any, kind: type) -> str:
+    """The canonical text of the metadata types beyond JSON (see ``_canonical``).
+
+    The texts start with a letter and a colon, so they never equal the text
+    of a JSON value.  A Decimal equal to an int or a float has that number's
+    text.  Times, sets and frozensets are not indexed (a stored one gets
+    NULL, a query on one reads the rows).
+    """
+    if kind is decimal.Decimal:
+        if not value.is_finite():
+            raise _Unindexable()
+        if value == value.to_integral_value():
+            if value.adjusted() < 100000:
+                try:
+                    return repr(int(value))
+                except ValueError:  # more digits than int -> str allows
+                    pass
+            return "D:" + str(value.normalize())
+        as_float = float(value)
+        if as_float == value:
+            return _canonical(as_float)
+        return "D:" + str(value.normalize())
+    if kind is datetime.datetime:
+        offset = value.utcoffset()
+        if offset is None:
+            return "T:" + value.isoformat()
+        try:
+            return "TZ:" + (value.replace(tzinfo=None) - offset).isoformat()
+        except OverflowError:
+            raise _Unindexable() from None
+    if kind is datetime.date:
+        return "d:" + value.isoformat()
+    if kind is bytes:
+        return "b:" + value.hex()
+    if kind is uuid.UUID:
+        return "u:" + value.hex
     raise _Unindexable()
 
 
@@ -124,7 +166,10 @@ def _index_row(key: str, metadata: Dict[str, Any], names: Tuple[str, ...]) -> li
         elif kind is int:
             append(repr(value))
         else:
-            append(_canonical(value))
+            try:
+                append(_canonical(value))
+            except _Unindexable:  # a time, a set...: never found with the index
+                append(None)
     return row
 
 
@@ -214,32 +259,66 @@ def _add_index_column(connection: sqlite3.Connection, index_table: str, column: 
     return None
 
 
-def _fill_index_column(connection: sqlite3.Connection, table_sql: str, index_sql: str,
-                       name: str, column: str,
-                       decode: Callable[[str, Any], Optional[Dict[str, Any]]]) -> None:
-    """Put the values of the existing rows into a new index column.
+def _index_values(connection: sqlite3.Connection, table_sql: str, name: str,
+                  decode: Callable[[str, Any], Optional[Dict[str, Any]]]) -> Optional[list]:
+    """The ``(key, text)`` pairs of a new index column, read from every row.
 
     ``decode(key, raw)`` turns a row's stored metadata into a dictionary, or
-    returns ``None`` for a row to leave out.
+    returns ``None`` for a row that cannot be read; then the whole result
+    is ``None``: a name is indexed only if every row can be read, so that
+    queries on it fail on such a row the same way with and without the
+    index.
     """
     sql = "SELECT key, metadata FROM {}".format(table_sql)
     parameters: tuple = ()
     if _PROBE_SAFE_NAME.match(name):
-        # Rows whose JSON metadata does not even contain the quoted name
-        # cannot have it; SQLite skips them without Python decoding them.
-        sql += " WHERE typeof(metadata) <> 'text' OR instr(metadata, ?) > 0"
+        # Rows whose well-formed, untagged JSON metadata does not even
+        # contain the quoted name cannot have it; SQLite skips them without
+        # Python decoding them.  Anything else is decoded.
+        sql += (" WHERE CASE WHEN typeof(metadata) <> 'text' THEN 1"
+                " WHEN NOT json_valid(metadata) THEN 1"
+                " WHEN json_type(metadata) <> 'object' THEN 1"
+                " ELSE instr(metadata, '\"$encore:') > 0 OR instr(metadata, ?) > 0 END")
         parameters = ('"' + name + '"',)
     updates = []
-    for key, raw in connection.execute(sql, parameters).fetchall():
+    try:
+        rows = connection.execute(sql, parameters).fetchall()
+    except sqlite3.OperationalError:  # no JSON functions in this SQLite
+        rows = connection.execute("SELECT key, metadata FROM {}".format(table_sql)).fetchall()
+    for key, raw in rows:
         metadata = decode(key, raw)
         if metadata is None:
-            continue
-        text = _index_value(metadata.get(name))
+            return None
+        try:
+            text = _index_value(metadata.get(name))
+        except _Unindexable:
+            text = None
         if text is not None:
             updates.append((key, text))
+    return updates
+
+
+def _write_index_values(connection: sqlite3.Connection, index_sql: str, column: str,
+                        updates: list) -> None:
+    """Write ``(key, text)`` pairs into an index column."""
     if updates:
         connection.executemany(
             "INSERT INTO {table} (key, {column}) VALUES (?, ?) ON CONFLICT(key) "
             "DO UPDATE SET {column} = excluded.{column}".format(
                 table=index_sql, column=_quote(column)),
             updates)
+
+
+def _fill_index_column(connection: sqlite3.Connection, table_sql: str, index_sql: str,
+                       name: str, column: str,
+                       decode: Callable[[str, Any], Optional[Dict[str, Any]]]) -> bool:
+    """Put the values of the existing rows into a new index column.
+
+    Returns ``False`` (and writes nothing) when a row cannot be read; see
+    :func:`_index_values`.
+    """
+    updates = _index_values(connection, table_sql, name, decode)
+    if updates is None:
+        return False
+    _write_index_values(connection, index_sql, column, updates)
+    return True

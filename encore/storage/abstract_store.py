@@ -31,6 +31,7 @@ import threading
 import warnings
 from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
 
+from . import _metadata_codec
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .utils import (
     DEFAULT_BUFFER_SIZE,
@@ -129,10 +130,8 @@ def _json_copy(value: Any, path: str) -> Any:
         return _json_copy(dict(value), path)
     if isinstance(value, (list, tuple)):
         return _json_copy(list(value), path)
-    raise TypeError(
-        "metadata value at {} has type {}, which is not JSON-representable "
-        "(use str, int, float, bool, None, list or dict)".format(path or "top level", kind.__name__)
-    )
+    # datetime, Decimal, bytes, set, UUID, ... (or a TypeError naming the path)
+    return _metadata_codec.check_value(value, path)
 
 
 def check_metadata(metadata: Any) -> Dict[str, Any]:
@@ -143,20 +142,26 @@ def check_metadata(metadata: Any) -> Dict[str, Any]:
     metadata : dict
         A dictionary with ``str`` keys whose values are ``str``, ``int``,
         finite ``float``, ``bool``, ``None``, lists (or tuples) and
-        dictionaries of such values.
+        dictionaries of such values, or values of the types Encore 0.8
+        programs stored: ``datetime.datetime``, ``datetime.date``,
+        ``datetime.time``, ``decimal.Decimal``, ``bytes``, ``set``,
+        ``frozenset`` and ``uuid.UUID`` (see
+        :mod:`encore.storage._metadata_codec` for their JSON form).
 
     Returns
     -------
     dict
-        A deep copy, with tuples turned into lists (as JSON would).
+        A deep copy, with tuples turned into lists (as JSON would), and any
+        ``tzinfo`` replaced by its fixed UTC offset.
 
     Raises
     ------
     TypeError
         If ``metadata`` is not a dict, has a non-``str`` key at any level, or
-        holds a value of another type.
+        holds a value of another type; the message names the value's path
+        (``a.b[2]``).
     ValueError
-        If it holds a NaN or infinite float.
+        If it holds a NaN or infinite float (or a signalling Decimal NaN).
     """
     if type(metadata) is dict:
         # Fast path: flat metadata of plain scalars needs only a shallow copy.
@@ -179,7 +184,7 @@ def check_metadata(metadata: Any) -> Dict[str, Any]:
     return _json_copy(metadata, "")
 
 
-_CONTAINERS = frozenset({dict, list})
+_CONTAINERS = frozenset({dict, list, set})
 
 
 def copy_metadata(metadata: Dict[str, Any], _type: Any = type, _containers: Any = _CONTAINERS) -> Dict[str, Any]:
@@ -208,6 +213,8 @@ def copy_metadata(metadata: Dict[str, Any], _type: Any = type, _containers: Any 
             result[name] = copy_metadata(value)
         elif kind is list:
             result[name] = _copy_list(value)
+        elif kind is set:
+            result[name] = set(value)  # its elements are immutable
     return result
 
 
@@ -219,6 +226,8 @@ def _copy_list(values: list) -> list:
             result[index] = copy_metadata(value)
         elif kind is list:
             result[index] = _copy_list(value)
+        elif kind is set:
+            result[index] = set(value)
     return result
 
 
@@ -403,9 +412,19 @@ def _wrap_key_and(check_item: Callable[[Any], Any], name: str) -> Callable[[Call
                     item = kwargs.pop(name)
                 else:
                     raise TypeError("{}() missing the argument {!r}".format(func.__name__, name))
-            return func(self, key, check_item(item), *args, **kwargs)
+            return func(self, key, _checked_for(key, check_item, item), *args, **kwargs)
         return checked
     return wrap
+
+
+def _checked_for(key: str, check_item: Callable[[Any], Any], item: Any) -> Any:
+    """``check_item(item)``, its error message naming the key it was for."""
+    try:
+        return check_item(item)
+    except (TypeError, ValueError) as error:
+        if error.args and isinstance(error.args[0], str):
+            error.args = ("key {!r}: {}".format(key, error.args[0]),) + error.args[1:]
+        raise
 
 
 def _wrap_path(func: Callable) -> Callable:
@@ -424,7 +443,7 @@ def _pairs(keys: Iterable[Any], items: Iterable[Any], check_item: Callable[[Any]
     checked_items = []
     for key, item in zip(keys, items):
         checked_keys.append(check_key(key))
-        checked_items.append(check_item(item))
+        checked_items.append(_checked_for(key, check_item, item))
     return checked_keys, checked_items
 
 

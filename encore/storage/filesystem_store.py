@@ -9,11 +9,19 @@ default, created by :func:`init_shared_store`).  Each key is two files:
 * ``<name>.metadata`` -- the metadata as a JSON object in UTF-8.
 
 A key exists exactly when its ``.metadata`` file exists.  ``<name>`` is the
-key itself for keys made of *safe* characters -- printable ASCII except
-``% \\ : * ? " < > |`` -- so a store written by encore can be read by
-Encore 0.8 and the other way round.  Every other character is written as
-``%XX`` escapes of its UTF-8 bytes (``%`` itself becomes ``%25``), which
-keeps the mapping reversible and every name portable.
+key itself, as Encore 0.8 named its files (non-ASCII characters included),
+so a store written by encore can be read by Encore 0.8 and the other way
+round.  Only what cannot be part of a file name is written as ``%XX``
+escapes of its UTF-8 bytes: NUL, lone surrogates and, on Windows, control
+characters and ``\\ : * ? " < > |``.  A ``%`` is escaped (``%25``) only
+where it would read as an escape, before two upper-case hexadecimal digits;
+a name holding ``%XX`` otherwise always means the escaped character.  (So
+a key Encore 0.8 wrote with ``%`` before two such digits, ``'50%41'``, is
+ambiguous: its file name reads as an escape (``'50A'``), which is not how
+either key is named, so it is not listed; renaming its files with ``%25``
+for that ``%``, ``50%2541.data`` and ``.metadata``, brings it back.)
+Metadata files hold the values JSON lacks (datetimes, decimals, bytes,
+sets, UUIDs) in the tagged form of :mod:`encore.storage._metadata_codec`.
 
 A ``/`` between two non-empty parts of a key is a directory separator, so
 ``'a/b'`` is ``a/b.data``; ``'a'`` (``a.data``) and ``'a/b'`` coexist.
@@ -24,16 +32,18 @@ store's own files: ``.`` and ``..`` (``%2E``), names ending in ``.data``,
 the magic file name and ``__log__.txt*`` (their first character escaped).
 No key can therefore name a path outside the root.
 
-A key whose encoding would need a name longer than 200 characters, or a
-path longer than 1024, is stored as ``%%long/<xx>/<sha256>.data`` and
+A key whose encoding would need a name longer than 200 bytes (in UTF-8), or
+a path longer than 1024, is stored as ``%%long/<xx>/<sha256>.data`` and
 ``.metadata`` (``<sha256>`` being the hexadecimal SHA-256 digest of the
 key's UTF-8 bytes, ``<xx>`` its first two digits), with the key itself in
 ``<sha256>.key``, so keys of any length work within the usual limits of
-255 bytes per name and 4096 per path.  (No escaped name contains ``%%``.)
+255 bytes per name and 4096 per path.  (A key's own top-level directory
+``%%long`` is written ``%25%long``.)
 
 On a file system that ignores case (detected when the store is opened),
-upper-case letters are escaped too, so that keys differing only in case
-stay distinct.  A file whose name is not the exact encoding of a key (a
+letters that are not lower-case are escaped too (and so are the rare
+lower-case letters whose upper case folds to another letter), so that keys
+differing only in case stay distinct.  A file whose name is not the exact encoding of a key (a
 temporary file, a lock, a stray file) is never reported as a key.
 
 Writes
@@ -52,7 +62,6 @@ from __future__ import annotations
 
 import errno
 import itertools
-import json
 import logging
 import os
 import threading
@@ -85,6 +94,7 @@ from ._filesystem_keys import (  # noqa: F401  (re-exported: names of this modul
     TEMP_PREFIX,
     TEMP_SUFFIX,
 )
+from ._metadata_codec import decode_metadata, make_encoder
 from .abstract_store import AbstractStore, StoreError, Value, check_metadata, copy_metadata
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .file_value import FileValue
@@ -243,8 +253,12 @@ def _read_bytes(path: str) -> Optional[bytes]:
         return None
 
 
+# JSON as Encore 0.8 wrote it; values JSON lacks in their tagged form.
+_encode_metadata = make_encoder(ensure_ascii=False, separators=(", ", ": "))
+
+
 def _dump_metadata(metadata: Dict[str, Any]) -> bytes:
-    return json.dumps(metadata, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    return _encode_metadata(metadata).encode("utf-8")
 
 
 class _FileSystemValue(FileValue):
@@ -552,7 +566,7 @@ class FileSystemStore(AbstractStore):
         finally:
             os.close(fd)
         try:
-            metadata = json.loads(content)
+            metadata = decode_metadata(content.decode("utf-8"))
         except ValueError as error:
             raise FileSystemStoreError("the metadata file {!r} is not valid JSON: {}".format(
                 metadata_path, error)) from None

@@ -8,15 +8,20 @@ layout::
 
 ``metadata`` holds the metadata as JSON text and ``data`` the value's bytes.
 Importing this module registers, process-wide, an :mod:`sqlite3` adapter for
-``dict`` and a converter for the declared type ``dict`` (both JSON), so code
+``dict`` and a converter for the declared type ``dict`` (:func:`adapt_dict`
+and :func:`convert_dict`: JSON, and Encore 0.8's pickles read safely), so code
 that inserts dictionaries into such a table directly, or reads it with
 ``detect_types=sqlite3.PARSE_DECLTYPES``, keeps working.  The store itself
 does not rely on these registrations: it encodes and decodes its metadata
 explicitly.
 
-Metadata is never stored with :mod:`pickle`, so opening a database cannot run
-code.  Encore 0.8 pickled its metadata; such a database opens only when
-``legacy_pickle=True`` is passed (see :class:`SqliteStore`).
+The values JSON lacks (datetimes, decimals, bytes, sets, UUIDs) are written
+in the tagged form of :mod:`encore.storage._metadata_codec`.  Encore 0.8
+pickled its metadata; such a database opens only when ``legacy_pickle=True``
+is passed, and is then read with a restricted unpickler (no pickle can run
+code) and written as Encore 0.8 wrote it, so old and new programs can share
+it (see :class:`SqliteStore`).  A row whose metadata cannot be read raises
+:class:`~encore.storage.abstract_store.StoreError` naming its key.
 
 Indexed queries
 ---------------
@@ -28,8 +33,11 @@ Keeping them out of the main table keeps that table exactly in Encore's
 shape, and keeps the data blob the last column of its rows, which is what
 lets SQLite write a large value incrementally (see below).  A column holds a
 canonical JSON text of the value, in which numbers equal in Python (``1``,
-``1.0`` and ``True``) have the same text, so an indexed query matches
-exactly the keys for which ``metadata.get(name) == value``.
+``1.0`` and ``True``, or ``Decimal('2')`` and ``2``) have the same text, so
+an indexed query matches exactly the keys for which
+``metadata.get(name) == value``.  A name is indexed only if every row can be
+read when its column is built, so a query on it fails on an unreadable row
+just as an unindexed one does.
 
 Large values
 ------------
@@ -96,15 +104,17 @@ from ._sqlite_blobs import (  # noqa: F401  (re-exported: names of this module b
     _spool_blob,
 )
 from ._sqlite_codec import (  # noqa: F401  (re-exported: names of this module before the split)
+    EMPTY_PICKLE,
     _adapt_dict,
     _convert_dict,
     _decode_json,
     _decode_metadata,
+    _encode_legacy,
     _encode_metadata,
-    _ENCODER,
-    _make_metadata_encoder,
     _RestrictedUnpickler,
     _unpickle_legacy,
+    adapt_dict,
+    convert_dict,
 )
 from ._sqlite_index import (  # noqa: F401  (re-exported: names of this module before the split)
     INDEX_TABLE_SUFFIX,
@@ -117,6 +127,8 @@ from ._sqlite_index import (  # noqa: F401  (re-exported: names of this module b
     _index_put_sql,
     _index_row,
     _index_value,
+    _index_values,
+    _write_index_values,
     _name_for,
     _PROBE_SAFE_NAME,
     _quote,
@@ -144,7 +156,7 @@ from .utils import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SqliteStore", "SqliteValue"]
+__all__ = ["SqliteStore", "SqliteValue", "adapt_dict", "convert_dict"]
 
 #: A metadata-only change to a row whose data is larger than this rewrites
 #: the row with incremental blob I/O instead of an SQL ``UPDATE`` (which
@@ -219,7 +231,7 @@ class SqliteValue(Value):
     @property
     def metadata(self) -> Dict[str, Any]:
         """dict : A new copy of the metadata."""
-        return self._store._decode_metadata(self._raw_metadata)
+        return self._store._decode_metadata(self._raw_metadata, self._key)
 
     def range(self, start: Optional[int] = None, end: Optional[int] = None) -> Any:
         """Return a stream over ``data[start:end]``.
@@ -271,13 +283,20 @@ class SqliteStore(AbstractStore):
         Where the store emits its events; defaults to the package-wide
         manager.
     legacy_pickle : bool, optional
-        Keyword only.  Accept rows whose metadata Encore 0.8 stored as a
-        pickle (default ``False``: such a database refuses to open and such
-        rows cannot be read).  **Unsafe with untrusted files**: although
-        only plain data is unpickled (any reference to a class or function
-        is refused), the pickle machinery was not designed for hostile
-        input.  Metadata written by this store is always JSON, so a row
-        stops being a pickle once it is rewritten.
+        Keyword only.  Share the database with Encore 0.8 programs (default
+        ``False``: a database holding Encore 0.8's pickled metadata refuses
+        to open, leaving it untouched, and such rows cannot be read).  When
+        true, pickled rows are read with a restricted unpickler that knows
+        only the globals of Encore 0.8's metadata pickles (plain data,
+        datetimes, decimals, bytes, sets, UUIDs; any other class or function
+        is refused), and metadata is written as Encore 0.8 wrote it,
+        ``pickle.dumps(metadata, protocol=2)``, with Encore's own index
+        columns of the table kept up to date, so Encore 0.8 programs keep
+        reading and querying every row.  Such a store builds no index of
+        its own (``index`` and ``index_columns`` are then ignored): Encore
+        0.8 programs would not keep it up to date, so queries read the
+        rows.  Use it only with files you trust: the pickle machinery was
+        not designed for hostile input.
 
     Attributes
     ----------
@@ -344,6 +363,14 @@ class SqliteStore(AbstractStore):
                     wanted.append(name)
         self._wanted_columns = wanted
         self.legacy_pickle = bool(legacy_pickle)
+        # Metadata is written as Encore 0.8 reads it when the database is
+        # shared with it, else as JSON.
+        self._encode = _encode_legacy if self.legacy_pickle else _encode_metadata
+        # Metadata names that cannot be indexed (a row could not be read
+        # when their column was to be built): queries on them read the rows.
+        self._unindexable: set = set()
+        # Encore 0.8's own index columns in the main table (legacy databases).
+        self._legacy_columns: Tuple[str, ...] = ()
 
         self._uri = location.startswith("file:")
         if self._uri:
@@ -383,6 +410,8 @@ class SqliteStore(AbstractStore):
     def _build_statements(self) -> None:
         table = self._table_sql
         insert = "INSERT INTO {} (key, metadata, created, modified, data) ".format(table)
+        # The metadata of a key created by set_data: {} in the store's encoding.
+        empty = "X'{}'".format(EMPTY_PICKLE.hex()) if self.legacy_pickle else "'{}'"
         statements = {}
         for name, data in (("", "?"), ("_zero", "zeroblob(?)")):
             statements["set" + name] = (
@@ -390,8 +419,8 @@ class SqliteStore(AbstractStore):
                 "metadata = excluded.metadata, modified = excluded.modified, "
                 "data = excluded.data".format(data))
             statements["set_data" + name] = (
-                insert + "VALUES (?, '{{}}', ?, ?, {}) ON CONFLICT(key) DO UPDATE SET "
-                "modified = excluded.modified, data = excluded.data".format(data))
+                insert + "VALUES (?, {}, ?, ?, {}) ON CONFLICT(key) DO UPDATE SET "
+                "modified = excluded.modified, data = excluded.data".format(empty, data))
         statements["set_metadata"] = (
             insert + "VALUES (?, ?, ?, ?, X'') ON CONFLICT(key) DO UPDATE SET "
             "metadata = excluded.metadata, modified = excluded.modified")
@@ -462,6 +491,12 @@ class SqliteStore(AbstractStore):
                     sqlite3.sqlite_version))
             connection = self._open_connection(reader=False)
             try:
+                # A database that is refused must be left exactly as it was:
+                # check before anything (the journal mode) is changed.
+                info = connection.execute(
+                    "PRAGMA table_info({})".format(self._table_sql)).fetchall()
+                if info:
+                    self._check_table(connection, info)
                 if not self._shared:
                     mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                     if str(mode).lower() != "wal":
@@ -486,19 +521,19 @@ class SqliteStore(AbstractStore):
                     "CREATE TABLE {} (key text primary key, metadata dict, "
                     "created float, modified float, data blob)".format(self._table_sql))
             else:
-                columns = {row[1].lower(): row for row in info}
-                missing = [name for name in _REQUIRED_COLUMNS if name not in columns]
-                if missing:
-                    raise StoreError("table {!r} exists without the column(s) {}".format(
-                        self.table, ", ".join(missing)))
-                if not columns["key"][5]:
-                    raise StoreError("table {!r} exists but its key column is not its "
-                                     "primary key".format(self.table))
-                self._check_legacy(connection)
+                self._check_table(connection, info)
+                # Encore 0.8's index columns: extra columns with an SQL index
+                # of the same name (other extra columns are left alone).
+                indexes = {row[1] for row in connection.execute(
+                    "PRAGMA index_list({})".format(self._table_sql))}
+                self._legacy_columns = tuple(
+                    row[1] for row in info
+                    if row[1].lower() not in _REQUIRED_COLUMNS and row[1] in indexes)
             self._tx_columns = None
+            self._unindexable = set()
             self._columns = self._discover_columns(connection)
             wanted = [name for name in self._wanted_columns if name not in self._columns]
-            if wanted:
+            if wanted and not self.legacy_pickle:
                 self._tx_owner = threading.get_ident()
                 self._add_columns(connection, wanted)
                 self._columns = self._tx_columns or self._columns
@@ -512,6 +547,18 @@ class SqliteStore(AbstractStore):
         finally:
             self._tx_columns = None
             self._tx_owner = None
+
+    def _check_table(self, connection: sqlite3.Connection, info: list) -> None:
+        """Refuse an existing table of another layout, or of Encore 0.8 unless allowed."""
+        columns = {row[1].lower(): row for row in info}
+        missing = [name for name in _REQUIRED_COLUMNS if name not in columns]
+        if missing:
+            raise StoreError("table {!r} exists without the column(s) {}".format(
+                self.table, ", ".join(missing)))
+        if not columns["key"][5]:
+            raise StoreError("table {!r} exists but its key column is not its "
+                             "primary key".format(self.table))
+        self._check_legacy(connection)
 
     def _check_legacy(self, connection: sqlite3.Connection) -> None:
         row = connection.execute(
@@ -656,8 +703,8 @@ class SqliteStore(AbstractStore):
 
     # -- metadata encoding ---------------------------------------------------
 
-    def _decode_metadata(self, raw: Any) -> Dict[str, Any]:
-        return _decode_metadata(raw, self.legacy_pickle)
+    def _decode_metadata(self, raw: Any, key: Optional[str] = None) -> Dict[str, Any]:
+        return _decode_metadata(raw, self.legacy_pickle, key)
 
     # -- reads ---------------------------------------------------------------
 
@@ -684,7 +731,7 @@ class SqliteStore(AbstractStore):
             raise KeyError(key)
         rowid, metadata, created, modified, size, inline = row
         if type(metadata) is not str:
-            self._decode_metadata(metadata)  # fail now rather than later
+            self._decode_metadata(metadata, key)  # fail now rather than later
         if size is None:
             size, inline = 0, b""
         elif inline is not None and type(inline) is not bytes:
@@ -856,7 +903,7 @@ class SqliteStore(AbstractStore):
         row = self._read_one(self._statements["metadata"], (key,))
         if row is None:
             raise KeyError(key)
-        metadata = self._decode_metadata(row[0])
+        metadata = self._decode_metadata(row[0], key)
         if select is None:
             return metadata
         return {name: metadata[name] for name in select if name in metadata}
@@ -945,7 +992,9 @@ class SqliteStore(AbstractStore):
 
     def _query(self, select: Optional[List[str]], criteria: Dict[str, Any], keys_only: bool) -> Iterator[Any]:
         self._require_writer()
-        columns = self._read_columns()
+        # Programs of Encore 0.8 writing a legacy database do not keep the
+        # index up to date: a legacy store reads the rows.
+        columns = {} if self.legacy_pickle else self._read_columns()
         conditions = []
         parameters = []
         rest = []
@@ -978,7 +1027,7 @@ class SqliteStore(AbstractStore):
             return
         decode = self._decode_metadata
         for key, raw in rows:
-            metadata = decode(raw)
+            metadata = decode(raw, key)
             if rest:
                 get = metadata.get
                 if not all(get(name) == value for name, value in rest):
@@ -1133,7 +1182,11 @@ class SqliteStore(AbstractStore):
         if columns is None:
             columns = self._tx_columns = dict(self._columns)
         for name in names:
-            if name in columns:
+            if name in columns or name in self._unindexable:
+                continue
+            values = self._column_values(connection, name)
+            if values is None:
+                self._unindexable.add(name)
                 continue
             column = _column_for(name)
             error = _add_index_column(connection, self._index_table, column,
@@ -1144,19 +1197,23 @@ class SqliteStore(AbstractStore):
                 self._index_full = True
                 return
             columns[name] = column
-            self._fill_column(connection, name, column)
+            _write_index_values(connection, self._index_sql, column, values)
 
-    def _fill_column(self, connection: sqlite3.Connection, name: str, column: str) -> None:
-        """Put the values of the existing rows into a new index column."""
+    def _column_values(self, connection: sqlite3.Connection, name: str) -> Optional[list]:
+        """The contents of a new index column, or None if a row cannot be read.
+
+        A name is indexed only when every row can be read, so that a query
+        on it raises on an unreadable row the same way with and without
+        the index.
+        """
         def decode(key: str, raw: Any) -> Optional[Dict[str, Any]]:
             try:
-                return self._decode_metadata(raw)
-            except StoreError:
-                logger.warning("%s: the metadata of %r cannot be read; it is left out of "
-                               "the index of %r", self, key, name)
+                return self._decode_metadata(raw, key)
+            except StoreError as error:
+                logger.warning("%s: %s; %r is not indexed", self, error, name)
                 return None
 
-        _fill_index_column(connection, self._table_sql, self._index_sql, name, column, decode)
+        return _index_values(connection, self._table_sql, name, decode)
 
     def _index_row(self, key: str, metadata: Dict[str, Any], columns: Dict[str, str]) -> Optional[list]:
         row = _index_row(key, metadata, tuple(columns))
@@ -1168,7 +1225,9 @@ class SqliteStore(AbstractStore):
     def _put_index(self, connection: sqlite3.Connection, key: str, metadata: Dict[str, Any],
                    may_exist: bool = True) -> None:
         """Bring the index row of a key in line with its new metadata."""
-        if self.index == "dynamic" and not self._index_full:
+        if self._legacy_columns and self.legacy_pickle:
+            self._put_legacy_columns(connection, [(key, metadata)])
+        if self.index == "dynamic" and not self._index_full and not self.legacy_pickle:
             columns = self._write_columns()
             missing = [name for name in metadata if name not in columns]
             if missing:
@@ -1181,6 +1240,30 @@ class SqliteStore(AbstractStore):
             connection.execute(self._index_put_sql(tuple(columns.values())), row)
         elif may_exist:
             connection.execute(self._statements["index_delete"], (key,))
+
+    def _put_legacy_columns(self, connection: sqlite3.Connection, items: list) -> None:
+        """Keep Encore 0.8's index columns of the main table up to date.
+
+        Each holds, as Encore 0.8 wrote it, the protocol 2 pickle of the
+        value of the metadata name it is called after (NULL when the key
+        lacks the name), so that Encore 0.8 programs sharing the database
+        query the keys written here correctly.  The rows are written
+        already.
+        """
+        columns = self._legacy_columns
+        sql = "UPDATE {} SET {} WHERE key = ?".format(
+            self._table_sql, ", ".join("{} = ?".format(_quote(column)) for column in columns))
+        rows = []
+        for key, metadata in items:
+            row = []
+            for column in columns:
+                if column in metadata:
+                    row.append(_encode_legacy(metadata[column]))
+                else:
+                    row.append(None)
+            row.append(key)
+            rows.append(row)
+        connection.executemany(sql, rows)
 
     # -- writing helpers -----------------------------------------------------
 
@@ -1241,7 +1324,7 @@ class SqliteStore(AbstractStore):
     def _put_metadata(self, connection: sqlite3.Connection, key: str, metadata: Dict[str, Any],
                       row: Any, now: float) -> None:
         """Write new metadata for a key; ``row`` is its (rowid, size, created) or None."""
-        text = _encode_metadata(metadata)
+        text = self._encode(metadata)
         if row is not None and _BLOB_IO and row[1] is not None and row[1] > REWRITE_LIMIT:
             self._rewrite_row(connection, key, row[0], row[1], row[2], text, now)
         else:
@@ -1328,7 +1411,7 @@ class SqliteStore(AbstractStore):
                     existed = connection.execute(self._statements["exists"], (key,)).fetchone() is not None
                 now = _now()
                 self._write_payload(connection, "set", key,
-                                    (key, _encode_metadata(metadata), now, now),
+                                    (key, self._encode(metadata), now, now),
                                     payload, buffer_size, progress)
                 self._put_index(connection, key, metadata, existed)
                 if events_wanted:
@@ -1367,7 +1450,7 @@ class SqliteStore(AbstractStore):
         progress = None
         if self._progress_listened():
             row = self._read_one(self._statements["metadata"], (key,))
-            progress = self._progress(key, {} if row is None else self._decode_metadata(row[0]),
+            progress = self._progress(key, {} if row is None else self._decode_metadata(row[0], key),
                                       size, "Storing {}".format(key))
         if progress is None:
             self._set_data(key, data, size, buffer_size, None)
@@ -1390,7 +1473,7 @@ class SqliteStore(AbstractStore):
                 self._write_payload(connection, "set_data", key, (key, now, now),
                                     payload, buffer_size, progress)
                 if events_wanted:
-                    metadata = {} if row is None else self._decode_metadata(row[0])
+                    metadata = {} if row is None else self._decode_metadata(row[0], key)
                     events.append((self._emit_write, (key, row is not None, metadata)))
         finally:
             payload.close()
@@ -1455,7 +1538,7 @@ class SqliteStore(AbstractStore):
         row = connection.execute(self._statements["metadata_info"], (key,)).fetchone()
         if row is None:
             raise KeyError(key)
-        merged = self._decode_metadata(row[0])
+        merged = self._decode_metadata(row[0], key)
         merged.update(metadata)
         self._put_metadata(connection, key, merged, row[1:], now)
         return merged
@@ -1490,7 +1573,7 @@ class SqliteStore(AbstractStore):
                 connection.execute(self._statements["index_delete"], (key,))
             if events_wanted:
                 try:
-                    metadata = self._decode_metadata(row[0])
+                    metadata = self._decode_metadata(row[0], key)
                 except StoreError:
                     metadata = {}
                 events.append((self._emit_delete, (key, metadata)))
@@ -1557,7 +1640,7 @@ class SqliteStore(AbstractStore):
                         self._flush_batch(connection, batch, now)
                         batch, batch_bytes = [], 0
                         self._write_payload(connection, "set", key,
-                                            (key, _encode_metadata(metadata), now, now),
+                                            (key, self._encode(metadata), now, now),
                                             payload, buffer_size, None)
                         self._put_index(connection, key, metadata)
                 finally:
@@ -1573,7 +1656,7 @@ class SqliteStore(AbstractStore):
         """Write a batch of small values with two ``executemany`` calls."""
         if not batch:
             return
-        if self.index == "dynamic" and not self._index_full:
+        if self.index == "dynamic" and not self._index_full and not self.legacy_pickle:
             columns = self._write_columns()
             missing: Dict[str, None] = {}
             for _, metadata, _ in batch:
@@ -1582,10 +1665,12 @@ class SqliteStore(AbstractStore):
                         missing[name] = None
             if missing:
                 self._add_columns(connection, list(missing))
-        encode = _encode_metadata
+        encode = self._encode
         connection.executemany(
             self._statements["set"],
             [(key, encode(metadata), now, now, data) for key, metadata, data in batch])
+        if self._legacy_columns and self.legacy_pickle:
+            self._put_legacy_columns(connection, [(key, metadata) for key, metadata, _ in batch])
         columns = self._write_columns()
         if not columns:
             return

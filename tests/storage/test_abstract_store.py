@@ -322,7 +322,7 @@ class TestArgumentChecks:
 
     @pytest.mark.parametrize("metadata, error", [
         ({"x": object()}, TypeError),
-        ({"x": {1, 2}}, TypeError),
+        ({"x": {1, (2, 3)}}, TypeError),
         ({1: "x"}, TypeError),
         ({"x": {"y": {2: 3}}}, TypeError),
         ({"x": float("nan")}, ValueError),

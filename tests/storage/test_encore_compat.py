@@ -578,7 +578,7 @@ DOCUMENTED = {
     "file_lock.SharedFileLock": ["name", ("dir", None), ("poll_interval", 0.01),
                                  ("timeout", 0), ("force_timeout", 0), ("uid", None)],
     # the bundled mixins
-    "tests.abstract_test.create_file_like_data": ["data"],
+    "tests.abstract_test.create_file_like_data": ["data_bytes"],
     "tests.abstract_test.temp_dir": [],
     "tests.abstract_test.StoreReadTestMixin.utils_large": [],
     "tests.abstract_test.StoreReadTestMixin": None,

@@ -236,12 +236,20 @@ def test_reads_a_layout_written_by_another_program(store, root):
 
 
 def test_unsafe_characters_are_escaped(store, root):
+    # Only what cannot be in a name (here) or would read as an escape is
+    # escaped; the rest is the key itself, as Encore 0.8 named its files.
+    on_windows = os.name == "nt"
     cases = {
-        "percent%": "percent%25",
-        "colon:key": "colon%3Akey",
-        "back\\slash": "back%5Cslash",
-        "tab\t": "tab%09",
-        "ünï": "%C3%BCn%C3%AF",
+        "percent%": "percent%",
+        "percent%41": "percent%2541",
+        "percent%4a": "percent%4a",
+        "colon:key": "colon%3Akey" if on_windows else "colon:key",
+        "back\\slash": "back%5Cslash" if on_windows else "back\\slash",
+        "tab\t": "tab%09" if on_windows else "tab\t",
+        "ünï": "ünï",
+        "nul\x00": "nul%00",
+        "%%long/x": "%25%long/x",
+        "%%long": "%25%long",
         "/leading": "%2Fleading",
         "trailing/": "trailing%2F",
         "a//b": "a%2F%2Fb",
@@ -265,7 +273,7 @@ def test_encoding_round_trips_and_is_injective():
     import random
 
     rng = random.Random(1234)
-    alphabet = "aA/.%\\:_ -\x00\n\u00e9\u4e2d\U0001F600"
+    alphabet = "aA/.%\\:_ -\x00\n\u00e9\u00c94F\u4e2d\U0001F600"
     seen = {}
     for _ in range(3000):
         key = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
@@ -274,9 +282,9 @@ def test_encoding_round_trips_and_is_injective():
             assert decode_key(parts) == key
             for part in parts:
                 assert part not in ("", ".", "..") or part == parts[-1]
-                assert "/" not in part and "\\" not in part and "\x00" not in part
+                assert "/" not in part and "\x00" not in part
                 if fold:  # no upper-case letter outside escapes
-                    assert not re.search("[A-Z]", re.sub("%[0-9A-F]{2}", "", part))
+                    assert not re.search("[A-Z\u00c9]", re.sub("%[0-9A-F]{2}", "", part))
             if fold:  # distinct even where the file system folds case
                 parts = [part.lower() for part in parts]
             previous = seen.setdefault((tuple(parts), fold), key)
@@ -354,8 +362,9 @@ def test_a_key_and_its_subkeys_coexist(store, root):
 
 def test_stray_files_are_not_keys(store, root):
     store.from_bytes("real", b"1")
-    for name in ("orphan.data", ".~abc.tmp", "real.lock", "%61.metadata", "bad%ZZ.metadata",
-                 "notes.txt", "x%.metadata"):
+    # ("%61" is not how any key is written: "a" is "a", "%61" is "%2561".)
+    for name in ("orphan.data", ".~abc.tmp", "real.lock", "%61.metadata", "%C3.metadata",
+                 "notes.txt"):
         with open(os.path.join(root, name), "wb") as stream:
             stream.write(b"{}")
     os.makedirs(os.path.join(root, "shared.lock"))

@@ -116,6 +116,8 @@ class _MountedRead(_MountedCase, StoreReadTestMixin):
     def utils_large(self):
         # 'test_large' is outside the mount point: put it in the backing store.
         self.backing.set("test_large", (PatternFile(LARGE_SIZE), {"large": True}))
+        # Encore's large key for test_to_file_large, outside the mount point too.
+        self.backing.set("test3", (PatternFile(5 * 10 ** 7, b"test4"), {}))
 
 
 class _MountedWrite(_MountedCase, StoreWriteTestMixin):

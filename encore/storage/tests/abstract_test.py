@@ -24,7 +24,8 @@ under pytest alike.
 :class:`StoreReadTestMixin` and :class:`StoreWriteTestMixin` keep the fixture
 contract of Encore 0.8's mixins, so a test class written for Encore runs
 unchanged.  The other mixins check properties Encore did not test: metadata copies
-sharing nothing with the store (:class:`StoreMetadataCopyTestMixin`), the
+sharing nothing with the store (:class:`StoreMetadataCopyTestMixin`),
+metadata values beyond JSON kept exactly (:class:`StoreMetadataTypesTestMixin`), the
 events emitted (:class:`StoreEventTestMixin`), real transactions
 (:class:`StoreTransactionTestMixin`), awkward keys (:class:`StoreKeyTestMixin`),
 rejected input (:class:`StoreBadInputTestMixin`), large values streamed with
@@ -66,6 +67,7 @@ from .mixins.events import StoreEventTestMixin
 from .mixins.keys import StoreKeyTestMixin
 from .mixins.large_value import StoreLargeValueTestMixin
 from .mixins.metadata_copy import StoreMetadataCopyTestMixin
+from .mixins.metadata_types import StoreMetadataTypesTestMixin, metadata_type_samples
 from .mixins.read import StoreReadTestMixin
 from .mixins.transactions import StoreTransactionTestMixin
 from .mixins.write import StoreWriteTestMixin
@@ -84,6 +86,8 @@ __all__ = [
     "StoreReadTestMixin",
     "StoreWriteTestMixin",
     "StoreMetadataCopyTestMixin",
+    "StoreMetadataTypesTestMixin",
+    "metadata_type_samples",
     "StoreEventTestMixin",
     "StoreTransactionTestMixin",
     "StoreKeyTestMixin",

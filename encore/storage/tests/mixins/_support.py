@@ -30,20 +30,20 @@ DEFAULT_PATTERN = bytes(range(251))
 # ---------------------------------------------------------------------------
 
 
-def create_file_like_data(data: bytes) -> io.BytesIO:
+def create_file_like_data(data_bytes: bytes) -> io.BytesIO:
     """Wrap bytes in a readable file-like object.
 
     Parameters
     ----------
-    data : bytes
-        The content of the stream.
+    data_bytes : bytes
+        The content of the stream (Encore 0.8's parameter name).
 
     Returns
     -------
     io.BytesIO
         A stream positioned at its start.
     """
-    return io.BytesIO(data)
+    return io.BytesIO(data_bytes)
 
 
 @contextlib.contextmanager

@@ -1,6 +1,7 @@
 """Rejected input: :class:`StoreBadInputTestMixin`."""
 from __future__ import annotations
 
+import datetime
 import contextlib
 import io
 
@@ -36,7 +37,8 @@ class StoreBadInputTestMixin(_StoreTestHelpers):
     bad_metadata = [
         object(),
         {"a": object()},
-        {"a": {1, 2}},
+        {"a": {1, (2, 3)}},
+        {"a": datetime.timedelta(days=1)},
         {"a": float("nan")},
         {"a": float("inf")},
         {"a": -float("inf")},
@@ -44,7 +46,7 @@ class StoreBadInputTestMixin(_StoreTestHelpers):
         {None: "non-str key"},
         {"nested": {2: "non-str key"}},
         {"nested": [1, {"deep": object()}]},
-        {"a": b"bytes"},
+        {"a": bytearray(b"bytes")},
         {"a": 1 + 2j},
         ["not", "a", "dict"],
         [("a", 1)],

@@ -83,6 +83,23 @@ class StoreWriteTestMixin(_StoreTestHelpers):
             {"a_list": [1, 2], "a_dict": {"x": "y"}, "a_str": "test5"},
         )
 
+    def test_set_copies(self):
+        """Changing the metadata dictionary after set changes nothing stored."""
+        metadata = {"a_str": "test5", "an_int": 3}
+        self.store.set("test3", (create_file_like_data(b"test4"), metadata))
+        metadata["a_str"] = "changed"
+        metadata["new"] = True
+        del metadata["an_int"]
+        self.assertEqual(self.store.get_metadata("test3"), {"a_str": "test5", "an_int": 3})
+
+    def test_set_buffer(self):
+        """set with an explicit buffer size of 8000 stores 40,000 bytes intact."""
+        data = bytes(range(250)) * 160
+        self.store.set("test3", (create_file_like_data(data), {"a": 1}), buffer_size=8000)
+        self.assertEqual(self._data("test3"), data)
+        self.assertEqual(self.store.get("test3").size, 40000)
+        self.assertEqual(self.store.get_metadata("test3"), {"a": 1})
+
     def test_set_value(self):
         """set accepts a value read from the store (copying a key)."""
         self.store.set("test3", self.store.get("test1"))
@@ -139,6 +156,13 @@ class StoreWriteTestMixin(_StoreTestHelpers):
         data = b"0123456789" * 10
         self.store.set_data("existing_key2", create_file_like_data(data), buffer_size=3)
         self.assertEqual(self._data("existing_key2"), data)
+
+    def test_set_data_buffer(self):
+        """set_data with an explicit buffer size of 8000 stores 40,000 bytes intact."""
+        data = bytes(range(200)) * 200
+        self.store.set_data("existing_key3", create_file_like_data(data), buffer_size=8000)
+        self.assertEqual(self._data("existing_key3"), data)
+        self.assertEqual(self.store.get_metadata("existing_key3"), self._existing(3)[1])
 
     def test_set_data_large(self):
         """set_data streams a large value (about 50 MB) into the store."""
@@ -239,6 +263,19 @@ class StoreWriteTestMixin(_StoreTestHelpers):
         for i, key in enumerate(keys):
             self.assertEqual(self._data(key), ("set_value%d" % i).encode("ascii"))
             self.assertEqual(self.store.get_metadata(key), {"set": i})
+
+    def test_multiset_overwrite(self):
+        """multiset over existing_key0..9 replaces their data and metadata."""
+        keys = ["existing_key%d" % i for i in range(10)]
+        values = [
+            (create_file_like_data(("overwritten%d" % i).encode("ascii")), {"over": i})
+            for i in range(10)
+        ]
+        self.store.multiset(keys, values)
+        for i, key in enumerate(keys):
+            self.assertEqual(self._data(key), ("overwritten%d" % i).encode("ascii"))
+            self.assertEqual(self.store.get_metadata(key), {"over": i})
+        self.assertEqual(list(self.store.query_keys(meta=True)), [])
 
     def test_multiset_iterators(self):
         """multiset accepts one-shot iterators (generators, zip) for both arguments."""
