@@ -65,7 +65,12 @@ def open_store(url: str, **options: Any) -> Any:
           ``static+file``) -- a read-only
           :class:`~encore.storage.static_url_store.StaticURLStore` over
           ``root/index.json`` and ``root/data/<key>`` (``data_path`` and
-          ``query_path`` options change these).
+          ``query_path`` options change these);
+        * ``s3://bucket/prefix?endpoint_url=http://host:port`` -- an
+          :class:`~encore.storage.s3_store.S3Store` (needs the ``encore[s3]``
+          extra); credentials come from the environment
+          (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``); the query may
+          also give ``region`` and ``create_bucket=true``.
     **options
         Passed to the store's constructor (``event_manager``, ``table``,
         ``index`` ...), except ``create``.
@@ -115,10 +120,24 @@ def open_store(url: str, **options: Any) -> Any:
         data_path = options.pop("data_path", "data/")
         query_path = options.pop("query_path", "index.json")
         store = StaticURLStore(root, data_path, query_path, **options)
+    elif scheme == "s3":
+        from .s3_store import S3Store
+
+        query = dict(urllib.parse.parse_qsl(parsed.query))
+        for name, value in query.items():
+            if name == "create_bucket":
+                options.setdefault(name, value.lower() in ("1", "true", "yes"))
+            else:
+                options.setdefault(name, value)
+        if create:
+            options.setdefault("create_bucket", True)
+        prefix = urllib.parse.unquote(parsed.path).strip("/")
+        store = S3Store(parsed.netloc, prefix, **options)
     else:
         raise ValueError(
             "unsupported store URL {!r}: use sqlite:///path.db, file:///directory, "
-            "memory://, http(s)://server or static+http(s)://server/root".format(url)
+            "memory://, http(s)://server, static+http(s)://server/root or "
+            "s3://bucket/prefix".format(url)
         )
     store.connect()
     return store

@@ -107,7 +107,7 @@ SINGLE_PUT_LIMIT = 4 << 20
 #: The part size of multipart uploads (S3's minimum).
 PART_SIZE = 5 << 20
 #: The parts of one upload in flight at once (bounds the client's memory).
-UPLOAD_CONCURRENCY = 3
+UPLOAD_CONCURRENCY = 2
 #: Objects up to this size are read whole by ``get``.
 INLINE_LIMIT = 1 << 20
 #: The chunk size of streamed reads.
@@ -398,6 +398,7 @@ class S3Store(AbstractStore):
         self._cache: Dict[str, Tuple[str, _Header]] = {}
         self._cache_lock = threading.Lock()
         self._index_etag: Optional[str] = None
+        self._index_entries: Dict[str, Tuple[str, _Header]] = {}
         self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._undo: Optional[Dict[str, Optional[str]]] = None
         self._undo_thread: Optional[int] = None
@@ -832,11 +833,10 @@ class S3Store(AbstractStore):
                 logger.warning("ignoring unreadable metadata index %s: %s", self._index_name, error)
             return
         self._index_etag = result.meta["e_tag"]
-        with self._cache_lock:
-            cache = self._cache
-            for name, (etag, metadata, created, modified, offset, size, key) in entries.items():
-                if name not in cache or cache[name][0] != etag:
-                    cache[name] = (etag, _Header(metadata, created, modified, etag, offset, size, key))
+        loaded = {}
+        for name, (etag, metadata, created, modified, offset, size, key) in entries.items():
+            loaded[name] = (etag, _Header(metadata, created, modified, etag, offset, size, key))
+        self._index_entries = loaded
 
     def _save_index(self, listing: List[Tuple[str, Optional[str]]]) -> None:
         entries = {}
@@ -863,8 +863,13 @@ class S3Store(AbstractStore):
         missing = []
         with self._cache_lock:
             cache = self._cache
+            indexed = self._index_entries
             for name, etag in listing:
                 cached = cache.get(name)
+                if cached is None or cached[0] != etag:
+                    cached = indexed.get(name)
+                    if cached is not None and cached[0] == etag:
+                        cache[name] = cached
                 if cached is not None and etag is not None and cached[0] == etag:
                     found[name] = cached[1]
                 else:

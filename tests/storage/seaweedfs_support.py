@@ -90,6 +90,7 @@ class SeaweedFS(object):
         self.ports: List[int] = []
         self.endpoint = ""
         self.master_port = 0
+        self.master_grpc_port = 0
 
     def _spawn(self, args: List[str], log_name: str) -> subprocess.Popen:
         log = open(os.path.join(self.directory, log_name), "wb")
@@ -116,6 +117,7 @@ class SeaweedFS(object):
         self.ports = ports
         s3, s3_grpc, master, master_grpc, volume, volume_grpc, filer, filer_grpc = ports
         self.master_port = master
+        self.master_grpc_port = master_grpc
         data = os.path.join(self.directory, "data")
         os.mkdir(data)
         process = self._spawn([
@@ -139,7 +141,7 @@ class SeaweedFS(object):
         os.mkdir(directory)
         self._spawn([
             "volume", "-dir=" + directory, "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            "-port=%d" % port, "-port.grpc=%d" % grpc, "-mserver=127.0.0.1:%d" % self.master_port,
+            "-port=%d" % port, "-port.grpc=%d" % grpc, "-mserver=127.0.0.1:%d.%d" % (self.master_port, self.master_grpc_port), "-max=0",
             "-preStopSeconds=0",
         ], "volume%d.log" % port)
         self.ports.extend([port, grpc])
