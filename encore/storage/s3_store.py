@@ -1085,17 +1085,29 @@ class S3Store(AbstractStore):
                    old: Optional[_Header]) -> Tuple[bool, Dict[str, Any]]:
         """Write a small value with conditional PUTs, retrying lost races."""
         keep_metadata = metadata is None
+        # A version this process wrote or read is tried first, conditionally
+        # on its ETag: when it is still current, one request writes the value
+        # and tells that the key existed and when it was created.
+        guessed = False
+        if old is None:
+            with self._cache_lock:
+                cached = self._cache.get(name)
+            if cached is not None:
+                old, guessed = cached[1], True
         for attempt in range(CONFLICT_RETRIES):
             now = time.time()
             if old is None:
                 written = metadata if not keep_metadata else {}
-                header = codec.pack_header(written, now, now, self._recorded_key(name, key))
+                created = now
+                header = codec.pack_header(written, created, now, self._recorded_key(name, key))
                 mode: Any = "create"
             else:
                 written = old.metadata if keep_metadata else metadata
                 created = old.created if old.created is not None else now
                 header = codec.pack_header(written, created, now, self._recorded_key(name, key))
-                mode = {"e_tag": old.etag} if (keep_metadata and old.etag) else "overwrite"
+                conditional = (keep_metadata or guessed) and old.etag
+                mode = {"e_tag": old.etag} if conditional else "overwrite"
+                guessed = False
             try:
                 etag = self._put(name, key, header + data, mode=mode)
             except Exception as error:
@@ -1104,7 +1116,7 @@ class S3Store(AbstractStore):
                 old = self._header_or_none(name, key)
                 _backoff(attempt)
                 continue
-            self._cache_written(name, key, etag, written, header_created(header), now, len(header), len(data))
+            self._cache_written(name, key, etag, written, created, now, len(header), len(data))
             return mode != "create", written
         raise StoreError("gave up writing {!r}: {} conflicting writers in a row".format(key, CONFLICT_RETRIES))
 
@@ -1395,11 +1407,6 @@ class _Aborted(Exception):
 
 
 _END = object()
-
-
-def header_created(header: bytes) -> float:
-    """Return the creation time recorded in a packed header."""
-    return codec.parse_header(header)[1]
 
 
 def _is_conflict(error: BaseException) -> bool:

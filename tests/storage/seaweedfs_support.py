@@ -29,7 +29,10 @@ import time
 import uuid
 from typing import Iterator, List, Optional
 
-import pytest
+try:
+    import pytest
+except ImportError:  # the benchmarks use this module without pytest
+    pytest = None
 
 ACCESS_KEY = "encore-test"
 SECRET_KEY = "encore-test-secret"
@@ -210,6 +213,8 @@ def running_seaweedfs() -> Iterator[SeaweedFS]:
     reason = weed_can_run(weed)
     if reason is not None:
         print("SKIPPING S3 tests:", reason)
+        if pytest is None:
+            raise RuntimeError(reason)
         pytest.skip(reason)
     server = SeaweedFS(weed)
     try:
@@ -219,11 +224,14 @@ def running_seaweedfs() -> Iterator[SeaweedFS]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
-def seaweedfs() -> Iterator[SeaweedFS]:
+def _seaweedfs() -> Iterator[SeaweedFS]:
     """One SeaweedFS server for the whole session."""
     with running_seaweedfs() as server:
         yield server
+
+
+if pytest is not None:
+    seaweedfs = pytest.fixture(scope="session", name="seaweedfs")(_seaweedfs)
 
 
 def new_bucket() -> str:

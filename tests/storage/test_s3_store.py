@@ -563,3 +563,29 @@ def test_two_servers_over_one_bucket_agree(seaweedfs):  # noqa: F811
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def test_writes_of_other_clients_are_not_hidden_by_the_cache(seaweedfs):  # noqa: F811
+    bucket = shared_bucket(seaweedfs)
+    prefix = "stale-" + uuid.uuid4().hex
+    mine = make_store(seaweedfs, bucket, prefix, event_manager=EventManager())
+    theirs = make_store(seaweedfs, bucket, prefix)
+    try:
+        mine.set("k", (io.BytesIO(b"1"), {"v": 1}))
+        theirs.delete("k")
+        with EventRecorder(mine.event_manager, mine) as recorder:
+            mine.set("k", (io.BytesIO(b"2"), {"v": 2}))  # the cached version is gone
+        assert [type(event) for event in recorder.modifications()] == [StoreSetEvent]
+        theirs.set("k", (io.BytesIO(b"3"), {"v": 3}))
+        created = theirs.get("k").created
+        with EventRecorder(mine.event_manager, mine) as recorder:
+            mine.set("k", (io.BytesIO(b"4"), {"v": 4}))  # the cached version is outdated
+        assert [type(event) for event in recorder.modifications()] == [StoreUpdateEvent]
+        assert theirs.get("k").created == created
+        assert theirs.to_bytes("k") == b"4" and theirs.get_metadata("k") == {"v": 4}
+        theirs.set_metadata("k", {"v": 5})
+        mine.set_data("k", io.BytesIO(b"6"))  # keeps the metadata written elsewhere
+        assert theirs.get_metadata("k") == {"v": 5} and theirs.to_bytes("k") == b"6"
+    finally:
+        mine.disconnect()
+        theirs.disconnect()
