@@ -7,10 +7,15 @@ binary and boto3).
 
 1. **Small objects** -- 1 KiB values with a little metadata, one thread:
    ``set`` of new keys, ``set`` over existing keys and ``get`` + reading the
-   data, against obstore's own ``put``/``get`` of the same bytes (target: the
-   store within 1.3x), unsigned ``PUT``/``GET`` over one keep-alive
+   data, against obstore's own ``put``/``get`` of the same bytes under the
+   same names (target: the store within 1.3x), obstore's conditional
+   ``put(mode="create")`` (the request the store makes), unsigned ``PUT``/``GET`` over one keep-alive
    ``http.client`` connection (the floor) and boto3's
    ``put_object``/``get_object`` (a peer).  Also ``get`` from 8 threads.
+   The clients take turns, best of 5 rounds, to spread the noise of a
+   shared machine evenly; each writes its keys into one directory of its
+   own (as the store does: SeaweedFS's filer slows down as a directory
+   fills, so fresh directories per round would flatter the peers).
 
 2. **Large value** -- 256 MiB up (``set`` from a stream) and down (``get`` +
    read) against obstore's streaming ``put`` of an iterator and ``get``
@@ -52,15 +57,6 @@ except ImportError:  # pragma: no cover - optional peer
     boto3 = None
 
 
-def best(function, repeats=3):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def open_store(endpoint, bucket, prefix, **options):
     store = S3Store(bucket, prefix, endpoint_url=endpoint, create_bucket=True,
                     event_manager=EventManager(), **options)
@@ -75,115 +71,117 @@ def obstore_client(endpoint, bucket):
                           client_options={"allow_http": True}, **CREDENTIALS)
 
 
-def bench_small(endpoint, bucket, count):
+def interleaved(functions, repeats):
+    """Run each function once per round, ``repeats`` rounds; best time each.
+
+    Interleaving spreads the noise of a shared machine over every client."""
+    times = {label: [] for label in functions}
+    for _ in range(repeats):
+        for label, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[label].append(time.perf_counter() - start)
+    return {label: min(values) for label, values in times.items()}
+
+
+def bench_small(endpoint, bucket, count, repeats):
     data = os.urandom(1024)
     metadata = {"kind": "small", "n": 1}
     run = uuid.uuid4().hex[:8]
     store = open_store(endpoint, bucket, "small-" + run)
     client = obstore_client(endpoint, bucket)
     port = int(endpoint.rsplit(":", 1)[1])
-    results = {}
-
-    def s3store_set(tag):
-        def go():
-            for i in range(count):
-                store.set("k%d-%s" % (i, tag), (io.BytesIO(data), metadata))
-        return go
-
-    counter = iter(range(1000))
-    tag = "new%d" % next(counter)
-    results["set (new keys)", "S3Store"] = best(lambda: s3store_set("new%d" % next(counter))(), 3)
-    s3store_set(tag)()
-    results["set (existing keys)", "S3Store"] = best(s3store_set(tag), 3)
-
-    def s3store_get():
-        for i in range(count):
-            value = store.get("k%d-%s" % (i, tag))
-            value.data.read()
-            value.metadata
-
-    results["get + read", "S3Store"] = best(s3store_get)
-
-    def obstore_put(prefix):
-        def go():
-            for i in range(count):
-                obstore.put(client, "%s/%d" % (prefix, i), data)
-        return go
-
-    results["set (new keys)", "obstore"] = best(lambda: obstore_put("ob-%s-%s" % (run, uuid.uuid4().hex[:6]))())
-    obstore_put("ob-" + run)()
-    results["set (existing keys)", "obstore"] = best(obstore_put("ob-" + run))
-
-    def obstore_get():
-        for i in range(count):
-            bytes(obstore.get(client, "ob-%s/%d" % (run, i)).bytes())
-
-    results["get + read", "obstore"] = best(obstore_get)
-
     connection = http.client.HTTPConnection("127.0.0.1", port)
-
-    def raw_put(prefix):
-        def go():
-            for i in range(count):
-                connection.request("PUT", "/%s/%s/%d" % (bucket, prefix, i), body=data)
-                connection.getresponse().read()
-        return go
-
-    results["set (new keys)", "http.client"] = best(lambda: raw_put("raw-%s-%s" % (run, uuid.uuid4().hex[:6]))())
-    raw_put("raw-" + run)()
-    results["set (existing keys)", "http.client"] = best(raw_put("raw-" + run))
-
-    def raw_get():
-        for i in range(count):
-            connection.request("GET", "/%s/raw-%s/%d" % (bucket, run, i))
-            connection.getresponse().read()
-
-    results["get + read", "http.client"] = best(raw_get)
-    connection.close()
-
+    s3 = None
     if boto3 is not None:
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                           aws_access_key_id=CREDENTIALS["access_key_id"],
                           aws_secret_access_key=CREDENTIALS["secret_access_key"])
 
-        def boto_put(prefix):
-            def go():
-                for i in range(count):
-                    s3.put_object(Bucket=bucket, Key="%s/%d" % (prefix, i), Body=data,
-                                  Metadata={"kind": "small"})
-            return go
+    def fresh():
+        return uuid.uuid4().hex[:8]
 
-        results["set (new keys)", "boto3"] = best(lambda: boto_put("bo-%s-%s" % (run, uuid.uuid4().hex[:6]))())
-        boto_put("bo-" + run)()
-        results["set (existing keys)", "boto3"] = best(boto_put("bo-" + run))
+    def store_set(tag):
+        for i in range(count):
+            store.set("k%d-%s" % (i, tag), (io.BytesIO(data), metadata))
 
-        def boto_get():
-            for i in range(count):
-                s3.get_object(Bucket=bucket, Key="bo-%s/%d" % (run, i))["Body"].read()
+    def obstore_put(tag):
+        for i in range(count):
+            obstore.put(client, "ob-%s/.v/k%d-%s" % (run, i, tag), data)
 
-        results["get + read", "boto3"] = best(boto_get)
+    def raw_put(tag):
+        for i in range(count):
+            connection.request("PUT", "/%s/raw-%s/.v/k%d-%s" % (bucket, run, i, tag), body=data)
+            connection.getresponse().read()
 
-    # 8 threads
+    def boto_put(tag):
+        for i in range(count):
+            s3.put_object(Bucket=bucket, Key="bo-%s/.v/k%d-%s" % (run, i, tag), Body=data, Metadata={"kind": "small"})
+
+    def store_get():
+        for i in range(count):
+            value = store.get("k%d-%s" % (i, run))
+            value.data.read()
+            value.metadata
+
+    def obstore_get():
+        for i in range(count):
+            bytes(obstore.get(client, "ob-%s/.v/k%d-%s" % (run, i, run)).bytes())
+
+    def raw_get():
+        for i in range(count):
+            connection.request("GET", "/%s/raw-%s/.v/k%d-%s" % (bucket, run, i, run))
+            connection.getresponse().read()
+
+    def boto_get():
+        for i in range(count):
+            s3.get_object(Bucket=bucket, Key="bo-%s/.v/k%d-%s" % (run, i, run))["Body"].read()
+
+    def obstore_create(tag):
+        for i in range(count):
+            obstore.put(client, "oc-%s/.v/k%d-%s" % (run, i, tag), data, mode="create")
+
+    writers = {"S3Store": store_set, "obstore": obstore_put, "obstore create": obstore_create,
+               "http.client": raw_put}
+    readers = {"S3Store": store_get, "obstore": obstore_get, "http.client": raw_get}
+    if s3 is not None:
+        writers["boto3"] = boto_put
+        readers["boto3"] = boto_get
+    for label, writer in writers.items():
+        if label != "obstore create":
+            writer(run)
+    results = {}
+    for label, seconds in interleaved(
+            {label: (lambda writer=writer: writer(fresh())) for label, writer in writers.items()},
+            repeats).items():
+        results["set (new keys)", label] = seconds
+    for label, seconds in interleaved(
+            {label: (lambda writer=writer: writer(run)) for label, writer in writers.items()
+             if label != "obstore create"},
+            repeats).items():
+        results["set (existing keys)", label] = seconds
+    for label, seconds in interleaved(readers, repeats).items():
+        results["get + read", label] = seconds
+
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        def threaded(function):
-            def go():
-                list(pool.map(function, range(count)))
-            return go
-
         def store_one(i):
-            value = store.get("k%d-%s" % (i, tag))
+            value = store.get("k%d-%s" % (i, run))
             value.data.read()
 
         def obstore_one(i):
-            bytes(obstore.get(client, "ob-%s/%d" % (run, i)).bytes())
+            bytes(obstore.get(client, "ob-%s/.v/k%d-%s" % (run, i, run)).bytes())
 
-        results["get + read, 8 threads", "S3Store"] = best(threaded(store_one))
-        results["get + read, 8 threads", "obstore"] = best(threaded(obstore_one))
-        if boto3 is not None:
-            def boto_one(i):
-                s3.get_object(Bucket=bucket, Key="bo-%s/%d" % (run, i))["Body"].read()
+        def boto_one(i):
+            s3.get_object(Bucket=bucket, Key="bo-%s/.v/k%d-%s" % (run, i, run))["Body"].read()
 
-            results["get + read, 8 threads", "boto3"] = best(threaded(boto_one))
+        threaded = {"S3Store": store_one, "obstore": obstore_one}
+        if s3 is not None:
+            threaded["boto3"] = boto_one
+        for label, seconds in interleaved(
+                {label: (lambda one=one: list(pool.map(one, range(count)))) for label, one in threaded.items()},
+                repeats).items():
+            results["get + read, 8 threads", label] = seconds
+    connection.close()
     store.disconnect()
     return results
 
@@ -264,11 +262,11 @@ def run_child(operation, endpoint, bucket, size):
 
 
 def bench_large(endpoint, bucket, size):
-    results = {}
-    for operation in ("S3Store set", "obstore put", "S3Store get", "obstore get"):
-        runs = [run_child(operation, endpoint, bucket, size) for _ in range(2)]
-        results[operation] = min(runs)
-    return results
+    runs = {}
+    for _ in range(2):
+        for operation in ("S3Store set", "obstore put", "S3Store get", "obstore get"):
+            runs.setdefault(operation, []).append(run_child(operation, endpoint, bucket, size))
+    return {operation: min(values) for operation, values in runs.items()}
 
 
 def bench_query(endpoint, bucket, count):
@@ -322,14 +320,14 @@ def main():
         print("SeaweedFS at %s, bucket %s" % (endpoint, bucket))
 
         print("\n1. Small objects (1 KiB, %d operations; per second, ratio = time / obstore's)" % small)
-        results = bench_small(endpoint, bucket, small)
+        results = bench_small(endpoint, bucket, small, 3 if arguments.quick else 5)
         for scenario in ("set (new keys)", "set (existing keys)", "get + read", "get + read, 8 threads"):
             reference = results.get((scenario, "obstore"))
-            for client in ("S3Store", "obstore", "http.client", "boto3"):
+            for client in ("S3Store", "obstore", "obstore create", "http.client", "boto3"):
                 seconds = results.get((scenario, client))
                 if seconds is None:
                     continue
-                print("   %-22s %-12s %8.0f /s   %5.2fx" % (scenario, client, small / seconds,
+                print("   %-22s %-15s %8.0f /s   %5.2fx" % (scenario, client, small / seconds,
                                                             seconds / reference))
 
         print("\n2. Large value (%d MiB; peak RSS rise in a fresh process)" % (large >> 20))

@@ -589,3 +589,29 @@ def test_writes_of_other_clients_are_not_hidden_by_the_cache(seaweedfs):  # noqa
     finally:
         mine.disconnect()
         theirs.disconnect()
+
+
+def test_encore_command_with_an_s3_store(seaweedfs, tmp_path, monkeypatch):  # noqa: F811
+    from encore.cli import main
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", CREDENTIALS["access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CREDENTIALS["secret_access_key"])
+    url = "s3://%s/cli-%s?endpoint_url=%s" % (shared_bucket(seaweedfs), uuid.uuid4().hex, seaweedfs.endpoint)
+    source = tmp_path / "in.bin"
+    source.write_bytes(os.urandom(3 << 20))
+
+    def run(*args):
+        out, err = io.BytesIO(), io.StringIO()
+        status = main(list(args), stdout=out, stderr=err)
+        return status, out.getvalue(), err.getvalue()
+
+    assert run("--store", url, "put", "dir/file.bin", str(source), "--meta", "kind=blob")[0] == 0
+    assert run("--store", url, "ls")[1] == b"dir/file.bin\n"
+    assert json.loads(run("--store", url, "meta", "dir/file.bin")[1]) == {"kind": "blob"}
+    target = tmp_path / "out.bin"
+    assert run("--store", url, "get", "dir/file.bin", "-o", str(target))[0] == 0
+    assert target.read_bytes() == source.read_bytes()
+    copy = "sqlite:///" + str(tmp_path / "copy.db")
+    status, _, err = run("cp", url, copy)
+    assert status == 0 and "copied 1 key" in err
+    assert run("--store", copy, "get", "dir/file.bin")[1] == source.read_bytes()
