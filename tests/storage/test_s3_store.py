@@ -615,3 +615,87 @@ def test_encore_command_with_an_s3_store(seaweedfs, tmp_path, monkeypatch):  # n
     status, _, err = run("cp", url, copy)
     assert status == 0 and "copied 1 key" in err
     assert run("--store", copy, "get", "dir/file.bin")[1] == source.read_bytes()
+
+
+def test_updates_from_separate_clients_lose_nothing(seaweedfs):  # noqa: F811
+    bucket = shared_bucket(seaweedfs)
+    prefix = "race-" + uuid.uuid4().hex
+    stores = [make_store(seaweedfs, bucket, prefix) for _ in range(3)]
+    try:
+        stores[0].set("counter", (io.BytesIO(b"payload"), {}))
+        barrier = threading.Barrier(len(stores))
+
+        def work(index):
+            barrier.wait()
+            for round_ in range(8):
+                stores[index].update_metadata("counter", {"client%d" % index: round_})
+
+        with ThreadPoolExecutor(len(stores)) as pool:
+            list(pool.map(work, range(len(stores))))
+        assert stores[1].get_metadata("counter") == {"client%d" % i: 7 for i in range(len(stores))}
+        assert stores[2].to_bytes("counter") == b"payload"
+    finally:
+        for store in stores:
+            store.disconnect()
+
+
+_DYING_WRITER = r"""
+import io, sys
+from encore.storage.s3_store import S3Store
+store = S3Store(sys.argv[1], sys.argv[2], endpoint_url=sys.argv[3])
+store.connect({"access_key_id": sys.argv[4], "secret_access_key": sys.argv[5]})
+
+class Stream(io.RawIOBase):
+    sent = 0
+    def readable(self):
+        return True
+    def read(self, size=-1):
+        if self.sent >= 16 << 20:
+            print("uploading", flush=True)
+            sys.stdin.readline()  # blocks until the parent kills this process
+        self.sent += 1 << 20
+        return b"n" * (1 << 20)
+
+store.set("victim", (Stream(), {"version": "new"}))
+"""
+
+
+def test_a_writer_killed_midway_leaves_the_old_value(seaweedfs):  # noqa: F811
+    bucket = shared_bucket(seaweedfs)
+    prefix = "killed-" + uuid.uuid4().hex
+    store = make_store(seaweedfs, bucket, prefix)
+    try:
+        store.set("victim", (io.BytesIO(b"old"), {"version": "old"}))
+        child = subprocess.Popen(
+            [sys.executable, "-c", _DYING_WRITER, bucket, prefix, seaweedfs.endpoint,
+             CREDENTIALS["access_key_id"], CREDENTIALS["secret_access_key"]],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            line = child.stdout.readline()
+            assert line.strip() == b"uploading", child.stderr.read().decode()
+            # Parts have been uploaded: the value must still be the old one.
+            assert store.to_bytes("victim") == b"old"
+        finally:
+            child.kill()
+            child.wait(30)
+            child.stdin.close()
+            child.stdout.close()
+            child.stderr.close()
+        value = store.get("victim")
+        assert (value.data.read(), value.metadata) == (b"old", {"version": "old"})
+        assert list(store.query_keys()) == ["victim"]
+    finally:
+        store.disconnect()
+
+
+def test_connect_with_a_boto3_session(seaweedfs):  # noqa: F811
+    boto3 = pytest.importorskip("boto3", reason="boto3 sessions need boto3 (pip install '.[bench]')")
+    session = boto3.session.Session(aws_access_key_id=CREDENTIALS["access_key_id"],
+                                    aws_secret_access_key=CREDENTIALS["secret_access_key"],
+                                    region_name="us-east-1")
+    store = S3Store(new_bucket(), endpoint_url=seaweedfs.endpoint, create_bucket=True)
+    store.connect(session)  # the bucket is created through boto3 here
+    store.set("k", (io.BytesIO(b"v"), {"via": "boto3"}))
+    assert store.get_metadata("k") == {"via": "boto3"}
+    assert store.info()["bucket"] == store.bucket
+    store.disconnect()
