@@ -95,7 +95,7 @@ from .abstract_store import (
     copy_metadata,
     select_metadata,
 )
-from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
+from .events import StoreDeleteEvent
 from .utils import DEFAULT_BUFFER_SIZE, is_listened, slice_offsets, store_progress
 
 logger = logging.getLogger(__name__)

@@ -144,7 +144,8 @@ class SeaweedFS(object):
         os.mkdir(directory)
         self._spawn([
             "volume", "-dir=" + directory, "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            "-port=%d" % port, "-port.grpc=%d" % grpc, "-mserver=127.0.0.1:%d.%d" % (self.master_port, self.master_grpc_port), "-max=0",
+            "-port=%d" % port, "-port.grpc=%d" % grpc,
+            "-mserver=127.0.0.1:%d.%d" % (self.master_port, self.master_grpc_port), "-max=0",
             "-preStopSeconds=0",
         ], "volume%d.log" % port)
         self.ports.extend([port, grpc])

@@ -2,6 +2,7 @@
 bundled conformance mixin, plus the behaviour specific to object storage
 (layout, key mapping, all-or-nothing values, large metadata, streaming,
 the metadata index, errors, two volume servers, two servers over a bucket)."""
+import datetime
 import io
 import json
 import os
@@ -35,7 +36,6 @@ from encore.storage.tests.abstract_test import (  # noqa: E402
     StoreReadTestMixin,
     StoreTransactionTestMixin,
     StoreWriteTestMixin,
-    pattern_digest,
     populate,
     read_fixture,
     write_fixture,
@@ -383,8 +383,8 @@ def test_create_bucket_with_a_signed_request(seaweedfs):  # noqa: F811
 
 def test_unreachable_endpoint_is_reported():
     (port,) = free_ports(1)
-    store = S3Store("bucket", endpoint_url="http://127.0.0.1:%d" % port,
-                    retry_config={"max_retries": 1, "backoff": {"init_backoff": __import__("datetime").timedelta(milliseconds=10)}})
+    retry = {"max_retries": 1, "backoff": {"init_backoff": datetime.timedelta(milliseconds=10)}}
+    store = S3Store("bucket", endpoint_url="http://127.0.0.1:%d" % port, retry_config=retry)
     with pytest.raises(StoreError, match="cannot reach"):
         store.connect(CREDENTIALS)
 
