@@ -699,3 +699,22 @@ def test_connect_with_a_boto3_session(seaweedfs):  # noqa: F811
     assert store.get_metadata("k") == {"via": "boto3"}
     assert store.info()["bucket"] == store.bucket
     store.disconnect()
+
+
+def test_store_at_the_top_of_a_bucket(seaweedfs):  # noqa: F811
+    store = S3Store(new_bucket(), endpoint_url=seaweedfs.endpoint, create_bucket=True)
+    store.connect(CREDENTIALS)
+    try:
+        for key in ("top", "a/b", ".."):
+            store.set(key, (io.BytesIO(key.encode()), {"key": key}))
+        assert sorted(store.query_keys()) == ["..", "a/b", "top"]
+        assert list(store.query_keys(key="a/b")) == ["a/b"]
+        assert {name.split("/")[0] for name in _object_names(store)} == {".v", ".index"}
+        assert store.info() == {"type": "S3Store", "readonly": False, "authorizing": False,
+                                "bucket": store.bucket, "prefix": "", "endpoint_url": seaweedfs.endpoint}
+        store.disconnect()
+        store.connect(CREDENTIALS)  # reconnects
+        store.delete("..")
+        assert sorted(store.query_keys()) == ["a/b", "top"]
+    finally:
+        store.disconnect()
