@@ -28,9 +28,11 @@ Costs
 * ``get``: one GET (the header and the data come in the same response).
   ``get_metadata``/``exists``: one ranged GET/HEAD.  ``get_data_range``:
   two ranged GETs.
-* ``set``: one PUT for a new key; for an existing key a conditional PUT
-  fails first and the old header is read (to keep ``created``): three
-  requests.  Values over 4 MiB are uploaded in 5 MiB parts.
+* ``set``: one conditional PUT for a new key (``If-None-Match: *``) or for
+  a key whose current version this store object wrote or read (``If-Match``
+  on its ETag); for a key written elsewhere the conditional PUT fails first
+  and the old header is read (to keep ``created``): three requests.  Values
+  over 4 MiB are uploaded in 5 MiB parts, two at a time.
 * ``set_metadata``/``update_metadata`` rewrite the object: the data passes
   through the client (streamed; memory stays bounded).  Small values are
   rewritten with a conditional PUT (``If-Match`` on the ETag read) and retried
