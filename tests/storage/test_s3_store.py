@@ -718,3 +718,70 @@ def test_store_at_the_top_of_a_bucket(seaweedfs):  # noqa: F811
         assert sorted(store.query_keys()) == ["a/b", "top"]
     finally:
         store.disconnect()
+
+
+_WSGI_MODULE = """
+import os
+from encore.storage import open_store
+from encore.storage.server import make_app
+
+application = make_app(open_store(os.environ["ENCORE_TEST_STORE"]))
+"""
+
+
+def test_gunicorn_workers_over_one_bucket_agree(seaweedfs, tmp_path):  # noqa: F811
+    pytest.importorskip("requests", reason="the dynamic URL store needs requests")
+    try:
+        import gunicorn  # noqa: F401
+    except ImportError:
+        print("SKIPPING: gunicorn is not installed")
+        pytest.skip("gunicorn is not installed")
+    import socket
+
+    (tmp_path / "s3app.py").write_text(_WSGI_MODULE)
+    url = "s3://%s/gunicorn-%s?endpoint_url=%s" % (shared_bucket(seaweedfs), uuid.uuid4().hex, seaweedfs.endpoint)
+    env = dict(os.environ, ENCORE_TEST_STORE=url, AWS_ACCESS_KEY_ID=CREDENTIALS["access_key_id"],
+               AWS_SECRET_ACCESS_KEY=CREDENTIALS["secret_access_key"])
+    ports = free_ports(2)
+    servers = [subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:%d" % port, "--workers", "2",
+         "--chdir", str(tmp_path), "s3app:application"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        for port in ports]
+    try:
+        deadline = time.monotonic() + 60
+        for server, port in zip(servers, ports):
+            while True:
+                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "gunicorn did not listen"
+                    time.sleep(0.1)  # polling another process's listening socket
+        clients = [open_store("http://127.0.0.1:%d" % port) for port in ports]
+        # Values are written straight into the bucket: the servers hold no
+        # state of their own.  (Uploads through the server under gunicorn are
+        # the server's business, tested with it.)
+        direct = S3Store(shared_bucket(seaweedfs), url.split("/", 3)[3].split("?")[0],
+                         endpoint_url=seaweedfs.endpoint)
+        direct.connect(CREDENTIALS)
+        for i in range(8):
+            direct.set("k%d" % i, (io.BytesIO(b"v%d" % i), {"i": i, "low": i < 4}))
+        direct.disconnect()
+        for _ in range(3):  # several requests, so both workers of each server answer
+            for client in clients:
+                assert sorted(client.query_keys(low=True)) == ["k0", "k1", "k2", "k3"]
+                assert client.get_metadata("k6") == {"i": 6, "low": False}
+                assert client.to_bytes("k5") == b"v5"
+        clients[0].update_metadata("k7", {"seen": 1})
+        assert clients[1].get_metadata("k7") == {"i": 7, "low": False, "seen": 1}
+    finally:
+        for server in servers:
+            server.terminate()
+            try:
+                server.wait(15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+            server.stderr.close()
