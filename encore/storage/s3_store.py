@@ -389,6 +389,7 @@ class S3Store(AbstractStore):
         self._given_client = client
         self._client_options = dict(client_options)
         self._client: Any = None
+        self._region: Optional[str] = None
         self._credentials: Dict[str, str] = {}
         self._session: Any = None
         area = root + "/" if root else ""
@@ -1352,6 +1353,81 @@ class S3Store(AbstractStore):
             self._cache.pop(name, None)
         self._emit_delete(key, metadata)
 
+    # -- maintenance -----------------------------------------------------------
+
+    def abort_abandoned_uploads(self, older_than: float = 86400.0) -> int:
+        """Abort the unfinished multipart uploads of this store's objects.
+
+        A failed upload is aborted by the store at once; one whose process
+        died cannot be, and its parts stay (invisible, but billed) until
+        aborted.  obstore has no call for this, so the store signs the
+        requests itself (with the access keys given to :meth:`connect` or
+        found in the environment), or uses boto3 (for a boto3 session).  A
+        lifecycle rule on the bucket does the same job on AWS.
+
+        Parameters
+        ----------
+        older_than : float, optional
+            Only uploads started at least this many seconds ago are aborted
+            (default one day), so uploads in progress elsewhere survive.
+
+        Returns
+        -------
+        int
+            The number of uploads aborted.
+
+        Raises
+        ------
+        StoreError
+            If the uploads cannot be listed or aborted.
+        """
+        if not isinstance(older_than, (int, float)) or older_than < 0:
+            raise ValueError("older_than must be a number of seconds >= 0, got {!r}".format(older_than))
+        if self._client is None:
+            raise StoreError("the store is not connected: call connect() first")
+        cutoff = time.time() - older_than
+        prefix = self._values_prefix
+        region = self._region or "us-east-1"
+        if self._credentials.get("access_key_id") and self._credentials.get("secret_access_key"):
+            endpoint = self.endpoint_url or "https://s3.{}.amazonaws.com".format(region)
+            uploads: List[Tuple[str, str, float]] = []
+            markers: Optional[Tuple[str, str]] = ("", "")
+            while markers is not None:
+                query = [("uploads", ""), ("prefix", prefix)]
+                if markers[0]:
+                    query += [("key-marker", markers[0]), ("upload-id-marker", markers[1])]
+                status, text = _signed_request(endpoint, region, self._credentials, "GET", "/" + self.bucket, query)
+                if status >= 300:
+                    raise StoreError("could not list the uploads of bucket {!r}: HTTP {} {}".format(
+                        self.bucket, status, text[:500]))
+                found, markers = _parse_uploads(text)
+                uploads.extend(found)
+            aborted = 0
+            for name, upload_id, started in uploads:
+                if started <= cutoff and name.startswith(prefix):
+                    status, text = _signed_request(endpoint, region, self._credentials, "DELETE",
+                                                   "/{}/{}".format(self.bucket, name), [("uploadId", upload_id)])
+                    if status >= 300 and status != 404:
+                        raise StoreError("could not abort an upload of {!r}: HTTP {} {}".format(
+                            name, status, text[:500]))
+                    aborted += 1
+            return aborted
+        try:
+            import boto3
+        except ImportError:
+            raise StoreError("aborting uploads needs the access keys (a dict given to connect(), or "
+                             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) or boto3 (pip install boto3)") from None
+        session = self._session or boto3.session.Session()
+        client = session.client("s3", endpoint_url=self.endpoint_url, region_name=self._region)
+        aborted = 0
+        paginator = client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"].timestamp() <= cutoff:
+                    client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                    aborted += 1
+        return aborted
+
     # -- transactions ----------------------------------------------------------
 
     def _begin_transaction(self) -> None:
@@ -1443,13 +1519,14 @@ def _chain(first: bytes, reader: Any) -> Iterator[bytes]:
         yield piece
 
 
-def _signed_create_bucket(endpoint: str, bucket: str, region: str, credentials: Dict[str, str]) -> None:
-    """Create a bucket with one AWS Signature V4 request (no boto3 needed)."""
+def _signed_request(endpoint: str, region: str, credentials: Dict[str, str], method: str, path: str,
+                    query: Optional[List[Tuple[str, str]]] = None, body: bytes = b"") -> Tuple[int, str]:
+    """Make one AWS Signature V4 signed request (for the few calls obstore
+    lacks); return the status and the body text.
+
+    ``path`` is the unencoded ``/bucket/object`` path.
+    """
     parsed = urllib.parse.urlparse(endpoint)
-    body = b""
-    if region != "us-east-1":
-        body = ("<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
-                "<LocationConstraint>{}</LocationConstraint></CreateBucketConfiguration>".format(region)).encode()
     now = datetime.datetime.now(datetime.timezone.utc)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     day = stamp[:8]
@@ -1457,10 +1534,13 @@ def _signed_create_bucket(endpoint: str, bucket: str, region: str, credentials: 
     headers = {"host": parsed.netloc, "x-amz-content-sha256": payload_hash, "x-amz-date": stamp}
     if credentials.get("session_token"):
         headers["x-amz-security-token"] = credentials["session_token"]
-    path = (parsed.path.rstrip("/") or "") + "/" + urllib.parse.quote(bucket, safe="")
+    uri = urllib.parse.quote((parsed.path.rstrip("/") or "") + path, safe="/")
+    query_text = "&".join(
+        "{}={}".format(urllib.parse.quote(name, safe="-_.~"), urllib.parse.quote(value, safe="-_.~"))
+        for name, value in sorted(query or []))
     names = sorted(headers)
     canonical = "\n".join([
-        "PUT", path, "", "".join("{}:{}\n".format(name, headers[name].strip()) for name in names),
+        method, uri, query_text, "".join("{}:{}\n".format(name, headers[name].strip()) for name in names),
         ";".join(names), payload_hash])
     scope = "{}/{}/s3/aws4_request".format(day, region)
     to_sign = "\n".join(["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()])
@@ -1476,13 +1556,50 @@ def _signed_create_bucket(endpoint: str, bucket: str, region: str, credentials: 
     connection_class = http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
     connection = connection_class(parsed.hostname, parsed.port, timeout=30)
     try:
-        connection.request("PUT", path, body=body, headers=headers)
+        connection.request(method, uri + ("?" + query_text if query_text else ""), body=body, headers=headers)
         response = connection.getresponse()
-        text = response.read().decode("utf-8", "replace")
+        return response.status, response.read().decode("utf-8", "replace")
     except OSError as error:
-        raise StoreError("cannot reach {} to create bucket {!r}: {}".format(endpoint, bucket, error)) from None
+        raise StoreError("cannot reach {}: {}".format(endpoint, error)) from None
     finally:
         connection.close()
-    if response.status >= 300 and "BucketAlreadyOwnedByYou" not in text:
-        raise StoreError("could not create bucket {!r} at {}: HTTP {} {}".format(
-            bucket, endpoint, response.status, text[:500]))
+
+
+def _signed_create_bucket(endpoint: str, bucket: str, region: str, credentials: Dict[str, str]) -> None:
+    """Create a bucket with one signed request (no boto3 needed)."""
+    body = b""
+    if region != "us-east-1":
+        body = ("<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+                "<LocationConstraint>{}</LocationConstraint></CreateBucketConfiguration>".format(region)).encode()
+    status, text = _signed_request(endpoint, region, credentials, "PUT", "/" + bucket, body=body)
+    if status >= 300 and "BucketAlreadyOwnedByYou" not in text:
+        raise StoreError("could not create bucket {!r} at {}: HTTP {} {}".format(bucket, endpoint, status, text[:500]))
+
+
+def _parse_uploads(text: str) -> Tuple[List[Tuple[str, str, float]], Optional[Tuple[str, str]]]:
+    """Parse a ListMultipartUploads answer: uploads and the next markers."""
+    import xml.etree.ElementTree as ElementTree
+
+    root = ElementTree.fromstring(text)
+
+    def child(element: Any, name: str) -> str:
+        for item in element:
+            if item.tag.rsplit("}", 1)[-1] == name:
+                return item.text or ""
+        return ""
+
+    uploads = []
+    for element in root:
+        if element.tag.rsplit("}", 1)[-1] != "Upload":
+            continue
+        initiated = child(element, "Initiated").split(".")[0].rstrip("Z")
+        try:
+            started = datetime.datetime.strptime(initiated, "%Y-%m-%dT%H:%M:%S").replace(
+                tzinfo=datetime.timezone.utc).timestamp()
+        except ValueError:
+            started = 0.0
+        uploads.append((child(element, "Key"), child(element, "UploadId"), started))
+    following = None
+    if child(root, "IsTruncated").lower() == "true":
+        following = (child(root, "NextKeyMarker"), child(root, "NextUploadIdMarker"))
+    return uploads, following

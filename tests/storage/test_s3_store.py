@@ -271,14 +271,7 @@ def test_failed_large_upload_leaves_the_old_value_and_no_upload(store, seaweedfs
         store.set("keep", (Failing(), {"v": 2}))
     assert store.to_bytes("keep") == b"old"
     assert store.get_metadata("keep") == {"v": 1}
-    import http.client
-    port = int(seaweedfs.endpoint.rsplit(":", 1)[1])
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    connection.request("GET", "/%s?uploads" % store.bucket)
-    listing = connection.getresponse().read().decode()
-    connection.close()
-    assert "ListMultipartUploadsResult" in listing
-    assert store._name("keep") not in listing
+    assert store._name("keep") not in _uploads(seaweedfs, store.bucket)
 
 
 def test_rollback_restores_and_leaves_no_copies(store):
@@ -684,8 +677,27 @@ def test_a_writer_killed_midway_leaves_the_old_value(seaweedfs):  # noqa: F811
         value = store.get("victim")
         assert (value.data.read(), value.metadata) == (b"old", {"version": "old"})
         assert list(store.query_keys()) == ["victim"]
+        # The dead writer's upload is left behind, invisible; it can be aborted.
+        assert store._name("victim") in _uploads(seaweedfs, store.bucket)
+        assert store.abort_abandoned_uploads(older_than=3600) == 0  # too recent
+        assert store.abort_abandoned_uploads(older_than=0) >= 1
+        assert store._name("victim") not in _uploads(seaweedfs, store.bucket)
+        assert store.to_bytes("victim") == b"old"
     finally:
         store.disconnect()
+
+
+def _uploads(server, bucket):
+    import http.client
+    port = int(server.endpoint.rsplit(":", 1)[1])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", "/%s?uploads" % bucket)
+        listing = connection.getresponse().read().decode()
+    finally:
+        connection.close()
+    assert "ListMultipartUploadsResult" in listing
+    return listing
 
 
 def test_connect_with_a_boto3_session(seaweedfs):  # noqa: F811
@@ -785,3 +797,40 @@ def test_gunicorn_workers_over_one_bucket_agree(seaweedfs, tmp_path):  # noqa: F
                 server.kill()
                 server.wait()
             server.stderr.close()
+
+
+def test_a_server_that_checks_signatures():
+    """Against a SeaweedFS with identities: wrong keys are refused clearly;
+    the right ones work, including the store's own signed requests
+    (bucket creation, listing and aborting uploads)."""
+    from .seaweedfs_support import running_seaweedfs
+
+    identities = {"identities": [{
+        "name": "tester", "credentials": [{"accessKey": "AKIDTESTER", "secretKey": "tester-secret"}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+    good = {"access_key_id": "AKIDTESTER", "secret_access_key": "tester-secret"}
+    with running_seaweedfs(identities) as server:
+        bucket = new_bucket()
+        store = S3Store(bucket, "signed", endpoint_url=server.endpoint, create_bucket=True)
+        deadline = time.monotonic() + 30
+        while True:  # identities load a moment after the port opens
+            try:
+                store.connect(good)
+                break
+            except AuthorizationError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)  # polling another process's start-up
+        store.set("k", (io.BytesIO(b"v"), {"signed": True}))
+        assert store.get_metadata("k") == {"signed": True}
+        assert store.abort_abandoned_uploads(older_than=0) == 0  # signed list accepted
+        store.disconnect()
+
+        intruder = S3Store(bucket, "signed", endpoint_url=server.endpoint)
+        with pytest.raises(AuthorizationError, match="check the credentials"):
+            intruder.connect({"access_key_id": "AKIDTESTER", "secret_access_key": "wrong"})
+        stranger = S3Store(bucket, "signed", endpoint_url=server.endpoint)
+        with pytest.raises(AuthorizationError):
+            stranger.connect({"access_key_id": "NOBODY", "secret_access_key": "x"})
+        bad_create = S3Store(new_bucket(), endpoint_url=server.endpoint, create_bucket=True)
+        with pytest.raises((AuthorizationError, StoreError)):
+            bad_create.connect({"access_key_id": "AKIDTESTER", "secret_access_key": "wrong"})
