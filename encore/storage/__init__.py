@@ -66,6 +66,7 @@ _URL_PARAMETERS = {
     "static+http": {"data_path": str, "query_path": str, "poll": float},
     "static+https": {"data_path": str, "query_path": str, "poll": float},
     "static+file": {"data_path": str, "query_path": str, "poll": float},
+    "s3": {"endpoint_url": str, "region": str, "create_bucket": _boolean},
 }
 
 
@@ -115,12 +116,18 @@ def open_store(url: str, **options: Any) -> Any:
           ``static+file``) -- a read-only
           :class:`~encore.storage.static_url_store.StaticURLStore` over
           ``root/index.json`` and ``root/data/<key>`` (``data_path`` and
-          ``query_path`` options change these).
+          ``query_path`` options change these);
+        * ``s3://bucket/prefix?endpoint_url=http://host:port`` -- an
+          :class:`~encore.storage.s3_store.S3Store` (needs the ``encore[s3]``
+          extra); credentials come from the environment
+          (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``); the query may
+          also give ``region`` and ``create_bucket=true``.
 
         Parameters in the URL's query string are passed to the store's
         constructor: ``table``, ``index`` and ``index_columns`` (comma
         separated) for ``sqlite:``, ``magic_fname`` for ``file:``,
-        ``data_path``, ``query_path`` and ``poll`` for ``static+...:``.
+        ``data_path``, ``query_path`` and ``poll`` for ``static+...:``,
+        ``endpoint_url``, ``region`` and ``create_bucket`` for ``s3:``.
         Any other parameter is refused, as is a ``#fragment``.
     **options
         Passed to the store's constructor (``event_manager``, ``table``,
@@ -182,10 +189,18 @@ def open_store(url: str, **options: Any) -> Any:
         data_path = options.pop("data_path", "data/")
         query_path = options.pop("query_path", "index.json")
         store = StaticURLStore(root, data_path, query_path, **options)
+    elif scheme == "s3":
+        from .s3_store import S3Store
+
+        if create:
+            options.setdefault("create_bucket", True)
+        prefix = urllib.parse.unquote(parsed.path).strip("/")
+        store = S3Store(parsed.netloc, prefix, **options)
     else:
         raise ValueError(
             "unsupported store URL {!r}: use sqlite:///path.db, file:///directory, "
-            "memory://, http(s)://server or static+http(s)://server/root".format(url)
+            "memory://, http(s)://server, static+http(s)://server/root or "
+            "s3://bucket/prefix".format(url)
         )
     store.connect()
     return store
