@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import urllib.error
 import urllib.parse
@@ -37,7 +38,7 @@ from .abstract_store import (
     select_metadata,
 )
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
-from .url_value import URLValue
+from .url_value import DEFAULT_TIMEOUT, HTTPStatusError, URLValue, checked_response, translate_network_error
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ def basic_auth_factory() -> urllib.request.HTTPBasicAuthHandler:
 
 
 def _map_http_errors(key: str, open_url: Callable[[], Any]) -> Any:
+    """Open a URL, turning failures into the stores' error vocabulary."""
     try:
         return open_url()
     except urllib.error.HTTPError as error:
@@ -80,14 +82,28 @@ def _map_http_errors(key: str, open_url: Callable[[], Any]) -> Any:
             raise KeyError(key) from None
         if error.code in (401, 403):
             raise AuthorizationError(key) from None
+        raise HTTPStatusError(error.code, error.url or str(key), str(error.reason or "")) from None
+    except HTTPStatusError as error:
+        if error.status == 404:
+            raise KeyError(key) from None
+        if error.status in (401, 403):
+            raise AuthorizationError(key) from None
         raise
+    except (KeyError, AuthorizationError):
+        raise
+    except Exception as error:
+        translated = translate_network_error(error, str(key))
+        if translated is error:
+            raise
+        raise translated from None
 
 
 class _StaticValue(URLValue):
     """A URLValue whose HTTP errors become KeyError / AuthorizationError."""
 
-    def __init__(self, key: str, url: str, metadata: Dict[str, Any], opener: Any) -> None:
-        super().__init__(url, metadata, opener)
+    def __init__(self, key: str, url: str, metadata: Dict[str, Any], opener: Any,
+                 timeout: Optional[float]) -> None:
+        super().__init__(url, metadata, opener, timeout)
         self._key = key
 
     def open(self) -> Any:
@@ -139,6 +155,18 @@ class StaticURLStore(AbstractReadOnlyStore):
     event_manager : BaseEventManager, optional
         Where the store emits its events (default: the package-wide
         manager).
+    timeout : float or None, optional
+        Seconds to wait for a connection and for each read (default 30).
+        A silent server raises :class:`TimeoutError`; a body shorter than
+        its ``Content-Length`` raises
+        :class:`~encore.storage.url_value.IncompleteBodyError` on every read
+        path.
+
+    Notes
+    -----
+    Over ``file:`` URLs, a key whose data path would leave the directory
+    of ``root_url + data_path`` (``..`` segments, symbolic links) is
+    reported missing (:class:`KeyError`), whatever the index says.
 
     Notes
     -----
@@ -153,7 +181,7 @@ class StaticURLStore(AbstractReadOnlyStore):
     """
 
     def __init__(self, root_url: Any, data_path: Any, query_path: Any, poll: Any = 300,
-                 event_manager: Any = None) -> None:
+                 event_manager: Any = None, timeout: Optional[float] = DEFAULT_TIMEOUT) -> None:
         if not isinstance(root_url, str) and hasattr(root_url, "emit"):
             # Encore's manual passed the event manager first: shift.
             manager = root_url
@@ -168,6 +196,9 @@ class StaticURLStore(AbstractReadOnlyStore):
         self.data_path = data_path
         self.query_path = query_path
         self.poll = poll
+        if timeout is not None and not timeout > 0:
+            raise ValueError("timeout must be a positive number of seconds or None")
+        self.timeout = timeout
         self._opener: Any = None
         self._index: Dict[str, Dict[str, Any]] = {}
         self._index_lock = threading.Lock()
@@ -197,7 +228,7 @@ class StaticURLStore(AbstractReadOnlyStore):
 
         Raises
         ------
-        urllib.error.URLError
+        ConnectionError, TimeoutError, HTTPStatusError
             If the index cannot be downloaded.
         AuthorizationError
             If the server refuses the index (``401``/``403``).
@@ -233,13 +264,14 @@ class StaticURLStore(AbstractReadOnlyStore):
             thread.start()
 
     def disconnect(self) -> None:
-        """Stop polling and drop the opener; returns without waiting a poll
-        interval."""
+        """Stop polling and drop the opener.
+
+        Returns at once: an index download in progress (even one hung on a
+        silent server) is not waited for; the polling thread ends after it
+        and its result is dropped.
+        """
         self._stop.set()
-        thread, self._poll_thread = self._poll_thread, None
-        if thread is not None and thread is not threading.current_thread():
-            # Only an index download in progress can delay the end.
-            thread.join(5.0)
+        self._poll_thread = None
         self._opener = None
         self._connected = False
 
@@ -257,7 +289,7 @@ class StaticURLStore(AbstractReadOnlyStore):
 
     def _fetch_index(self, opener: Any) -> Dict[str, Dict[str, Any]]:
         url = self.root_url + self.query_path
-        response = _map_http_errors(self.query_path, lambda: opener.open(url))
+        response = _map_http_errors(self.query_path, lambda: self._open(opener, url))
         with response:
             raw = response.read()
         try:
@@ -292,11 +324,12 @@ class StaticURLStore(AbstractReadOnlyStore):
         opener = self._opener
         if opener is None:
             raise StoreError("the store is not connected")
+        stop = self._stop
         index = self._fetch_index(opener)
+        if stop.is_set():
+            return  # disconnected meanwhile: nobody expects news
         with self._index_lock:
             old, self._index = self._index, index
-        if self._stop.is_set() and self._opener is None:
-            return  # disconnected meanwhile: nobody expects news
         for key, metadata in old.items():
             if key not in index:
                 self._emit_modification(StoreDeleteEvent, key, copy_metadata(metadata))
@@ -315,8 +348,28 @@ class StaticURLStore(AbstractReadOnlyStore):
         with self._index_lock:
             return list(self._index.items())
 
+    def _open(self, opener: Any, url: str) -> Any:
+        if isinstance(opener, urllib.request.OpenerDirector):
+            response = opener.open(url, timeout=self.timeout)
+        else:
+            response = opener.open(url)
+        return checked_response(response, url)
+
     def _url(self, key: str) -> str:
-        return self.root_url + urllib.parse.quote(self.data_path + key)
+        url = self.root_url + urllib.parse.quote(self.data_path + key)
+        if url[:5].lower() == "file:":
+            self._check_inside_root(key, url)
+        return url
+
+    def _check_inside_root(self, key: str, url: str) -> None:
+        """Refuse a file: data URL resolving outside the data directory."""
+        root = urllib.parse.urljoin(self.root_url, urllib.parse.quote(self.data_path) or ".")
+        root_path = os.path.realpath(urllib.request.url2pathname(urllib.parse.urlsplit(root).path))
+        path = os.path.realpath(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
+        if os.path.commonpath([root_path, path]) != root_path or path == root_path:
+            logger.warning("Refusing key %r of %s: its file is outside the store's directory",
+                           key, self.root_url)
+            raise KeyError(key)
 
     def _require_opener(self) -> Any:
         opener = self._opener
@@ -345,7 +398,7 @@ class StaticURLStore(AbstractReadOnlyStore):
             If the key is not in the index.
         """
         metadata = self._metadata(key)
-        return _StaticValue(key, self._url(key), metadata, self._require_opener())
+        return _StaticValue(key, self._url(key), metadata, self._require_opener(), self.timeout)
 
     def get_data(self, key: str) -> Any:
         """Return a stream of the data of a key (one request).
@@ -369,7 +422,8 @@ class StaticURLStore(AbstractReadOnlyStore):
         """
         self._metadata(key)
         opener = self._require_opener()
-        return _map_http_errors(key, lambda: opener.open(self._url(key)))
+        url = self._url(key)
+        return _map_http_errors(key, lambda: self._open(opener, url))
 
     def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
         """Return the metadata of a key, from the cached index.
