@@ -216,6 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
             "SERVER_PORT": str(self.server.server_port),
             "SERVER_PROTOCOL": self.request_version,
             "REMOTE_ADDR": self.client_address[0],
+            "REMOTE_PORT": str(self.client_address[1]),
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": "http",
             "wsgi.input": body,
