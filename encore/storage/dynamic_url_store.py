@@ -826,13 +826,12 @@ class DynamicURLStore(AbstractAuthorizingStore):
             data = value.data
             close = True
         try:
-            with self.transaction("Setting {}".format(key)):
-                if self._one_request_set():
-                    created = self._upload(key, data, buffer_size, metadata, with_metadata=True)
-                else:
-                    created = self._upload(key, data, buffer_size, metadata)
-                    self._put_json("PUT", key, "metadata", metadata)
-                self._emit_write_event(key, created, metadata)
+            if self._one_request_set():
+                created = self._upload(key, data, buffer_size, metadata, with_metadata=True)
+            else:
+                created = self._upload(key, data, buffer_size, metadata)
+                self._put_json("PUT", key, "metadata", metadata)
+            self._emit_write_event(key, created, metadata)
         finally:
             if close:
                 data.close()
@@ -856,9 +855,8 @@ class DynamicURLStore(AbstractAuthorizingStore):
         StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
             While the data is uploaded, when anyone listens.
         """
-        with self.transaction("Setting data of {}".format(key)):
-            created = self._upload(key, data, buffer_size, None)
-            self._emit_write_event(key, created, {} if created else None)
+        created = self._upload(key, data, buffer_size, None)
+        self._emit_write_event(key, created, {} if created else None)
 
     def set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         """Replace the metadata of a key (``PUT``).
@@ -875,9 +873,8 @@ class DynamicURLStore(AbstractAuthorizingStore):
         StoreSetEvent or StoreUpdateEvent
             After the write.
         """
-        with self.transaction("Setting metadata of {}".format(key)):
-            status = self._put_json("PUT", key, "metadata", metadata)
-            self._emit_write_event(key, status == 201, metadata)
+        status = self._put_json("PUT", key, "metadata", metadata)
+        self._emit_write_event(key, status == 201, metadata)
 
     def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         """Merge values into the metadata of a key (``POST``).
@@ -899,9 +896,8 @@ class DynamicURLStore(AbstractAuthorizingStore):
         StoreUpdateEvent
             With the merged metadata.
         """
-        with self.transaction("Updating metadata of {}".format(key)):
-            self._put_json("POST", key, "metadata", metadata)
-            self._emit_write_event(key, False, None)
+        self._put_json("POST", key, "metadata", metadata)
+        self._emit_write_event(key, False, None)
 
     def delete(self, key: str) -> None:
         """Delete a key (``DELETE``).
@@ -921,13 +917,12 @@ class DynamicURLStore(AbstractAuthorizingStore):
         StoreDeleteEvent
             With the metadata the key had.
         """
-        with self.transaction("Deleting {}".format(key)):
-            metadata = None
-            if is_listened(self.event_manager, StoreDeleteEvent):
-                metadata = self.get_metadata(key)
-            with self._request("DELETE", self._key_url(key), key, idempotent=False):
-                pass
-            self._emit_modification(StoreDeleteEvent, key, metadata)
+        metadata = None
+        if is_listened(self.event_manager, StoreDeleteEvent):
+            metadata = self.get_metadata(key)
+        with self._request("DELETE", self._key_url(key), key, idempotent=False):
+            pass
+        self._emit_modification(StoreDeleteEvent, key, metadata)
 
     def set_permissions(self, key: str, permissions: Dict[str, Any]) -> None:
         """Replace the permissions of a key (``PUT``).
