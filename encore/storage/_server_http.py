@@ -137,6 +137,12 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.timeout = self.server.idle_timeout
         super().setup()
+        try:
+            # Small answers go out at once rather than waiting for the
+            # client's delayed acknowledgement.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s - " + format, self.address_string(), *args)
@@ -281,10 +287,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Server", self.server_version)
             for name, value in headers:
                 self.send_header(name, value)
-            self.end_headers()
+            # The head goes out with the first piece of the body (one write).
+            self._headers_buffer.append(b"\r\n")
+            state["head"] = b"".join(self._headers_buffer)
+            self._headers_buffer = []
             state["sent"] = True
             state["written"] = 0
             self.log_request(code)
+
+        def flush_head(data: bytes = b"") -> None:
+            pending = state.pop("head", None)
+            if pending is not None:
+                self.wfile.write(pending + data)
+            elif data:
+                self.wfile.write(data)
 
         def write_chunk(data: bytes) -> None:
             if not state["sent"]:
@@ -292,9 +308,9 @@ class _Handler(BaseHTTPRequestHandler):
             if head or not data:
                 return
             if state["chunked"]:
-                self.wfile.write(b"%x\r\n" % len(data) + bytes(data) + b"\r\n")
+                flush_head(b"%x\r\n" % len(data) + bytes(data) + b"\r\n")
             else:
-                self.wfile.write(data)
+                flush_head(bytes(data))
             state["written"] += len(data)
 
         if self.headers.get("Connection", "").lower() == "close":
@@ -305,8 +321,7 @@ class _Handler(BaseHTTPRequestHandler):
                 write_chunk(data)
             if not state["sent"]:
                 send_headers()
-            if state["chunked"] and not head:
-                self.wfile.write(b"0\r\n\r\n")
+            flush_head(b"0\r\n\r\n" if state["chunked"] and not head else b"")
             length = state["length"]
             if length is not None and not head and state["written"] != length:
                 # The client must see the body is short: end the connection.
@@ -314,6 +329,9 @@ class _Handler(BaseHTTPRequestHandler):
         except BaseException:
             self.close_connection = True
             if not state["sent"]:
+                self.send_error(500, "internal server error")
+            elif "head" in state:
+                self._headers_buffer = []
                 self.send_error(500, "internal server error")
             logger.exception("Error while sending the answer to %s %s", self.command, self.path)
         finally:
