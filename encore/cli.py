@@ -9,7 +9,9 @@
     encore [--store URL] query NAME=VALUE ...
     encore [--store URL] rm KEY
     encore cp SRC_URL DST_URL [GLOB]
-    encore [--store URL] serve [--host HOST] [--port PORT]
+    encore [--store URL] serve [--host HOST] [--port PORT] [--users FILE] [--read-only] ...
+    encore [--store URL] publish DIRECTORY [GLOB]
+    encore users add|token|remove|list FILE [NAME]
 
 Stores are addressed by URL (see :func:`encore.storage.open_store`); the
 default is ``sqlite:///./encore.db``, or the ``ENCORE_STORE`` environment
@@ -28,7 +30,7 @@ import sys
 import urllib.parse
 from typing import Any, Dict, Optional, Sequence, TextIO
 
-from encore import __version__
+from encore import __version__, _cli_network
 from encore.events.event_manager import EventManager
 from encore.storage import open_store, sqlite_location
 from encore.terminal.progress_display import ProgressDisplay
@@ -103,9 +105,7 @@ def _build_parser() -> argparse.ArgumentParser:
     rm = commands.add_parser("rm", help="delete a key")
     rm.add_argument("key")
 
-    serve = commands.add_parser("serve", help="serve the store over HTTP until interrupted")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks one)")
+    _cli_network.add_commands(commands)  # serve, users, publish
 
     cp = commands.add_parser("cp", help="copy keys from one store to another")
     cp.add_argument("source", metavar="SRC_URL")
@@ -123,26 +123,6 @@ def _open(url: str, manager: EventManager, create: bool) -> Any:
     if url.lower().startswith("file:"):
         return open_store(url, event_manager=manager, create=create)
     return open_store(url, event_manager=manager)
-
-
-def _serve(store: Any, host: str, port: int, out: Any, err: TextIO) -> int:
-    """Serve ``store`` until interrupted; print its URL first."""
-    import threading
-
-    from encore.storage.server import serve
-
-    server = serve(store, host=host, port=port)
-    try:
-        out.write((server.url + "\n").encode("utf-8"))
-        out.flush()
-        err.write("encore: serving on {} (Ctrl-C to stop)\n".format(server.url))
-        err.flush()
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.shutdown()
-    return 0
 
 
 def _run(arguments: argparse.Namespace, manager: EventManager, out: Any, err: TextIO) -> int:
@@ -163,12 +143,10 @@ def _run(arguments: argparse.Namespace, manager: EventManager, out: Any, err: Te
         return 0
 
     url = arguments.store or os.environ.get("ENCORE_STORE") or DEFAULT_STORE
-    store = _open(url, manager, create=command in ("put", "serve"))
-    if command == "serve":
-        try:
-            return _serve(store, arguments.host, arguments.port, out, err)
-        finally:
-            store.disconnect()
+    status = _cli_network.run(arguments, lambda create: _open(url, manager, create), out, err)
+    if status is not None:
+        return status
+    store = _open(url, manager, create=command == "put")
     try:
         if command == "ls":
             keys = store.query_keys() if arguments.pattern is None else store.glob(arguments.pattern)
