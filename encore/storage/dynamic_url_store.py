@@ -171,30 +171,53 @@ class RequestsURLValue(Value):
 
 
 class _Upload(object):
-    """Iterate over a stream's buffers for a streamed (chunked) upload,
-    reporting progress and remembering a read error."""
+    """The body of an upload: the metadata prefix (if any) and the stream's
+    buffers, reporting progress and remembering a read error.
+
+    :meth:`small_body` reads ahead: data that fits in one buffer is sent as
+    one body with a ``Content-Length`` (one write, no chunked coding);
+    larger data is streamed chunk by chunk.
+    """
 
     def __init__(self, stream: Any, buffer_size: int, progress: Any, prefix: bytes = b"") -> None:
         self._stream = stream
         self._buffer_size = buffer_size
         self._progress = progress
         self._prefix = prefix
+        self._ahead: list = []
         self.error: Optional[BaseException] = None
         self.sent = 0
+
+    def _read(self) -> bytes:
+        chunk = self._stream.read(self._buffer_size)
+        if chunk and not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise TypeError("data streams must produce bytes, got {}".format(type(chunk).__name__))
+        return bytes(chunk) if chunk else b""
+
+    def small_body(self) -> Optional[bytes]:
+        """The whole body if the data fits in one buffer, else ``None``."""
+        try:
+            first = self._read()
+            second = self._read() if first else b""
+        except BaseException as error:
+            self.error = error
+            raise
+        if not second:
+            self.sent = len(first)
+            return self._prefix + first
+        self._ahead = [first, second]
+        return None
 
     def __iter__(self) -> Iterator[bytes]:
         try:
             if self._prefix:
                 yield self._prefix
             while True:
-                chunk = self._stream.read(self._buffer_size)
+                chunk = self._ahead.pop(0) if self._ahead else self._read()
                 if not chunk:
                     break
-                if not isinstance(chunk, (bytes, bytearray, memoryview)):
-                    raise TypeError("data streams must produce bytes, got {}".format(
-                        type(chunk).__name__))
                 self.sent += len(chunk)
-                yield bytes(chunk)
+                yield chunk
                 self._progress.step(step=self.sent)
         except BaseException as error:
             self.error = error
@@ -764,8 +787,12 @@ class DynamicURLStore(AbstractAuthorizingStore):
         url = self._url(key, "data")
         with progress:
             upload = _Upload(data, buffer_size, progress, prefix)
+            body = upload.small_body()
+            if body is not None:
+                progress.step(step=upload.sent)
             try:
-                response = self._send("PUT", url, False, data=iter(upload), headers=headers)
+                response = self._send("PUT", url, False, headers=headers,
+                                      data=iter(upload) if body is None else body)
             except BaseException:
                 if upload.error is not None:
                     raise upload.error from None
