@@ -379,12 +379,16 @@ class PooledHTTPServer(socketserver.TCPServer):
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
+        """Bind, and remember the address for ``SERVER_NAME``/``SERVER_PORT``
+        (no DNS lookup)."""
         super().server_bind()
         host, port = self.server_address[:2]
-        self.server_name = socket.getfqdn(host) if host not in ("127.0.0.1", "::1") else host
+        self.server_name = host
         self.server_port = port
 
     def process_request(self, request: socket.socket, client_address: Any) -> None:
+        """Hand a new connection to a worker, or answer ``503`` when the
+        workers and the queue are full."""
         if not self._slots.acquire(blocking=False):
             try:
                 request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
@@ -416,6 +420,7 @@ class PooledHTTPServer(socketserver.TCPServer):
             self.shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log a connection's failure (at debug level: clients go away)."""
         logger.debug("Error on the connection of %s", client_address, exc_info=True)
 
     def close_connections(self) -> None:
