@@ -40,8 +40,10 @@ MAX_REQUEST_LINE = 8192
 #: The largest total size of the request headers accepted.
 MAX_HEADER_BYTES = 32768
 
-# Unread request body drained so the connection can be reused; beyond, close.
-_DRAIN_LIMIT = 1 << 16
+# Unread request body (of a refused upload, say) read and dropped so the
+# client sees the answer and the connection can be reused; beyond, close.
+# It covers the uploads a client sends in one piece (up to its 1 MiB buffer).
+_DRAIN_LIMIT = 4 << 20
 
 
 class _BodyInput(object):

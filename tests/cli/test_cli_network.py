@@ -1,7 +1,6 @@
 """The ``encore serve``, ``encore users`` and ``encore publish`` commands."""
 import io
 import json
-import threading
 
 import pytest
 import requests

@@ -1,5 +1,6 @@
 """The WSGI application under a production server: gunicorn, several worker
 processes sharing one SQLite store, started here on 127.0.0.1."""
+import importlib.util
 import io
 import os
 import queue
@@ -36,9 +37,7 @@ WORKERS = 3
 
 @pytest.fixture(scope="module")
 def gunicorn(tmp_path_factory):
-    try:
-        import gunicorn  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("gunicorn") is None:
         pytest.skip("gunicorn is not installed (pip install -e '.[test]')")
     directory = tmp_path_factory.mktemp("gunicorn")
     (directory / "encore_gunicorn_app.py").write_text(APP)

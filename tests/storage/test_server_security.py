@@ -7,7 +7,6 @@ import os
 import socket
 import stat
 import sys
-import threading
 import types
 import warnings
 
@@ -21,7 +20,6 @@ from encore.storage.dict_memory_store import DictMemoryStore
 from encore.storage.dynamic_url_store import DynamicURLStore
 from encore.storage.server import PasswordFile, make_app, serve, verify_password
 from encore.storage.simple_auth_store import (
-    AuthenticationError,
     SimpleAuthStore,
     create_user_record,
     make_pbkdf2_encoder,
@@ -131,6 +129,18 @@ def test_requests_need_valid_credentials(backing, users_file):
         users.save()
         assert requests.get(url, auth=("alice", "wonderland")).status_code == 401
         assert requests.get(url, auth=("bob", "builder")).status_code == 200
+
+
+def test_refused_uploads_reach_the_client_as_refusals(backing, users_file):
+    path, _ = users_file
+    with serve(backing, users=path) as server:
+        store = DynamicURLStore(server.url, server.query_url, event_manager=EventManager())
+        store.connect({"username": "alice", "password": "wrong"})
+        for size in (10, 900000, 3 << 20):
+            with pytest.raises(AuthorizationError):
+                store.set_data("k", io.BytesIO(b"x" * size))
+        store.disconnect()
+    assert backing.to_bytes("k") == b"0123456789"
 
 
 def test_tokens_given_by_a_program(backing):

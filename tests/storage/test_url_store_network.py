@@ -14,7 +14,7 @@ from encore.storage.abstract_store import StoreError
 from encore.storage.dict_memory_store import DictMemoryStore
 from encore.storage.dynamic_url_store import DynamicURLStore
 from encore.storage.events import StoreUpdateEvent
-from encore.storage.server import StoreServer, make_app, serve
+from encore.storage.server import StoreServer, make_app
 from encore.storage.static_url_store import StaticURLStore
 from encore.storage.url_value import HTTPStatusError, IncompleteBodyError
 
