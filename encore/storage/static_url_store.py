@@ -38,7 +38,7 @@ from .abstract_store import (
     select_metadata,
 )
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
-from .url_value import DEFAULT_TIMEOUT, HTTPStatusError, URLValue, checked_response, translate_network_error
+from .url_value import DEFAULT_TIMEOUT, HTTPStatusError, URLValue, open_url, translate_network_error
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +72,10 @@ def basic_auth_factory() -> urllib.request.HTTPBasicAuthHandler:
     return urllib.request.HTTPBasicAuthHandler(_AnyRealmPasswordManager())
 
 
-def _map_http_errors(key: str, open_url: Callable[[], Any]) -> Any:
+def _map_http_errors(key: str, opening: Callable[[], Any]) -> Any:
     """Open a URL, turning failures into the stores' error vocabulary."""
     try:
-        return open_url()
+        return opening()
     except urllib.error.HTTPError as error:
         error.close()
         if error.code == 404:
@@ -102,8 +102,8 @@ class _StaticValue(URLValue):
     """A URLValue whose HTTP errors become KeyError / AuthorizationError."""
 
     def __init__(self, key: str, url: str, metadata: Dict[str, Any], opener: Any,
-                 timeout: Optional[float]) -> None:
-        super().__init__(url, metadata, opener, timeout)
+                 timeout: Optional[float], retries: int) -> None:
+        super().__init__(url, metadata, opener, timeout, retries)
         self._key = key
 
     def open(self) -> Any:
@@ -161,6 +161,10 @@ class StaticURLStore(AbstractReadOnlyStore):
         its ``Content-Length`` raises
         :class:`~encore.storage.url_value.IncompleteBodyError` on every read
         path.
+    retries : int, optional
+        Times a download failing on a connection error or a ``502``,
+        ``503`` or ``504`` answer is retried, with exponential backoff
+        (default 3; ``0``: never).
 
     Notes
     -----
@@ -181,7 +185,8 @@ class StaticURLStore(AbstractReadOnlyStore):
     """
 
     def __init__(self, root_url: Any, data_path: Any, query_path: Any, poll: Any = 300,
-                 event_manager: Any = None, timeout: Optional[float] = DEFAULT_TIMEOUT) -> None:
+                 event_manager: Any = None, timeout: Optional[float] = DEFAULT_TIMEOUT,
+                 retries: int = 3) -> None:
         if not isinstance(root_url, str) and hasattr(root_url, "emit"):
             # Encore's manual passed the event manager first: shift.
             manager = root_url
@@ -199,6 +204,9 @@ class StaticURLStore(AbstractReadOnlyStore):
         if timeout is not None and not timeout > 0:
             raise ValueError("timeout must be a positive number of seconds or None")
         self.timeout = timeout
+        if not isinstance(retries, int) or retries < 0:
+            raise ValueError("retries must be an int >= 0")
+        self.retries = retries
         self._opener: Any = None
         self._index: Dict[str, Dict[str, Any]] = {}
         self._index_lock = threading.Lock()
@@ -349,11 +357,7 @@ class StaticURLStore(AbstractReadOnlyStore):
             return list(self._index.items())
 
     def _open(self, opener: Any, url: str) -> Any:
-        if isinstance(opener, urllib.request.OpenerDirector):
-            response = opener.open(url, timeout=self.timeout)
-        else:
-            response = opener.open(url)
-        return checked_response(response, url)
+        return open_url(opener, url, self.timeout, self.retries)
 
     def _url(self, key: str) -> str:
         url = self.root_url + urllib.parse.quote(self.data_path + key)
@@ -398,7 +402,8 @@ class StaticURLStore(AbstractReadOnlyStore):
             If the key is not in the index.
         """
         metadata = self._metadata(key)
-        return _StaticValue(key, self._url(key), metadata, self._require_opener(), self.timeout)
+        return _StaticValue(key, self._url(key), metadata, self._require_opener(), self.timeout,
+                            self.retries)
 
     def get_data(self, key: str) -> Any:
         """Return a stream of the data of a key (one request).

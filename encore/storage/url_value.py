@@ -23,6 +23,7 @@ import http.client
 import io
 import logging
 import socket
+import time
 import urllib.error
 import urllib.request
 from typing import Any, Callable, Dict, Optional
@@ -33,7 +34,7 @@ from .utils import range_stream, slice_offsets
 logger = logging.getLogger(__name__)
 
 __all__ = ["URLValue", "IncompleteBodyError", "HTTPStatusError", "ResponseStream",
-           "translate_network_error", "DEFAULT_TIMEOUT"]
+           "translate_network_error", "checked_response", "open_url", "DEFAULT_TIMEOUT"]
 
 #: The default timeout of the URL stores, in seconds, for connecting and for
 #: each read.
@@ -261,6 +262,72 @@ def checked_response(response: Any, what: str) -> ResponseStream:
     return stream
 
 
+_RETRY_STATUSES = (502, 503, 504)
+
+
+def open_url(opener: Any, request: Any, timeout: Optional[float] = DEFAULT_TIMEOUT, retries: int = 0,
+             backoff: float = 0.1) -> ResponseStream:
+    """Open a URL with a :mod:`urllib` opener, in the shared error vocabulary.
+
+    Parameters
+    ----------
+    opener : urllib.request.OpenerDirector or object with ``open(request)``
+        Opens the request; an ``OpenerDirector`` is given the timeout.
+    request : str or urllib.request.Request
+        What to open.
+    timeout : float or None, optional
+        Seconds for connecting and for each read.
+    retries : int, optional
+        Times a connection error or a ``502``/``503``/``504`` answer is
+        retried (the request is a ``GET``: idempotent), waiting
+        ``backoff`` seconds, doubled each time.
+    backoff : float, optional
+        The first wait between retries.
+
+    Returns
+    -------
+    ResponseStream
+        The body, checked against its ``Content-Length``.
+
+    Raises
+    ------
+    urllib.error.HTTPError
+        For ``4xx`` answers, which the stores map to ``KeyError`` and
+        ``AuthorizationError``.
+    HTTPStatusError
+        For other error statuses.
+    TimeoutError, ConnectionError
+        When the server cannot be reached or does not answer in time.
+    """
+    url = request if isinstance(request, str) else request.full_url
+    for attempt in range(retries + 1):
+        last = attempt == retries
+        try:
+            if isinstance(opener, urllib.request.OpenerDirector):
+                response = opener.open(request, timeout=timeout)
+            else:
+                response = opener.open(request)
+        except urllib.error.HTTPError as error:
+            if error.code < 500:
+                raise
+            error.close()
+            if error.code in _RETRY_STATUSES and not last:
+                time.sleep(min(backoff * 2 ** attempt, 5.0))  # backoff, not synchronisation
+                continue
+            raise HTTPStatusError(error.code, url, str(error.reason or "")) from None
+        except Exception as error:
+            translated = translate_network_error(error, url)
+            if translated is error:
+                raise
+            if isinstance(translated, ConnectionError) and not isinstance(translated, IncompleteBodyError) \
+                    and not last:
+                time.sleep(min(backoff * 2 ** attempt, 5.0))
+                continue
+            raise translated from None
+        return checked_response(response, url)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 class URLValue(Value):
     """A value whose data is the body of a URL.
 
@@ -283,6 +350,9 @@ class URLValue(Value):
         Seconds to wait for the connection and for each read (default
         :data:`DEFAULT_TIMEOUT`); given to an
         :class:`~urllib.request.OpenerDirector`'s ``open``.
+    retries : int, optional
+        Times a request failing on a connection error or a ``502``,
+        ``503`` or ``504`` answer is retried (default 0).
 
     Raises
     ------
@@ -301,9 +371,10 @@ class URLValue(Value):
     created = None
 
     def __init__(self, url: str, metadata: Optional[Dict[str, Any]] = None, opener: Any = None,
-                 timeout: Optional[float] = DEFAULT_TIMEOUT) -> None:
+                 timeout: Optional[float] = DEFAULT_TIMEOUT, retries: int = 0) -> None:
         self.url = url
         self.timeout = timeout
+        self.retries = retries
         self._metadata = {} if metadata is None else check_metadata(metadata)
         self._opener = opener if opener is not None else urllib.request.build_opener()
         self._pending: Any = None
@@ -325,13 +396,10 @@ class URLValue(Value):
 
     def _open(self, request: Any) -> ResponseStream:
         try:
-            if isinstance(self._opener, urllib.request.OpenerDirector):
-                response = self._opener.open(request, timeout=self.timeout)
-            else:
-                response = self._opener.open(request)
-        except Exception as error:
-            raise translate_network_error(error, self.url) from None
-        return checked_response(response, self.url)
+            return open_url(self._opener, request, self.timeout, self.retries)
+        except urllib.error.HTTPError as error:
+            error.close()
+            raise HTTPStatusError(error.code, self.url, str(error.reason or "")) from None
 
     def _read_headers(self, response: Any) -> None:
         headers = getattr(response, "headers", None)

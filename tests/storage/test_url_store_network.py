@@ -431,3 +431,29 @@ def test_old_servers_get_the_two_request_protocol(recorded, backing):
     store.set("old", (io.BytesIO(b"data"), {"m": 1}))
     assert [method for method, _ in recorder.requests] == ["OPTIONS", "PUT", "PUT"]
     assert backing.to_bytes("old") == b"data" and backing.get_metadata("old") == {"m": 1}
+
+
+def test_static_store_retries_busy_servers():
+    answers = []
+
+    def app(environ, start_response):
+        answers.append(environ["PATH_INFO"])
+        if len(answers) in (1, 2, 4):
+            start_response("503 Service Unavailable", [("Content-Length", "0")])
+            return []
+        body = b'{"k": {}}' if environ["PATH_INFO"] == "/index.json" else b"data"
+        start_response("200 OK", [("Content-Length", str(len(body)))])
+        return [body]
+
+    with StoreServer(app, "127.0.0.1", 0) as server:
+        store = StaticURLStore(server.url + "/", "data/", "index.json", poll=0, retries=2)
+        store.connect()
+        assert len(answers) == 3
+        assert store.to_bytes("k") == b"data"  # one 503, then the data
+        assert store.get("k").data.read() == b"data"
+        store.disconnect()
+        answers[:] = [None] * 3  # the next answer is a 503
+        store = StaticURLStore(server.url + "/", "data/", "index.json", poll=0, retries=0)
+        with pytest.raises(HTTPStatusError) as caught:
+            store.connect()
+        assert caught.value.status == 503
