@@ -49,7 +49,8 @@ def add_commands(commands: Any) -> None:
                             "can reach the port can read and write the store")
     serve.add_argument("--allowed-host", action="append", default=None, metavar="NAME",
                        help="a host name clients use to reach the server (Host header); repeat "
-                            "for several (default: loopback names and --host)")
+                            "for several (default: localhost, the --host name and the machine's "
+                            "name; IP addresses are always accepted)")
     serve.add_argument("--allowed-origin", action="append", default=[], metavar="URL",
                        help="a web origin allowed to write, such as https://app.example")
     serve.add_argument("--workers", type=int, default=16, help="connections served at once (default 16)")

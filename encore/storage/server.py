@@ -89,6 +89,7 @@ import json
 import logging
 import os
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -157,8 +158,6 @@ _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
 
 # The content types an HTML form (or a "simple" cross-site request) can send.
 _FORM_TYPES = ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data")
-
-_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 _WRITE_METHODS = ("PUT", "POST", "DELETE", "PATCH")
 
@@ -350,6 +349,14 @@ def _host_name(value: str) -> str:
     if value.count(":") > 1:  # a bare IPv6 address
         return value
     return value.partition(":")[0].rstrip(".")
+
+
+def _is_ip_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def is_loopback(host: str) -> bool:
@@ -553,8 +560,12 @@ class _StoreApp(object):
             return  # not a browser (they always send Host)
         allowed = self.allowed_hosts
         name = _host_name(host)
+        # DNS rebinding needs a name the attacker controls; a request naming
+        # an address can only come from a page at that very address.
+        if _is_ip_address(name):
+            return
         if allowed is None:
-            if is_loopback(name):
+            if name == "localhost":
                 return
         elif "*" in allowed or name in allowed:
             return
@@ -849,9 +860,9 @@ def make_app(store: Any, parts: Optional[Dict[str, str]] = None, query_path: str
     read_only : bool, optional
         Answer every write with ``405``.
     allowed_hosts : sequence of str, optional
-        The host names the server answers for (``Host`` header); default:
-        the loopback names only.  ``['*']`` accepts any (only behind a
-        proxy that checks it).
+        The host names the server answers for (``Host`` header), besides IP
+        addresses, which are always accepted; default: ``localhost`` only.
+        ``['*']`` accepts any name (only behind a proxy that checks it).
     allowed_origins : sequence of str, optional
         Browser origins (``'https://app.example.com'``) allowed to write,
         besides the server's own.
@@ -987,7 +998,8 @@ def serve(store: Any, host: str = "127.0.0.1", port: int = 0, *, expose_without_
     **options
         Passed to :func:`make_app` (``users``, ``tokens``, ``read_only``,
         ``allowed_hosts``, ...).  When ``allowed_hosts`` is not given, the
-        loopback names and ``host`` itself are allowed.
+        names allowed are ``localhost``, ``host`` (if a name) and, when
+        listening beyond loopback, the machine's host name.
 
     Returns
     -------
@@ -1012,12 +1024,13 @@ def serve(store: Any, host: str = "127.0.0.1", port: int = 0, *, expose_without_
     network in clear.  Beyond a trusted network, put it behind a proxy that
     terminates TLS (see the deployment documentation).
     """
-    if options.get("allowed_hosts") is None and not is_loopback(host):
-        allowed = list(_LOOPBACK_NAMES)
-        if host not in ("", "0.0.0.0", "::"):
-            allowed.append(host)
-        else:
-            allowed.append("*")  # every address of the machine: the Host cannot be predicted
+    if options.get("allowed_hosts") is None:
+        allowed = ["localhost"]
+        bare = host.strip("[]")
+        if bare and not _is_ip_address(bare):
+            allowed.append(bare)
+        if not is_loopback(host):
+            allowed.append(socket.gethostname())
         options["allowed_hosts"] = allowed
     app = make_app(store, **options)
     if not is_loopback(host) and not app.requires_authentication:

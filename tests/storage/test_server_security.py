@@ -282,6 +282,8 @@ def test_foreign_host_names_are_refused(backing):
         assert requests.get(url, headers={"Host": "evil.example:{}".format(server.port)}).status_code == 421
         assert requests.get(url, headers={"Host": "localhost:{}".format(server.port)}).status_code == 200
         assert requests.get(url, headers={"Host": "[::1]:{}".format(server.port)}).status_code == 200
+        # An address names no attacker's domain: always accepted.
+        assert requests.get(url, headers={"Host": "10.1.2.3"}).status_code == 200
     with serve(backing, allowed_hosts=["store.example"]) as server:
         url = server.url + "/k/data"
         assert requests.get(url, headers={"Host": "store.example"}).status_code == 200
