@@ -80,6 +80,8 @@ installed (after the checks above).
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import email.utils
 import hashlib
@@ -441,9 +443,6 @@ class _SimpleAuthUsers(object):
 
     def authenticate(self, header: Optional[str]) -> Optional[Tuple[str, Any]]:
         """Check Basic credentials with the store; return (name, view)."""
-        import base64
-        import binascii
-
         if not header or not header.lower().startswith("basic "):
             return None
         try:
