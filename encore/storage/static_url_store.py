@@ -20,6 +20,8 @@ without any request; only data is fetched, with :mod:`urllib.request`.
 """
 from __future__ import annotations
 
+import functools
+import http.client
 import json
 import logging
 import os
@@ -42,7 +44,7 @@ from .url_value import DEFAULT_TIMEOUT, HTTPStatusError, URLValue, open_url, tra
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["StaticURLStore", "basic_auth_factory"]
+__all__ = ["StaticURLStore", "basic_auth_factory", "KeepAliveHTTPHandler"]
 
 
 class _AnyRealmPasswordManager(urllib.request.HTTPPasswordMgrWithPriorAuth):
@@ -70,6 +72,100 @@ def basic_auth_factory() -> urllib.request.HTTPBasicAuthHandler:
         The handler, with an empty password manager.
     """
     return urllib.request.HTTPBasicAuthHandler(_AnyRealmPasswordManager())
+
+
+class KeepAliveHTTPHandler(urllib.request.HTTPHandler):
+    """An ``http:`` handler for :mod:`urllib.request` that reuses connections.
+
+    :mod:`urllib.request` opens a connection per request and asks the
+    server to close it.  This handler keeps up to ``size`` idle connections
+    per host and reuses them: a connection goes back to the pool when its
+    response body has been read to the end (through a
+    :class:`~encore.storage.url_value.ResponseStream`), and is closed when
+    a body is abandoned half-read or the server ends the connection.  A
+    pooled connection the server has closed meanwhile is replaced once,
+    transparently.
+
+    Parameters
+    ----------
+    size : int, optional
+        The idle connections kept per host (default 4).
+    """
+
+    def __init__(self, size: int = 4) -> None:
+        super().__init__()
+        self._size = size
+        self._idle: Dict[Tuple[str, Any], list] = {}
+        self._lock = threading.Lock()
+
+    def _take(self, key: Tuple[str, Any]) -> Optional[http.client.HTTPConnection]:
+        with self._lock:
+            connections = self._idle.get(key)
+            return connections.pop() if connections else None
+
+    def _give_back(self, key: Tuple[str, Any], connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            connections = self._idle.setdefault(key, [])
+            if len(connections) < self._size:
+                connections.append(connection)
+                return
+        connection.close()
+
+    def close(self) -> None:
+        """Close the idle connections."""
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for connection in connections:
+                connection.close()
+
+    def http_open(self, request: urllib.request.Request) -> http.client.HTTPResponse:
+        """Send a request over a pooled (or new) connection.
+
+        Parameters
+        ----------
+        request : urllib.request.Request
+            The request, prepared by the opener's other handlers.
+
+        Returns
+        -------
+        http.client.HTTPResponse
+            With ``url`` and ``msg`` set as :mod:`urllib` expects.
+        """
+        host = request.host
+        if not host:
+            raise urllib.error.URLError("no host given")
+        key = (host, request.timeout)
+        headers = dict(request.unredirected_hdrs)
+        headers.update({name: value for name, value in request.headers.items() if name not in headers})
+        headers = {name.title(): value for name, value in headers.items()}
+        headers["Connection"] = "keep-alive"
+        connection = self._take(key)
+        while True:
+            reused = connection is not None
+            if connection is None:
+                connection = http.client.HTTPConnection(host, timeout=request.timeout)
+            try:
+                connection.request(request.get_method(), request.selector, request.data, headers)
+                response = connection.getresponse()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as error:
+                connection.close()
+                if reused:  # the server closed it while it waited in the pool
+                    connection = None
+                    continue
+                raise urllib.error.URLError(error) from None
+            except OSError as error:
+                connection.close()
+                raise urllib.error.URLError(error) from None
+            break
+        response.url = request.get_full_url()
+        response.msg = response.reason
+        if response.will_close:
+            connection.close()  # the response keeps its own reference to the socket
+        else:
+            response.encore_release = functools.partial(self._give_back, key, connection)
+            response.encore_discard = connection.close
+        return response
 
 
 def _map_http_errors(key: str, opening: Callable[[], Any]) -> Any:
@@ -113,16 +209,33 @@ class _StaticValue(URLValue):
         return _map_http_errors(self._key, lambda: URLValue.range(self, start, end))
 
 
-def _poll(store_ref: "weakref.ref[StaticURLStore]", stop: threading.Event, interval: float) -> None:
+class _PollState(object):
+    """Shared by a polling thread and ``disconnect``: whether a download is
+    under way, decided under one lock with the stop request."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.fetching = False
+
+
+def _poll(store_ref: "weakref.ref[StaticURLStore]", state: _PollState, interval: float) -> None:
     """Body of the polling thread; holds the store only weakly."""
-    while not stop.wait(interval):
+    while not state.stop.wait(interval):
         store = store_ref()
         if store is None:
             return
+        with state.lock:
+            if state.stop.is_set():
+                return
+            state.fetching = True
         try:
             store.update_index()
         except Exception:
             logger.warning("Polling the index of %r failed", store, exc_info=True)
+        finally:
+            with state.lock:
+                state.fetching = False
         del store
 
 
@@ -208,9 +321,11 @@ class StaticURLStore(AbstractReadOnlyStore):
             raise ValueError("retries must be an int >= 0")
         self.retries = retries
         self._opener: Any = None
+        self._keep_alive: Optional[KeepAliveHTTPHandler] = None
         self._index: Dict[str, Dict[str, Any]] = {}
         self._index_lock = threading.Lock()
-        self._stop = threading.Event()
+        self._poll_state = _PollState()
+        self._stop = self._poll_state.stop
         self._poll_thread: Optional[threading.Thread] = None
 
     # -- connection ----------------------------------------------------------
@@ -257,16 +372,19 @@ class StaticURLStore(AbstractReadOnlyStore):
             handler = factory()
             handler.add_password(**arguments)
             handlers.append(handler)
+        self._keep_alive = KeepAliveHTTPHandler()
+        handlers.append(self._keep_alive)
         opener = urllib.request.build_opener(*handlers)
         index = self._fetch_index(opener)
         with self._index_lock:
             self._index = index
         self._opener = opener
         self._connected = True
-        self._stop = threading.Event()
+        self._poll_state = _PollState()
+        self._stop = self._poll_state.stop
         if self.poll and self.poll > 0:
             thread = threading.Thread(
-                target=_poll, args=(weakref.ref(self), self._stop, float(self.poll)),
+                target=_poll, args=(weakref.ref(self), self._poll_state, float(self.poll)),
                 name="StaticURLStore poll {}".format(self.root_url), daemon=True)
             self._poll_thread = thread
             thread.start()
@@ -274,13 +392,22 @@ class StaticURLStore(AbstractReadOnlyStore):
     def disconnect(self) -> None:
         """Stop polling and drop the opener.
 
-        Returns at once: an index download in progress (even one hung on a
-        silent server) is not waited for; the polling thread ends after it
-        and its result is dropped.
+        Never waits for an index download in progress (even one hung on a
+        silent server): the polling thread ends after it and its result is
+        dropped.  A polling thread that is only waiting for its next poll
+        is woken and joined.
         """
-        self._stop.set()
-        self._poll_thread = None
+        state = self._poll_state
+        with state.lock:
+            state.stop.set()
+            downloading = state.fetching
+        thread, self._poll_thread = self._poll_thread, None
+        if thread is not None and not downloading and thread is not threading.current_thread():
+            thread.join()  # it is between polls: it sees the stop at once
         self._opener = None
+        keep_alive, self._keep_alive = self._keep_alive, None
+        if keep_alive is not None:
+            keep_alive.close()
         self._connected = False
 
     def is_connected(self) -> bool:

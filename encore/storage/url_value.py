@@ -207,6 +207,11 @@ class ResponseStream(io.RawIOBase):
         self.received += len(data)
         return bytes(data)
 
+    @property
+    def completed(self) -> bool:
+        """bool : Whether the body was read to its end."""
+        return self._eof
+
     def _finish(self) -> None:
         self._eof = True
         callback, self._on_complete = self._on_complete, None
@@ -255,7 +260,18 @@ def checked_response(response: Any, what: str) -> ResponseStream:
     text = headers.get("Content-Length") if headers is not None else None
     if text is not None and text.strip().isdigit():
         length = int(text)
-    stream = ResponseStream(response.read, response.close, length, what)
+    # A pooling handler (see static_url_store) gives the connection back
+    # once the body was read to its end, and drops it otherwise.
+    release = getattr(response, "encore_release", None)
+    discard = getattr(response, "encore_discard", None)
+    if discard is None:
+        close = response.close
+    else:
+        def close() -> None:
+            response.close()
+            if not stream.completed:
+                discard()
+    stream = ResponseStream(response.read, close, length, what, on_complete=release)
     stream.headers = headers  # type: ignore[attr-defined]
     stream.status = getattr(response, "status", None)  # type: ignore[attr-defined]
     stream.url = getattr(response, "url", None)  # type: ignore[attr-defined]

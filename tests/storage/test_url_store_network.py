@@ -457,3 +457,25 @@ def test_static_store_retries_busy_servers():
         with pytest.raises(HTTPStatusError) as caught:
             store.connect()
         assert caught.value.status == 503
+
+
+def test_static_store_keeps_connections_alive(backing):
+    def app(environ, start_response):
+        recorder_ports.add(environ["REMOTE_PORT"])
+        body = b'{"k": {}}' if environ["PATH_INFO"] == "/index.json" else b"0123456789"
+        start_response("200 OK", [("Content-Length", str(len(body)))])
+        return [body]
+
+    recorder_ports = set()
+    with StoreServer(app, "127.0.0.1", 0) as server:
+        store = StaticURLStore(server.url + "/", "data/", "index.json", poll=0)
+        store.connect()
+        for _ in range(1000):
+            assert store.to_bytes("k") == b"0123456789"
+        assert len(recorder_ports) <= 2
+        # A body abandoned half-read drops its connection; the next opens one.
+        stream = store.get_data("k")
+        stream.read(3)
+        stream.close()
+        assert store.to_bytes("k") == b"0123456789"
+        store.disconnect()
