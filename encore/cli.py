@@ -61,7 +61,7 @@ import urllib.parse
 import urllib.request
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
-from encore import __version__
+from encore import __version__, _cli_network
 from encore.events.event_manager import EventManager
 from encore.events.progress_events import ProgressManager
 from encore.storage import open_store, sqlite_location
@@ -240,7 +240,7 @@ def _build_parser() -> argparse.ArgumentParser:
     cp.add_argument("destination", metavar="DST")
     cp.add_argument("pattern", nargs="?", default="*", metavar="GLOB", help=glob_help)
 
-    _add_serve_parser(command)
+    _cli_network.add_commands(commands, parents=[common], port=_port)
     return parser
 
 
@@ -728,45 +728,15 @@ def _command_cp(context: _Context) -> int:
     return 0
 
 
-# -- serve: one self-contained sub-command --------------------------------
+# -- serve, users, publish: the network commands of encore._cli_network ----
 
 
-def _add_serve_parser(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    serve = command("serve", "serve the store over HTTP until interrupted")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 picks one)")
-
-
-def _serve(store: Any, host: str, port: int, out: Any, err: TextIO) -> int:
-    """Serve ``store`` until interrupted; print its URL first."""
-    import threading
-
-    from encore.storage.server import serve
-
-    try:
-        server = serve(store, host=host, port=port)
-    except OSError as error:
-        raise CommandError("cannot listen on {}:{}: {}".format(host, port, error.strerror or error)) from None
-    try:
-        out.write((server.url + "\n").encode("utf-8"))
-        out.flush()
-        err.write("encore: serving on {} (Ctrl-C to stop)\n".format(server.url))
-        err.flush()
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.shutdown()
-    return 0
-
-
-def _command_serve(context: _Context) -> int:
-    arguments = context.arguments
-    store = context.open()  # serving never creates a store
-    try:
-        return _serve(store, arguments.host, arguments.port, context.out, context.err)
-    finally:
-        store.disconnect()
+def _command_network(context: _Context) -> int:
+    # Neither serving nor publishing creates a store: a mistyped path is refused.
+    status = _cli_network.run(context.arguments, lambda create: context.open(create=False),
+                              context.out, context.err)
+    assert status is not None
+    return status
 
 
 _COMMANDS: Dict[str, Callable[[_Context], int]] = {
@@ -777,7 +747,9 @@ _COMMANDS: Dict[str, Callable[[_Context], int]] = {
     "query": _command_query,
     "rm": _command_rm,
     "cp": _command_cp,
-    "serve": _command_serve,
+    "serve": _command_network,
+    "users": _command_network,
+    "publish": _command_network,
 }
 
 
@@ -851,6 +823,12 @@ def _error_message(error: BaseException) -> str:
     http = _http_message(error)
     if http is not None:
         return http
+    status = getattr(error, "status", None)
+    if isinstance(status, int) and type(error).__name__ == "HTTPStatusError":
+        meaning = _HTTP_MEANINGS.get(status, "server error" if status >= 500 else "request refused")
+        reason = getattr(error, "reason", "") or ""
+        return "HTTP {} {} from {}: {}".format(status, reason, getattr(error, "url", "the server"),
+                                               meaning).replace("  ", " ")
     if isinstance(error, urllib.error.HTTPError):
         meaning = _HTTP_MEANINGS.get(error.code, "request refused")
         return "HTTP {} {} from {}: {}".format(error.code, error.reason, error.geturl(), meaning)

@@ -18,6 +18,7 @@ import email.utils
 import io
 import json
 import logging
+import time
 import urllib.parse
 from typing import Any, Dict, Iterable, Iterator, Optional, Tuple
 
@@ -30,6 +31,7 @@ from .abstract_store import (
     select_metadata,
 )
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
+from .url_value import DEFAULT_TIMEOUT, HTTPStatusError, IncompleteBodyError, ResponseStream, translate_network_error
 from .utils import DEFAULT_BUFFER_SIZE, UserTag, is_listened, range_stream, slice_offsets, store_progress
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,9 @@ DEFAULT_PARTS = {"data": "data", "metadata": "metadata", "permissions": "auth"}
 _SAFE = "~!$&'()*+,;=:@"
 
 _NDJSON = "application/x-ndjson"
+
+# The statuses of a busy or restarting server, worth retrying.
+_RETRY_STATUSES = (502, 503, 504)
 
 
 def _requests() -> Any:
@@ -166,27 +171,53 @@ class RequestsURLValue(Value):
 
 
 class _Upload(object):
-    """Iterate over a stream's buffers for a streamed (chunked) upload,
-    reporting progress and remembering a read error."""
+    """The body of an upload: the metadata prefix (if any) and the stream's
+    buffers, reporting progress and remembering a read error.
 
-    def __init__(self, stream: Any, buffer_size: int, progress: Any) -> None:
+    :meth:`small_body` reads ahead: data that fits in one buffer is sent as
+    one body with a ``Content-Length`` (one write, no chunked coding);
+    larger data is streamed chunk by chunk.
+    """
+
+    def __init__(self, stream: Any, buffer_size: int, progress: Any, prefix: bytes = b"") -> None:
         self._stream = stream
         self._buffer_size = buffer_size
         self._progress = progress
+        self._prefix = prefix
+        self._ahead: list = []
         self.error: Optional[BaseException] = None
         self.sent = 0
 
+    def _read(self) -> bytes:
+        chunk = self._stream.read(self._buffer_size)
+        if chunk and not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise TypeError("data streams must produce bytes, got {}".format(type(chunk).__name__))
+        return bytes(chunk) if chunk else b""
+
+    def small_body(self) -> Optional[bytes]:
+        """The whole body if the data fits in one buffer, else ``None``."""
+        try:
+            first = self._read()
+            second = self._read() if first else b""
+        except BaseException as error:
+            self.error = error
+            raise
+        if not second:
+            self.sent = len(first)
+            return self._prefix + first
+        self._ahead = [first, second]
+        return None
+
     def __iter__(self) -> Iterator[bytes]:
         try:
+            if self._prefix:
+                yield self._prefix
             while True:
-                chunk = self._stream.read(self._buffer_size)
+                chunk = self._ahead.pop(0) if self._ahead else self._read()
                 if not chunk:
                     break
-                if not isinstance(chunk, (bytes, bytearray, memoryview)):
-                    raise TypeError("data streams must produce bytes, got {}".format(
-                        type(chunk).__name__))
                 self.sent += len(chunk)
-                yield bytes(chunk)
+                yield chunk
                 self._progress.step(step=self.sent)
         except BaseException as error:
             self.error = error
@@ -214,10 +245,27 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
     ``404`` means the key does not exist (:class:`KeyError`); ``401`` and
     ``403`` raise :class:`~encore.storage.abstract_store.AuthorizationError`;
-    other errors raise :class:`requests.HTTPError`.  A ``201`` answer to a
-    ``PUT`` says the key was created (the store emits
+    other statuses raise :class:`~encore.storage.url_value.HTTPStatusError`
+    (a :class:`~encore.storage.abstract_store.StoreError` naming the
+    status).  Network failures raise :class:`TimeoutError` or
+    :class:`ConnectionError`, and a body shorter than its
+    ``Content-Length`` :class:`~encore.storage.url_value.IncompleteBodyError`
+    -- never an exception of :mod:`requests` or :mod:`urllib3`.  A ``201``
+    answer to a ``PUT`` says the key was created (the store emits
     :class:`~encore.storage.events.StoreSetEvent` rather than
     :class:`~encore.storage.events.StoreUpdateEvent`).
+
+    Connections are kept alive and reused (a pool of ``pool_size`` per
+    host).  Idempotent requests (``GET``, ``HEAD``, ``PUT`` of metadata or
+    permissions) are retried ``retries`` times, with exponential backoff,
+    on connection errors and ``502``/``503``/``504``; streamed uploads,
+    ``POST`` and ``DELETE`` are never retried.  No lock is held across
+    requests: threads sharing the store do not wait for each other.
+
+    A server announcing ``Encore-Protocol: 2`` (:mod:`encore.storage.server`)
+    receives :meth:`set` as one request carrying the metadata and the data,
+    so concurrent writers of one key never mix their data and metadata; an
+    older server gets the two requests of Encore 0.8.
 
     Parameters
     ----------
@@ -237,18 +285,47 @@ class DynamicURLStore(AbstractAuthorizingStore):
     event_manager : BaseEventManager, optional
         Where the store emits its events (default: the package-wide
         manager).
+    timeout : float, tuple or None, optional
+        Seconds to wait for a connection and for each read (default 30), or
+        a ``(connect, read)`` pair; ``None`` waits forever.
+    retries : int, optional
+        How many times an idempotent request is retried (default 3; ``0``
+        turns retries off).
+    backoff : float, optional
+        The first wait between retries, in seconds, doubled at each retry
+        (default 0.1).
+    pool_size : int, optional
+        The connections kept alive per host (default 10).
 
     Raises
     ------
     ImportError
         If :mod:`requests` is not installed (``pip install 'encore[http]'``).
+    ValueError
+        If ``timeout``, ``retries``, ``backoff`` or ``pool_size`` is invalid.
     """
 
     def __init__(self, base_url: str, query_url: str, url_format: str = "{base}/{key}/{part}",
                  url_format_no_part: str = "{base}/{key}", parts: Dict[str, str] = DEFAULT_PARTS,
-                 event_manager: Any = None) -> None:
+                 event_manager: Any = None, timeout: Any = DEFAULT_TIMEOUT, retries: int = 3,
+                 backoff: float = 0.1, pool_size: int = 10) -> None:
         _requests()
+        if timeout is not None:
+            pair = timeout if isinstance(timeout, tuple) else (timeout,)
+            if len(pair) not in (1, 2) or not all(isinstance(t, (int, float)) and t > 0 for t in pair):
+                raise ValueError("timeout must be a positive number, a (connect, read) pair or None")
+        if not isinstance(retries, int) or retries < 0:
+            raise ValueError("retries must be an int >= 0")
+        if not isinstance(backoff, (int, float)) or backoff < 0:
+            raise ValueError("backoff must be a number >= 0")
+        if not isinstance(pool_size, int) or pool_size < 1:
+            raise ValueError("pool_size must be a positive int")
         super().__init__(event_manager=event_manager)
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.pool_size = pool_size
+        self._protocol: Optional[int] = None
         self.base_url = base_url
         self.query_url = query_url
         self.url_format = url_format
@@ -270,19 +347,23 @@ class DynamicURLStore(AbstractAuthorizingStore):
             :class:`requests.Session` set up with the authentication the
             server needs (as in Encore); or a dict with ``'username'`` and
             ``'password'`` (or ``'user'`` and ``'passwd'``) for HTTP basic
-            authentication, the user name being the tag.  Without
-            credentials a plain session is used.
+            authentication, the user name being the tag, or ``'token'``
+            for a bearer token.  Without credentials a plain session is
+            used.
         """
         requests = _requests()
         user_tag = None
         if credentials is None:
-            session = requests.Session()
+            session = self._new_session()
         elif isinstance(credentials, dict):
             user = credentials.get("username", credentials.get("user"))
             password = credentials.get("password", credentials.get("passwd"))
-            session = requests.Session()
+            token = credentials.get("token")
+            session = self._new_session()
             if user is not None:
                 session.auth = (user, "" if password is None else password)
+            if token is not None:
+                session.headers["Authorization"] = "Bearer {}".format(token)
             user_tag = credentials.get("user_tag", user)
         elif isinstance(credentials, requests.Session):
             session = credentials
@@ -290,7 +371,18 @@ class DynamicURLStore(AbstractAuthorizingStore):
             user_tag, session = credentials
         self._user_tag = user_tag
         self._session = session
+        self._protocol = None
         self._connected = True
+
+    def _new_session(self) -> Any:
+        requests = _requests()
+        session = requests.Session()
+        # Retries are done here (only for idempotent requests), not by urllib3.
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=self.pool_size,
+                                                max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return session
 
     def disconnect(self) -> None:
         """Disconnect, closing the session's connections."""
@@ -316,16 +408,47 @@ class DynamicURLStore(AbstractAuthorizingStore):
     def _key_url(self, key: str) -> str:
         return self.url_format_no_part.format(base=self.base_url, key=_quote_key(key))
 
-    def _request(self, method: str, url: str, key: Optional[str], **kwargs: Any) -> Any:
+    def _send(self, method: str, url: str, idempotent: bool, **kwargs: Any) -> Any:
+        """Send a request, retrying an idempotent one; map network errors."""
         session = self._session
         if session is None:
             raise StoreError("the store is not connected")
-        response = session.request(method, url, **kwargs)
-        self._check(response, key)
+        attempts = 1 + (self.retries if idempotent else 0)
+        for attempt in range(attempts):
+            last = attempt + 1 == attempts
+            try:
+                response = session.request(method, url, timeout=self.timeout, **kwargs)
+            except Exception as error:
+                translated = translate_network_error(error, "{} {}".format(method, url))
+                if translated is error:
+                    raise
+                if not last and isinstance(translated, ConnectionError) \
+                        and not isinstance(translated, IncompleteBodyError):
+                    self._wait(attempt)
+                    continue
+                raise translated from None
+            protocol = response.headers.get("Encore-Protocol")
+            if protocol is not None and protocol.strip().isdigit():
+                self._protocol = int(protocol)
+            if response.status_code in _RETRY_STATUSES and not last:
+                response.close()
+                self._wait(attempt)
+                continue
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait(self, attempt: int) -> None:
+        # A backoff between retries (not synchronisation): let the server recover.
+        time.sleep(min(self.backoff * (2 ** attempt), 5.0))
+
+    def _request(self, method: str, url: str, key: Optional[str], idempotent: bool = True,
+                 **kwargs: Any) -> Any:
+        response = self._send(method, url, idempotent, **kwargs)
+        self._check(response, key, url)
         return response
 
     @staticmethod
-    def _check(response: Any, key: Optional[str]) -> None:
+    def _check(response: Any, key: Optional[str], url: str = "") -> None:
         status = response.status_code
         if status < 400:
             return
@@ -334,24 +457,43 @@ class DynamicURLStore(AbstractAuthorizingStore):
             raise KeyError(key)
         if status in (401, 403):
             raise AuthorizationError(key)
-        response.raise_for_status()
+        raise HTTPStatusError(status, url or response.url, response.reason or "")
+
+    @staticmethod
+    def _content(response: Any, what: str) -> bytes:
+        try:
+            return response.content
+        except Exception as error:
+            translated = translate_network_error(error, what)
+            if translated is error:
+                raise
+            raise translated from None
 
     def _json(self, key: str, part: str) -> Any:
-        with self._request("GET", self._url(key, part), key,
-                           headers={"Accept": "application/json"}) as response:
-            return response.json()
+        url = self._url(key, part)
+        with self._request("GET", url, key, headers={"Accept": "application/json"}) as response:
+            content = self._content(response, url)
+        try:
+            return json.loads(content.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise StoreError("the server sent invalid JSON for {}".format(url)) from None
 
     def _put_json(self, method: str, key: str, part: str, document: Any) -> int:
         body = json.dumps(document).encode("utf-8")
-        with self._request(method, self._url(key, part), key, data=body,
+        with self._request(method, self._url(key, part), key, idempotent=(method == "PUT"), data=body,
                            headers={"Content-Type": "application/json"}) as response:
             return response.status_code
 
     @staticmethod
-    def _raw(response: Any) -> Any:
+    def _raw(response: Any, what: str = "") -> ResponseStream:
+        """The body of a streamed response, checked against its length."""
         raw = response.raw
         raw.decode_content = True
-        return raw
+        length = None
+        text = response.headers.get("Content-Length")
+        if text is not None and text.strip().isdigit() and not response.headers.get("Content-Encoding"):
+            length = int(text)
+        return ResponseStream(raw.read, response.close, length, what or response.url)
 
     # -- reading -------------------------------------------------------------
 
@@ -425,7 +567,7 @@ class DynamicURLStore(AbstractAuthorizingStore):
         """
         response = self._request("GET", self._url(key, "data"), key, stream=True,
                                  headers={"Accept-Encoding": "identity"})
-        return self._raw(response)
+        return self._raw(response, repr(key))
 
     def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> Any:
         """Return a stream of ``data[start:end]`` for a key.
@@ -468,27 +610,25 @@ class DynamicURLStore(AbstractAuthorizingStore):
         response = self._session_get_range(key, byte_range)
         if response is None:  # 416: nothing there
             return io.BytesIO(b"")
-        raw = self._raw(response)
+        raw = self._raw(response, repr(key))
         if response.status_code == 206:
             content_range = response.headers.get("Content-Range", "")
             if content_range.startswith("bytes {}-".format(first)):
                 return raw if last is None else range_stream(raw, 0, last - first)
-            response.close()
+            raw.close()
             response = self._request("GET", self._url(key, "data"), key, stream=True,
                                      headers={"Accept-Encoding": "identity"})
-            raw = self._raw(response)
+            raw = self._raw(response, repr(key))
         return range_stream(raw, first, last)
 
     def _session_get_range(self, key: str, byte_range: str) -> Any:
-        session = self._session
-        if session is None:
-            raise StoreError("the store is not connected")
-        response = session.get(self._url(key, "data"), stream=True,
-                               headers={"Range": byte_range, "Accept-Encoding": "identity"})
+        url = self._url(key, "data")
+        response = self._send("GET", url, True, stream=True,
+                              headers={"Range": byte_range, "Accept-Encoding": "identity"})
         if response.status_code == 416:
             response.close()
             return None
-        self._check(response, key)
+        self._check(response, key, url)
         return response
 
     def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
@@ -554,33 +694,54 @@ class DynamicURLStore(AbstractAuthorizingStore):
             The matching keys, read as the server sends them.
         """
         params = {name: json.dumps(value) for name, value in kwargs.items()}
-        session = self._session
-        if session is None:
-            raise StoreError("the store is not connected")
-        response = session.get(self.query_url, params=params, stream=True,
-                               headers={"Accept": "{}, text/plain;q=0.5".format(_NDJSON)})
-        self._check(response, None)
+        response = self._request("GET", self.query_url, None, params=params, stream=True,
+                                 headers={"Accept": "{}, text/plain;q=0.5".format(_NDJSON)})
         return self._keys(response)
 
-    @staticmethod
-    def _keys(response: Any) -> Iterator[str]:
+    @classmethod
+    def _keys(cls, response: Any) -> Iterator[str]:
         as_json = response.headers.get("Content-Type", "").startswith(_NDJSON)
         pending = b""
         try:
-            for chunk in response.iter_content(65536):
+            for chunk in cls._chunks(response):
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
                 for line in lines:
                     if line.endswith(b"\r"):
                         line = line[:-1]
                     if as_json:
-                        yield json.loads(line.decode("utf-8"))
+                        yield cls._json_key(line)
                     elif line:
-                        yield line.decode("utf-8")
+                        yield line.decode("utf-8", "replace")
             if pending.strip():
-                yield json.loads(pending.decode("utf-8")) if as_json else pending.decode("utf-8")
+                yield cls._json_key(pending) if as_json else pending.decode("utf-8", "replace")
         finally:
             response.close()
+
+    @staticmethod
+    def _chunks(response: Any) -> Iterator[bytes]:
+        iterator = response.iter_content(65536)
+        while True:
+            try:
+                chunk = next(iterator)
+            except StopIteration:
+                return
+            except Exception as error:
+                translated = translate_network_error(error, "the query answer")
+                if translated is error:
+                    raise
+                raise translated from None
+            yield chunk
+
+    @staticmethod
+    def _json_key(line: bytes) -> str:
+        try:
+            key = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise StoreError("the server sent a malformed query answer") from None
+        if not isinstance(key, str):
+            raise StoreError("the server sent a query answer that is not a key")
+        return key
 
     def query(self, select: Optional[Iterable[str]] = None, **kwargs: Any) -> Iterator[Tuple[str, Dict[str, Any]]]:
         """Find the keys whose metadata match, with their metadata.
@@ -613,24 +774,41 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
     # -- writing -------------------------------------------------------------
 
-    def _upload(self, key: str, data: Any, buffer_size: int, metadata: Optional[Dict[str, Any]]) -> bool:
-        """PUT the data of a key; return whether the key was created."""
-        session = self._session
-        if session is None:
-            raise StoreError("the store is not connected")
+    def _upload(self, key: str, data: Any, buffer_size: int, metadata: Optional[Dict[str, Any]],
+                with_metadata: bool = False) -> bool:
+        """PUT the data of a key (and its metadata, in the same request, if
+        ``with_metadata``); return whether the key was created."""
         progress = store_progress(self, key, metadata, "Uploading {}".format(key))
+        headers = {"Content-Type": "application/octet-stream"}
+        prefix = b""
+        if with_metadata:
+            prefix = json.dumps(metadata).encode("utf-8")
+            headers["Encore-Metadata-Length"] = str(len(prefix))
+        url = self._url(key, "data")
         with progress:
-            upload = _Upload(data, buffer_size, progress)
+            upload = _Upload(data, buffer_size, progress, prefix)
+            body = upload.small_body()
+            if body is not None:
+                progress.step(step=upload.sent)
             try:
-                response = session.put(self._url(key, "data"), data=iter(upload),
-                                       headers={"Content-Type": "application/octet-stream"})
-            except Exception:
+                response = self._send("PUT", url, False, headers=headers,
+                                      data=iter(upload) if body is None else body)
+            except BaseException:
                 if upload.error is not None:
-                    raise upload.error
+                    raise upload.error from None
                 raise
             with response:
-                self._check(response, key)
+                self._check(response, key, url)
                 return response.status_code == 201
+
+    def _one_request_set(self) -> bool:
+        """Whether the server takes data and metadata in one request."""
+        if self._protocol is None:
+            with self._send("OPTIONS", self.base_url.rstrip("/") + "/", True):
+                pass
+            if self._protocol is None:
+                self._protocol = 1
+        return self._protocol >= 2
 
     def _emit_write_event(self, key: str, created: bool, metadata: Optional[Dict[str, Any]]) -> None:
         event_class = StoreSetEvent if created else StoreUpdateEvent
@@ -644,10 +822,12 @@ class DynamicURLStore(AbstractAuthorizingStore):
         self._emit_modification(event_class, key, metadata)
 
     def set(self, key: str, value: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
-        """Set the data and then the metadata of a key.
+        """Set the data and the metadata of a key.
 
-        The data is uploaded first, so a data stream that fails leaves the
-        key as it was.
+        With a server announcing ``Encore-Protocol: 2``, one ``PUT`` carries
+        both (the server sets them together); otherwise the data is
+        uploaded first and then the metadata, as in Encore 0.8.  Either
+        way a data stream that fails leaves the key as it was.
 
         Parameters
         ----------
@@ -673,10 +853,12 @@ class DynamicURLStore(AbstractAuthorizingStore):
             data = value.data
             close = True
         try:
-            with self.transaction("Setting {}".format(key)):
+            if self._one_request_set():
+                created = self._upload(key, data, buffer_size, metadata, with_metadata=True)
+            else:
                 created = self._upload(key, data, buffer_size, metadata)
                 self._put_json("PUT", key, "metadata", metadata)
-                self._emit_write_event(key, created, metadata)
+            self._emit_write_event(key, created, metadata)
         finally:
             if close:
                 data.close()
@@ -700,9 +882,8 @@ class DynamicURLStore(AbstractAuthorizingStore):
         StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
             While the data is uploaded, when anyone listens.
         """
-        with self.transaction("Setting data of {}".format(key)):
-            created = self._upload(key, data, buffer_size, None)
-            self._emit_write_event(key, created, {} if created else None)
+        created = self._upload(key, data, buffer_size, None)
+        self._emit_write_event(key, created, {} if created else None)
 
     def set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         """Replace the metadata of a key (``PUT``).
@@ -719,9 +900,8 @@ class DynamicURLStore(AbstractAuthorizingStore):
         StoreSetEvent or StoreUpdateEvent
             After the write.
         """
-        with self.transaction("Setting metadata of {}".format(key)):
-            status = self._put_json("PUT", key, "metadata", metadata)
-            self._emit_write_event(key, status == 201, metadata)
+        status = self._put_json("PUT", key, "metadata", metadata)
+        self._emit_write_event(key, status == 201, metadata)
 
     def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         """Merge values into the metadata of a key (``POST``).
@@ -743,9 +923,8 @@ class DynamicURLStore(AbstractAuthorizingStore):
         StoreUpdateEvent
             With the merged metadata.
         """
-        with self.transaction("Updating metadata of {}".format(key)):
-            self._put_json("POST", key, "metadata", metadata)
-            self._emit_write_event(key, False, None)
+        self._put_json("POST", key, "metadata", metadata)
+        self._emit_write_event(key, False, None)
 
     def delete(self, key: str) -> None:
         """Delete a key (``DELETE``).
@@ -765,13 +944,12 @@ class DynamicURLStore(AbstractAuthorizingStore):
         StoreDeleteEvent
             With the metadata the key had.
         """
-        with self.transaction("Deleting {}".format(key)):
-            metadata = None
-            if is_listened(self.event_manager, StoreDeleteEvent):
-                metadata = self.get_metadata(key)
-            with self._request("DELETE", self._key_url(key), key):
-                pass
-            self._emit_modification(StoreDeleteEvent, key, metadata)
+        metadata = None
+        if is_listened(self.event_manager, StoreDeleteEvent):
+            metadata = self.get_metadata(key)
+        with self._request("DELETE", self._key_url(key), key, idempotent=False):
+            pass
+        self._emit_modification(StoreDeleteEvent, key, metadata)
 
     def set_permissions(self, key: str, permissions: Dict[str, Any]) -> None:
         """Replace the permissions of a key (``PUT``).

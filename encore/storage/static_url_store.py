@@ -20,8 +20,11 @@ without any request; only data is fetched, with :mod:`urllib.request`.
 """
 from __future__ import annotations
 
+import functools
+import http.client
 import json
 import logging
+import os
 import threading
 import urllib.error
 import urllib.parse
@@ -37,11 +40,11 @@ from .abstract_store import (
     select_metadata,
 )
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
-from .url_value import URLValue
+from .url_value import DEFAULT_TIMEOUT, HTTPStatusError, URLValue, open_url, translate_network_error
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["StaticURLStore", "basic_auth_factory"]
+__all__ = ["StaticURLStore", "basic_auth_factory", "KeepAliveHTTPHandler"]
 
 
 class _AnyRealmPasswordManager(urllib.request.HTTPPasswordMgrWithPriorAuth):
@@ -86,23 +89,132 @@ def basic_auth_factory(**kwargs: Any) -> urllib.request.HTTPBasicAuthHandler:
     return handler
 
 
-def _map_http_errors(key: str, open_url: Callable[[], Any]) -> Any:
+class KeepAliveHTTPHandler(urllib.request.HTTPHandler):
+    """An ``http:`` handler for :mod:`urllib.request` that reuses connections.
+
+    :mod:`urllib.request` opens a connection per request and asks the
+    server to close it.  This handler keeps up to ``size`` idle connections
+    per host and reuses them: a connection goes back to the pool when its
+    response body has been read to the end (through a
+    :class:`~encore.storage.url_value.ResponseStream`), and is closed when
+    a body is abandoned half-read or the server ends the connection.  A
+    pooled connection the server has closed meanwhile is replaced once,
+    transparently.
+
+    Parameters
+    ----------
+    size : int, optional
+        The idle connections kept per host (default 4).
+    """
+
+    def __init__(self, size: int = 4) -> None:
+        super().__init__()
+        self._size = size
+        self._idle: Dict[Tuple[str, Any], list] = {}
+        self._lock = threading.Lock()
+
+    def _take(self, key: Tuple[str, Any]) -> Optional[http.client.HTTPConnection]:
+        with self._lock:
+            connections = self._idle.get(key)
+            return connections.pop() if connections else None
+
+    def _give_back(self, key: Tuple[str, Any], connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            connections = self._idle.setdefault(key, [])
+            if len(connections) < self._size:
+                connections.append(connection)
+                return
+        connection.close()
+
+    def close(self) -> None:
+        """Close the idle connections."""
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for connection in connections:
+                connection.close()
+
+    def http_open(self, request: urllib.request.Request) -> http.client.HTTPResponse:
+        """Send a request over a pooled (or new) connection.
+
+        Parameters
+        ----------
+        request : urllib.request.Request
+            The request, prepared by the opener's other handlers.
+
+        Returns
+        -------
+        http.client.HTTPResponse
+            With ``url`` and ``msg`` set as :mod:`urllib` expects.
+        """
+        host = request.host
+        if not host:
+            raise urllib.error.URLError("no host given")
+        key = (host, request.timeout)
+        headers = dict(request.unredirected_hdrs)
+        headers.update({name: value for name, value in request.headers.items() if name not in headers})
+        headers = {name.title(): value for name, value in headers.items()}
+        headers["Connection"] = "keep-alive"
+        connection = self._take(key)
+        while True:
+            reused = connection is not None
+            if connection is None:
+                connection = http.client.HTTPConnection(host, timeout=request.timeout)
+            try:
+                connection.request(request.get_method(), request.selector, request.data, headers)
+                response = connection.getresponse()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as error:
+                connection.close()
+                if reused:  # the server closed it while it waited in the pool
+                    connection = None
+                    continue
+                raise urllib.error.URLError(error) from None
+            except OSError as error:
+                connection.close()
+                raise urllib.error.URLError(error) from None
+            break
+        response.url = request.get_full_url()
+        response.msg = response.reason
+        if response.will_close:
+            connection.close()  # the response keeps its own reference to the socket
+        else:
+            response.encore_release = functools.partial(self._give_back, key, connection)
+            response.encore_discard = connection.close
+        return response
+
+
+def _map_http_errors(key: str, opening: Callable[[], Any]) -> Any:
+    """Open a URL, turning failures into the stores' error vocabulary."""
     try:
-        return open_url()
+        return opening()
     except urllib.error.HTTPError as error:
         error.close()
         if error.code == 404:
             raise KeyError(key) from None
         if error.code in (401, 403):
             raise AuthorizationError(key) from None
+        raise HTTPStatusError(error.code, error.url or str(key), str(error.reason or "")) from None
+    except HTTPStatusError as error:
+        if error.status == 404:
+            raise KeyError(key) from None
+        if error.status in (401, 403):
+            raise AuthorizationError(key) from None
         raise
+    except (KeyError, AuthorizationError):
+        raise
+    except Exception as error:
+        translated = translate_network_error(error, str(key))
+        if translated is error:
+            raise
+        raise translated from None
 
 
 class _StaticValue(URLValue):
     """A URLValue whose HTTP errors become KeyError / AuthorizationError."""
 
-    def __init__(self, key: str, url: str, metadata: Dict[str, Any], opener: Any) -> None:
-        super().__init__(url, metadata, opener)
+    def __init__(self, key: str, url: str, metadata: Dict[str, Any], opener: Any,
+                 timeout: Optional[float], retries: int) -> None:
+        super().__init__(url, metadata, opener, timeout, retries)
         self._key = key
 
     def open(self) -> Any:
@@ -112,16 +224,33 @@ class _StaticValue(URLValue):
         return _map_http_errors(self._key, lambda: URLValue.range(self, start, end))
 
 
-def _poll(store_ref: "weakref.ref[StaticURLStore]", stop: threading.Event, interval: float) -> None:
+class _PollState(object):
+    """Shared by a polling thread and ``disconnect``: whether a download is
+    under way, decided under one lock with the stop request."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.fetching = False
+
+
+def _poll(store_ref: "weakref.ref[StaticURLStore]", state: _PollState, interval: float) -> None:
     """Body of the polling thread; holds the store only weakly."""
-    while not stop.wait(interval):
+    while not state.stop.wait(interval):
         store = store_ref()
         if store is None:
             return
+        with state.lock:
+            if state.stop.is_set():
+                return
+            state.fetching = True
         try:
             store.update_index()
         except Exception:
             logger.warning("Polling the index of %r failed", store, exc_info=True)
+        finally:
+            with state.lock:
+                state.fetching = False
         del store
 
 
@@ -154,6 +283,22 @@ class StaticURLStore(AbstractReadOnlyStore):
     event_manager : BaseEventManager, optional
         Where the store emits its events (default: the package-wide
         manager).
+    timeout : float or None, optional
+        Seconds to wait for a connection and for each read (default 30).
+        A silent server raises :class:`TimeoutError`; a body shorter than
+        its ``Content-Length`` raises
+        :class:`~encore.storage.url_value.IncompleteBodyError` on every read
+        path.
+    retries : int, optional
+        Times a download failing on a connection error or a ``502``,
+        ``503`` or ``504`` answer is retried, with exponential backoff
+        (default 3; ``0``: never).
+
+    Notes
+    -----
+    Over ``file:`` URLs, a key whose data path would leave the directory
+    of ``root_url + data_path`` (``..`` segments, symbolic links) is
+    reported missing (:class:`KeyError`), whatever the index says.
 
     Notes
     -----
@@ -168,7 +313,8 @@ class StaticURLStore(AbstractReadOnlyStore):
     """
 
     def __init__(self, root_url: Any, data_path: Any, query_path: Any, poll: Any = 300,
-                 event_manager: Any = None) -> None:
+                 event_manager: Any = None, timeout: Optional[float] = DEFAULT_TIMEOUT,
+                 retries: int = 3) -> None:
         if not isinstance(root_url, str) and hasattr(root_url, "emit"):
             # Encore's manual passed the event manager first: shift.
             manager = root_url
@@ -183,10 +329,18 @@ class StaticURLStore(AbstractReadOnlyStore):
         self.data_path = data_path
         self.query_path = query_path
         self.poll = poll
+        if timeout is not None and not timeout > 0:
+            raise ValueError("timeout must be a positive number of seconds or None")
+        self.timeout = timeout
+        if not isinstance(retries, int) or retries < 0:
+            raise ValueError("retries must be an int >= 0")
+        self.retries = retries
         self._opener: Any = None
+        self._keep_alive: Optional[KeepAliveHTTPHandler] = None
         self._index: Dict[str, Dict[str, Any]] = {}
         self._index_lock = threading.Lock()
-        self._stop = threading.Event()
+        self._poll_state = _PollState()
+        self._stop = self._poll_state.stop
         self._poll_thread: Optional[threading.Thread] = None
 
     # -- connection ----------------------------------------------------------
@@ -212,7 +366,7 @@ class StaticURLStore(AbstractReadOnlyStore):
 
         Raises
         ------
-        urllib.error.URLError
+        ConnectionError, TimeoutError, HTTPStatusError
             If the index cannot be downloaded.
         AuthorizationError
             If the server refuses the index (``401``/``403``).
@@ -233,29 +387,42 @@ class StaticURLStore(AbstractReadOnlyStore):
             handler = factory()
             handler.add_password(**arguments)
             handlers.append(handler)
+        self._keep_alive = KeepAliveHTTPHandler()
+        handlers.append(self._keep_alive)
         opener = urllib.request.build_opener(*handlers)
         index = self._fetch_index(opener)
         with self._index_lock:
             self._index = index
         self._opener = opener
         self._connected = True
-        self._stop = threading.Event()
+        self._poll_state = _PollState()
+        self._stop = self._poll_state.stop
         if self.poll and self.poll > 0:
             thread = threading.Thread(
-                target=_poll, args=(weakref.ref(self), self._stop, float(self.poll)),
+                target=_poll, args=(weakref.ref(self), self._poll_state, float(self.poll)),
                 name="StaticURLStore poll {}".format(self.root_url), daemon=True)
             self._poll_thread = thread
             thread.start()
 
     def disconnect(self) -> None:
-        """Stop polling and drop the opener; returns without waiting a poll
-        interval."""
-        self._stop.set()
+        """Stop polling and drop the opener.
+
+        Never waits for an index download in progress (even one hung on a
+        silent server): the polling thread ends after it and its result is
+        dropped.  A polling thread that is only waiting for its next poll
+        is woken and joined.
+        """
+        state = self._poll_state
+        with state.lock:
+            state.stop.set()
+            downloading = state.fetching
         thread, self._poll_thread = self._poll_thread, None
-        if thread is not None and thread is not threading.current_thread():
-            # Only an index download in progress can delay the end.
-            thread.join(5.0)
+        if thread is not None and not downloading and thread is not threading.current_thread():
+            thread.join()  # it is between polls: it sees the stop at once
         self._opener = None
+        keep_alive, self._keep_alive = self._keep_alive, None
+        if keep_alive is not None:
+            keep_alive.close()
         self._connected = False
 
     def is_connected(self) -> bool:
@@ -272,7 +439,7 @@ class StaticURLStore(AbstractReadOnlyStore):
 
     def _fetch_index(self, opener: Any) -> Dict[str, Dict[str, Any]]:
         url = self.root_url + self.query_path
-        response = _map_http_errors(self.query_path, lambda: opener.open(url))
+        response = _map_http_errors(self.query_path, lambda: self._open(opener, url))
         with response:
             raw = response.read()
         try:
@@ -307,11 +474,12 @@ class StaticURLStore(AbstractReadOnlyStore):
         opener = self._opener
         if opener is None:
             raise StoreError("the store is not connected")
+        stop = self._stop
         index = self._fetch_index(opener)
+        if stop.is_set():
+            return  # disconnected meanwhile: nobody expects news
         with self._index_lock:
             old, self._index = self._index, index
-        if self._stop.is_set() and self._opener is None:
-            return  # disconnected meanwhile: nobody expects news
         for key, metadata in old.items():
             if key not in index:
                 self._emit_modification(StoreDeleteEvent, key, copy_metadata(metadata))
@@ -330,8 +498,24 @@ class StaticURLStore(AbstractReadOnlyStore):
         with self._index_lock:
             return list(self._index.items())
 
+    def _open(self, opener: Any, url: str) -> Any:
+        return open_url(opener, url, self.timeout, self.retries)
+
     def _url(self, key: str) -> str:
-        return self.root_url + urllib.parse.quote(self.data_path + key)
+        url = self.root_url + urllib.parse.quote(self.data_path + key)
+        if url[:5].lower() == "file:":
+            self._check_inside_root(key, url)
+        return url
+
+    def _check_inside_root(self, key: str, url: str) -> None:
+        """Refuse a file: data URL resolving outside the data directory."""
+        root = urllib.parse.urljoin(self.root_url, urllib.parse.quote(self.data_path) or ".")
+        root_path = os.path.realpath(urllib.request.url2pathname(urllib.parse.urlsplit(root).path))
+        path = os.path.realpath(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
+        if os.path.commonpath([root_path, path]) != root_path or path == root_path:
+            logger.warning("Refusing key %r of %s: its file is outside the store's directory",
+                           key, self.root_url)
+            raise KeyError(key)
 
     def _require_opener(self) -> Any:
         opener = self._opener
@@ -360,7 +544,8 @@ class StaticURLStore(AbstractReadOnlyStore):
             If the key is not in the index.
         """
         metadata = self._metadata(key)
-        return _StaticValue(key, self._url(key), metadata, self._require_opener())
+        return _StaticValue(key, self._url(key), metadata, self._require_opener(), self.timeout,
+                            self.retries)
 
     def get_data(self, key: str) -> Any:
         """Return a stream of the data of a key (one request).
@@ -384,7 +569,8 @@ class StaticURLStore(AbstractReadOnlyStore):
         """
         self._metadata(key)
         opener = self._require_opener()
-        return _map_http_errors(key, lambda: opener.open(self._url(key)))
+        url = self._url(key)
+        return _map_http_errors(key, lambda: self._open(opener, url))
 
     def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
         """Return the metadata of a key, from the cached index.

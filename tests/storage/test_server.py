@@ -95,17 +95,17 @@ def test_data_put_and_delete(server, backing):
 def test_truncated_upload_writes_nothing(server, backing):
     host, port = server.host, server.port
     with socket.create_connection((host, port), timeout=10) as connection:
-        connection.sendall(b"PUT /k/data HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nshort")
+        connection.sendall(b"PUT /k/data HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\nshort")
         connection.shutdown(socket.SHUT_WR)
         reply = connection.makefile("rb").read()
-    assert reply.startswith(b"HTTP/1.0 400")
+    assert reply.startswith(b"HTTP/1.1 400")
     assert backing.to_bytes("k") == b"0123456789"
     with socket.create_connection((host, port), timeout=10) as connection:
-        connection.sendall(b"PUT /k/data HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        connection.sendall(b"PUT /k/data HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
                            b"3\r\nabc\r\n")
         connection.shutdown(socket.SHUT_WR)
         reply = connection.makefile("rb").read()
-    assert reply.startswith(b"HTTP/1.0 400")
+    assert reply.startswith(b"HTTP/1.1 400")
     assert backing.to_bytes("k") == b"0123456789"
 
 
@@ -169,3 +169,24 @@ def test_read_only_store_refuses_writes(tmp_path, backing):
         assert requests.delete(server.url + "/k").status_code == 405
         assert requests.get(server.query_url, params={"s": "1"}).text == "k\n"
     static.disconnect()
+
+
+def test_requests_as_encore_08_client_made_them(server, backing):
+    """Encore 0.8's DynamicURLStore: file-like bodies, JSON without a
+    Content-Type, ``Accept-Encoding: ''``, a lower-case ``range`` header,
+    plain-text query answers, two requests per ``set``."""
+    base = server.url
+    with requests.Session() as session:
+        assert session.put(base + "/new/data", data=io.BytesIO(b"payload")).status_code == 201
+        assert session.put(base + "/new/metadata", data=json.dumps({"m": 1})).status_code == 204
+        assert session.head(base + "/new/data").headers["Content-Length"] == "7"
+        response = session.get(base + "/new/data", stream=True, headers={"Accept-Encoding": ""})
+        assert response.raw.read() == b"payload"
+        response = session.get(base + "/new/data", headers={"range": "bytes=1-3"})
+        assert (response.status_code, response.content) == (206, b"ayl")
+        response = session.get(base + "/new/metadata", headers={"Accept": "application/json"})
+        assert response.json() == {"m": 1}
+        assert session.post(base + "/new/metadata", data=json.dumps({"n": 2})).status_code == 204
+        assert session.get(server.query_url, params={"m": json.dumps(1)}).text == "new\n"
+        assert session.delete(base + "/new").status_code == 204
+    assert not backing.exists("new")
