@@ -16,6 +16,8 @@ import logging
 import threading
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
+from encore.events.abstract_event_manager import emit_held
+
 from .abstract_store import AbstractStore, StoreError
 from .events import (
     StoreDeleteEvent,
@@ -232,8 +234,7 @@ def _emit_all(store: Any, events: List[Any]) -> None:
     if events:
         manager = store.event_manager
         for event in events:
-            event._handled = False
-            manager.emit(event)
+            emit_held(manager, event)
 
 
 class _ProgressStream(io.RawIOBase):

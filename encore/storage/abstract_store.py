@@ -179,10 +179,7 @@ def check_metadata(metadata: Any) -> Dict[str, Any]:
     return _json_copy(metadata, "")
 
 
-_CONTAINERS = frozenset({dict, list})
-
-
-def copy_metadata(metadata: Dict[str, Any], _type: Any = type, _containers: Any = _CONTAINERS) -> Dict[str, Any]:
+def copy_metadata(metadata: Dict[str, Any]) -> Dict[str, Any]:
     """Return an independent deep copy of (already checked) metadata.
 
     Parameters
@@ -195,10 +192,10 @@ def copy_metadata(metadata: Dict[str, Any], _type: Any = type, _containers: Any 
     dict
         A copy sharing no mutable part with ``metadata``.
     """
-    # (_type and _containers are bound as defaults: this runs on every read.)
     result = metadata.copy()
     for value in result.values():
-        if _type(value) in _containers:
+        kind = type(value)
+        if kind is dict or kind is list:
             break
     else:
         return result  # flat: the shallow copy is independent already

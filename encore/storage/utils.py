@@ -24,6 +24,7 @@ import sys
 import threading
 from typing import Any, Callable, Iterable, Iterator, List, Optional
 
+from encore.events.abstract_event_manager import emit_held
 from encore.events.progress_events import ProgressManager
 
 from .events import (
@@ -427,6 +428,10 @@ def is_listened(event_manager: Any, *event_classes: type) -> bool:
     """Tell cheaply whether emitting any of the event classes can reach a
     listener.
 
+    This is the one place stores ask "is anyone listening?" before they
+    build modification or progress events (see
+    :meth:`~encore.events.abstract_event_manager.BaseEventManager.has_listeners`).
+
     Parameters
     ----------
     event_manager : BaseEventManager
@@ -438,8 +443,9 @@ def is_listened(event_manager: Any, *event_classes: type) -> bool:
     -------
     bool
         ``False`` only when the manager can tell that no listener would
-        receive an event of any of the classes; managers without a
-        ``has_listeners`` method are assumed to have listeners.
+        receive an event of any of the classes; an object that is not a
+        :class:`~encore.events.abstract_event_manager.BaseEventManager` and
+        has no ``has_listeners`` method is assumed to have listeners.
     """
     has_listeners = getattr(event_manager, "has_listeners", None)
     if has_listeners is None:
@@ -774,8 +780,7 @@ class SimpleTransactionContext(object):
             manager.emit(StoreTransactionEndEvent(source=store, state=state))
         if state == "done" or getattr(store, "_rollback_transaction", None) is None:
             for event in captured:
-                event._handled = False
-                manager.emit(event)
+                emit_held(manager, event)
         if error is not None:
             raise error
         return False
