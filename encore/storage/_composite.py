@@ -192,10 +192,10 @@ class _WriteScope(object):
         self.lock.acquire()
         self.owner = threading.get_ident()
         namespace = self.store.__dict__
-        self.outer = namespace.get("_write_scope")
+        self.outer = namespace.get("_active_write_scope")
         if self.outer is not None:
             self.events = self.outer.events
-        namespace["_write_scope"] = self
+        namespace["_active_write_scope"] = self
         return self
 
     def will_write(self, *children: Any) -> None:
@@ -216,7 +216,7 @@ class _WriteScope(object):
             if self.started:
                 events, error = self.context._end(exc_type)
         finally:
-            self.store.__dict__["_write_scope"] = self.outer
+            self.store.__dict__["_active_write_scope"] = self.outer
             self.lock.release()
         if self.outer is None:
             if exc_type is None:
@@ -423,7 +423,7 @@ class _CompositeStoreMixin(object):
                     self.__dict__["_composite_transaction_context"] = context
         return context
 
-    def _writing(self) -> _WriteScope:
+    def _write_scope(self) -> _WriteScope:
         """The scope a write method runs in (see :class:`_WriteScope`)."""
         return _WriteScope(self)
 
@@ -435,7 +435,7 @@ class _CompositeStoreMixin(object):
         if context is not None and context.active_here():
             context._pending.append(event)
             return
-        scope = self.__dict__.get("_write_scope")
+        scope = self.__dict__.get("_active_write_scope")
         if scope is not None and scope.owner == threading.get_ident():
             scope.events.append(event)
             return
@@ -551,7 +551,7 @@ class _CompositeStoreMixin(object):
     def _set(self, key: str, value: Any, buffer_size: int) -> None:
         target, target_key = self._write_target(key)
         notify = self._listened(StoreSetEvent, StoreUpdateEvent)
-        with self._writing() as scope:
+        with self._write_scope() as scope:
             existed = False
             if notify:
                 in_target, lower = self._locate_for_write(key, target, target_key)
@@ -566,7 +566,7 @@ class _CompositeStoreMixin(object):
     def _set_data(self, key: str, data: Any, buffer_size: int) -> None:
         target, target_key = self._write_target(key)
         notify = self._listened(StoreSetEvent, StoreUpdateEvent)
-        with self._writing() as scope:
+        with self._write_scope() as scope:
             in_target, lower = self._locate_for_write(key, target, target_key)
             scope.will_write(target)
             metadata = None
@@ -586,7 +586,7 @@ class _CompositeStoreMixin(object):
     def _set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         target, target_key = self._write_target(key)
         notify = self._listened(StoreSetEvent, StoreUpdateEvent)
-        with self._writing() as scope:
+        with self._write_scope() as scope:
             in_target, lower = self._locate_for_write(key, target, target_key)
             scope.will_write(target)
             if lower is None:
@@ -599,7 +599,7 @@ class _CompositeStoreMixin(object):
     def _update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         target, target_key = self._write_target(key)
         notify = self._listened(StoreUpdateEvent)
-        with self._writing() as scope:
+        with self._write_scope() as scope:
             in_target, lower = self._locate_for_write(key, target, target_key)
             if not in_target and lower is None:
                 raise KeyError(key)
@@ -617,7 +617,7 @@ class _CompositeStoreMixin(object):
 
     def _delete(self, key: str) -> None:
         notify = self._listened(StoreDeleteEvent)
-        with self._writing() as scope:
+        with self._write_scope() as scope:
             copies = self._copies(key)
             if not copies:
                 raise KeyError(key)

@@ -512,7 +512,7 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
         mount, backing = self.mount_store, self.backing_store
         if not _is_writable(backing):
             raise StoreError("cannot push {!r}: the backing store is read-only".format(key))
-        with self._writing() as scope:
+        with self._write_scope() as scope:
             metadata = mount.get_metadata(short)
             scope.will_write(backing, mount)
             _copy_data((mount, short), backing, key, metadata)
