@@ -1065,7 +1065,7 @@ class SqliteStore(AbstractStore):
             connection.execute("ROLLBACK")
 
     @contextlib.contextmanager
-    def _writing(self, deferred: Optional[list] = None) -> Iterator[Tuple[sqlite3.Connection, list]]:
+    def _write_transaction(self, deferred: Optional[list] = None) -> Iterator[Tuple[sqlite3.Connection, list]]:
         """Make a write atomic.
 
         Yields the writer connection and a list to which the write appends
@@ -1322,7 +1322,7 @@ class SqliteStore(AbstractStore):
                                 force_spool=size == -1)
         try:
             events_wanted = self._modifications_listened()
-            with self._writing(deferred) as (connection, events):
+            with self._write_transaction(deferred) as (connection, events):
                 existed = True
                 if events_wanted:
                     existed = connection.execute(self._statements["exists"], (key,)).fetchone() is not None
@@ -1383,7 +1383,7 @@ class SqliteStore(AbstractStore):
         payload = self._prepare(data, size, buffer_size, progress)
         try:
             events_wanted = self._modifications_listened()
-            with self._writing(deferred) as (connection, events):
+            with self._write_transaction(deferred) as (connection, events):
                 if events_wanted:
                     row = connection.execute(self._statements["metadata"], (key,)).fetchone()
                 now = _now()
@@ -1416,7 +1416,7 @@ class SqliteStore(AbstractStore):
             After the write.
         """
         events_wanted = self._modifications_listened()
-        with self._writing() as (connection, events):
+        with self._write_transaction() as (connection, events):
             row = connection.execute(self._statements["row_info"], (key,)).fetchone()
             self._put_metadata(connection, key, metadata, row, _now())
             if events_wanted:
@@ -1445,7 +1445,7 @@ class SqliteStore(AbstractStore):
             With the merged metadata.
         """
         events_wanted = self._modifications_listened()
-        with self._writing() as (connection, events):
+        with self._write_transaction() as (connection, events):
             merged = self._update_one(connection, key, metadata, _now())
             if events_wanted:
                 events.append((self._emit_write, (key, True, merged)))
@@ -1479,7 +1479,7 @@ class SqliteStore(AbstractStore):
             With the metadata the key had.
         """
         events_wanted = is_listened(self.event_manager, StoreDeleteEvent)
-        with self._writing() as (connection, events):
+        with self._write_transaction() as (connection, events):
             if events_wanted:
                 row = connection.execute(self._statements["metadata"], (key,)).fetchone()
                 if row is None:
@@ -1523,11 +1523,11 @@ class SqliteStore(AbstractStore):
         """
         if (self._modifications_listened()
                 or self._progress_listened()):
-            with self._writing():
+            with self._write_transaction():
                 for key, value in zip(keys, values):
                     self._set_value(key, value, buffer_size)
             return
-        with self._writing() as (connection, _):
+        with self._write_transaction() as (connection, _):
             batch: list = []
             batch_bytes = 0
             now = _now()
@@ -1618,7 +1618,7 @@ class SqliteStore(AbstractStore):
         StoreSetEvent or StoreUpdateEvent
             One per key, after the transaction.
         """
-        with self._writing():
+        with self._write_transaction():
             for key, data in zip(keys, datas):
                 self._set_data_value(key, data, buffer_size)
 
@@ -1643,7 +1643,7 @@ class SqliteStore(AbstractStore):
             One per key, after the transaction.
         """
         events_wanted = self._modifications_listened()
-        with self._writing() as (connection, events):
+        with self._write_transaction() as (connection, events):
             sql = self._statements["row_info"]
             now = _now()
             for key, metadata in zip(keys, metadatas):
@@ -1674,7 +1674,7 @@ class SqliteStore(AbstractStore):
             One per key, after the transaction.
         """
         events_wanted = self._modifications_listened()
-        with self._writing() as (connection, events):
+        with self._write_transaction() as (connection, events):
             now = _now()
             for key, metadata in zip(keys, metadatas):
                 merged = self._update_one(connection, key, metadata, now)
