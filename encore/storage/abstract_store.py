@@ -29,7 +29,7 @@ import math
 import os
 import threading
 import warnings
-from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, NamedTuple, Optional, Tuple
 
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .utils import (
@@ -50,6 +50,9 @@ __all__ = [
     "AbstractReadOnlyStore",
     "AbstractStore",
     "AbstractAuthorizingStore",
+    "ValueParts",
+    "value_parts",
+    "checks_own_arguments",
     "check_key",
     "check_metadata",
     "check_data",
@@ -500,19 +503,76 @@ _CHECKED_METHODS: Dict[str, Callable[[Callable], Callable]] = {
 }
 
 
-def _add_checks(namespace: Dict[str, Any], owner: Optional[type] = None) -> None:
+def checks_own_arguments(method: Callable) -> Callable:
+    """Mark a store method as checking its own arguments.
+
+    The store base classes wrap every public method of the API (see
+    "Argument checking" in :class:`AbstractReadOnlyStore`) so that it checks
+    and normalises its arguments before the store's code runs.  A method
+    decorated with this is left unwrapped: it receives its arguments exactly
+    as the caller gave them and must check them itself -- typically a hot
+    path that checks more cheaply than the generic wrapper, as
+    :meth:`~encore.storage.dict_memory_store.DictMemoryStore.get` does.
+
+    Parameters
+    ----------
+    method : callable
+        A method of a store class named like one of the API's methods.
+
+    Returns
+    -------
+    callable
+        ``method`` itself, marked.
+
+    Examples
+    --------
+    ::
+
+        class FastStore(AbstractStore):
+            @checks_own_arguments
+            def get(self, key):
+                if type(key) is not str:
+                    check_key(key)       # the same error as the wrapper's
+                ...
+    """
+    method.__encore_checks_own_arguments__ = True  # type: ignore[attr-defined]
+    return method
+
+
+def _install_checks(cls: type) -> None:
+    """Wrap the API methods ``cls`` gets from itself or from plain mixins.
+
+    A method found in a store class further up the hierarchy was wrapped
+    when that class was created; one found in ``cls`` or in a class that is
+    not a store (a mixin) is wrapped now and set on ``cls``.
+    """
     for name, wrap in _CHECKED_METHODS.items():
-        func = namespace.get(name)
-        if func is None or not callable(func) or isinstance(func, (staticmethod, classmethod, type)):
+        for owner in cls.__mro__:
+            if name in owner.__dict__:
+                func = owner.__dict__[name]
+                break
+        else:
             continue
-        if getattr(func, "__encore_checked__", False):
+        if owner is not cls and issubclass(owner, AbstractReadOnlyStore):
+            continue  # wrapped (or opted out) when ``owner`` was created
+        if not callable(func) or isinstance(func, (staticmethod, classmethod, type)):
+            continue
+        if hasattr(func, "__encore_unchecked__") or getattr(
+                func, "__encore_checks_own_arguments__", False):
             continue
         checked = wrap(func)
-        checked.__encore_checked__ = True
-        if owner is None:
-            namespace[name] = checked
-        else:
-            setattr(owner, name, checked)
+        checked.__encore_unchecked__ = func  # type: ignore[attr-defined]
+        setattr(cls, name, checked)
+
+
+def _unchecked(store: Any, name: str) -> Callable:
+    """Return ``store``'s method ``name`` without the argument checks.
+
+    The derived defaults call their primitives through this: the public
+    method they serve checked the arguments already, once.
+    """
+    method = getattr(type(store), name)
+    return getattr(method, "__encore_unchecked__", method).__get__(store)
 
 
 # ---------------------------------------------------------------------------
@@ -650,11 +710,49 @@ class Value(abc.ABC):
         raise IndexError("a Value has two items: data and metadata")
 
 
-def _value_parts(value: Any) -> Tuple[Any, Dict[str, Any]]:
-    """Return the data stream and a checked metadata copy of a value."""
-    if isinstance(value, tuple):
-        return value
-    return value.data, check_metadata(value.metadata)
+class ValueParts(NamedTuple):
+    """A value given to ``set``, unpacked (see :func:`value_parts`)."""
+
+    #: file-like : The data stream.
+    data: Any
+    #: dict : The metadata, a private copy the store may keep.
+    metadata: Dict[str, Any]
+    #: int or None : The size of the data in bytes, ``None`` when unknown.
+    size: Optional[int]
+    #: bool : Whether ``data`` was opened here (from a :class:`Value`), so
+    #: that the caller must close it; a stream given in a tuple belongs to
+    #: the caller of ``set``.
+    opened: bool
+
+
+def value_parts(value: Any) -> ValueParts:
+    """Unpack a value as a store's ``set`` receives it.
+
+    This is the one place where a :class:`Value` or a ``(data, metadata)``
+    pair is taken apart; every ``set`` and ``multiset`` implementation uses
+    it.
+
+    Parameters
+    ----------
+    value : Value or (file-like, dict) tuple
+        A value that passed the argument checks of ``set``: a tuple's
+        metadata is then a private copy already.
+
+    Returns
+    -------
+    ValueParts
+        ``(data, metadata, size, opened)``.  For a :class:`Value`, ``data``
+        is a new stream from :attr:`Value.data` (``opened`` is ``True``: close
+        it when done), ``metadata`` a checked copy of its metadata and
+        ``size`` its size when that is a non-negative ``int``.
+    """
+    if type(value) is tuple:
+        return ValueParts(value[0], value[1], None, False)
+    metadata = check_metadata(value.metadata)
+    size = getattr(value, "size", None)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        size = None
+    return ValueParts(value.data, metadata, size, True)
 
 
 # ---------------------------------------------------------------------------
@@ -666,6 +764,41 @@ class AbstractReadOnlyStore(abc.ABC):
 
     Subclasses implement :meth:`get` and :meth:`query`; every other method
     has a working default built on them.
+
+    Argument checking
+    -----------------
+    The methods of the API check their arguments before the store's code
+    runs, whichever class defines them: when a store class is created
+    (:meth:`__init_subclass__`), each API method it defines or inherits from
+    a plain mixin class is wrapped in a check of its arguments.  A store
+    author therefore writes the methods for valid arguments only, and every
+    store raises the same ``TypeError``/``ValueError`` for bad ones, before
+    anything is written.  What the implementation receives:
+
+    * ``key`` -- a ``str`` (:func:`check_key`);
+    * ``metadata`` (``set_metadata``, ``update_metadata``) -- a private deep
+      copy that the store may keep, JSON-representable, tuples turned into
+      lists (:func:`check_metadata`);
+    * ``value`` (``set``) -- a ``(data, metadata)`` tuple whose metadata is
+      such a private copy, or a :class:`Value` (unpack it with
+      :func:`value_parts`);
+    * ``data`` (``set_data``) -- an object with a ``read`` method, not a
+      text stream nor ``bytes`` (:func:`check_data`); ``from_bytes`` gets
+      bytes-like data;
+    * ``keys`` and their items (``multiset``, ``multiset_data``,
+      ``multiset_metadata``, ``multiupdate_metadata``) -- two lists of equal
+      length, each item checked as above, all before the first write;
+    * ``select`` (``get_metadata``, ``query``) -- ``None`` or an iterable of
+      names that is not a string;
+    * ``start``/``end`` (``get_data_range``) -- ``int`` or ``None``;
+      ``path`` (``from_file``, ``to_file``) -- ``str``, ``bytes`` or
+      :class:`os.PathLike`; ``pattern`` (``glob``) -- a ``str``.
+
+    Each argument is checked once per public call: the derived defaults of
+    the base classes (``set`` calling ``set_metadata`` and ``set_data``,
+    ``multiset`` calling ``set``, ...) call the store's own implementations
+    without the checks again.  A method that checks its own arguments is
+    decorated with :func:`checks_own_arguments` and left unwrapped.
 
     Parameters
     ----------
@@ -679,8 +812,12 @@ class AbstractReadOnlyStore(abc.ABC):
     _transaction = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Wrap the API methods of a new store class in argument checks.
+
+        See "Argument checking" in the class documentation.
+        """
         super().__init_subclass__(**kwargs)
-        _add_checks(dict(cls.__dict__), owner=cls)
+        _install_checks(cls)
 
     def __init__(self, event_manager: Any = None) -> None:
         # A subclass may have assigned event_manager before calling us.
@@ -806,7 +943,7 @@ class AbstractReadOnlyStore(abc.ABC):
         KeyError
             If the key is not in the store.
         """
-        return self.get(key).data
+        return _unchecked(self, "get")(key).data
 
     def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> Any:
         """Return part of the data of a key as a readable stream.
@@ -831,7 +968,7 @@ class AbstractReadOnlyStore(abc.ABC):
         KeyError
             If the key is not in the store.
         """
-        return self.get(key).range(start, end)
+        return _unchecked(self, "get")(key).range(start, end)
 
     def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
         """Return the metadata of a key.
@@ -854,7 +991,7 @@ class AbstractReadOnlyStore(abc.ABC):
         KeyError
             If the key is not in the store.
         """
-        metadata = self.get(key).metadata
+        metadata = _unchecked(self, "get")(key).metadata
         if select is None:
             return metadata
         return {name: metadata[name] for name in select if name in metadata}
@@ -873,7 +1010,7 @@ class AbstractReadOnlyStore(abc.ABC):
             ``True`` if the key exists.
         """
         try:
-            self.get(key)
+            _unchecked(self, "get")(key)
         except KeyError:
             return False
         return True
@@ -957,7 +1094,7 @@ class AbstractReadOnlyStore(abc.ABC):
         iterator of str
             The matching keys.
         """
-        return (key for key, _ in self.query(select=(), **kwargs))
+        return (key for key, _ in _unchecked(self, "query")(select=(), **kwargs))
 
     def glob(self, pattern: str) -> Iterator[str]:
         """Find the keys matching a shell-style pattern.
@@ -1000,11 +1137,11 @@ class AbstractReadOnlyStore(abc.ABC):
             unknown) and each step gives the bytes written so far.
         """
         if progress_is_listened(self.event_manager):
-            value = self.get(key)
+            value = _unchecked(self, "get")(key)
             stream = value.data
             metadata, size = value.metadata, value.size
         else:
-            stream = self.get_data(key)
+            stream = _unchecked(self, "get_data")(key)
             metadata, size = None, None
         try:
             with open(path, "wb") as target:
@@ -1036,7 +1173,7 @@ class AbstractReadOnlyStore(abc.ABC):
         KeyError
             If the key is not in the store.
         """
-        stream = self.get_data(key)
+        stream = _unchecked(self, "get_data")(key)
         try:
             return b"".join(buffer_iterator(stream, buffer_size))
         finally:
@@ -1084,7 +1221,7 @@ def _held_modifications() -> list:
     return stack
 
 
-_add_checks(AbstractReadOnlyStore.__dict__, owner=AbstractReadOnlyStore)
+_install_checks(AbstractReadOnlyStore)
 
 
 class AbstractStore(AbstractReadOnlyStore):
@@ -1208,7 +1345,7 @@ class AbstractStore(AbstractReadOnlyStore):
         StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
             While the data is copied, when anyone listens.
         """
-        data, metadata = _value_parts(value)
+        data, metadata, _, opened = value_parts(value)
         # set_metadata and set_data each report their write; the events they
         # emit through _emit_modification are held back and replaced by one
         # event for the whole set (a set of a new key is one StoreSetEvent).
@@ -1218,8 +1355,8 @@ class AbstractStore(AbstractReadOnlyStore):
             with self.transaction("Setting {}".format(key)):
                 stack.append((self, key, held))
                 try:
-                    self.set_metadata(key, metadata)
-                    self.set_data(key, data, buffer_size)
+                    _unchecked(self, "set_metadata")(key, metadata)
+                    _unchecked(self, "set_data")(key, data, buffer_size)
                 finally:
                     for index in range(len(stack) - 1, -1, -1):
                         if stack[index][2] is held:
@@ -1231,8 +1368,8 @@ class AbstractStore(AbstractReadOnlyStore):
                     if held:
                         self._emit_modification(held[0][0], key, held[-1][1])
         finally:
-            if not isinstance(value, tuple):
-                data.close()  # the stream was opened here, from the Value
+            if opened:
+                data.close()
 
     def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         """Merge new values into the metadata of a key.
@@ -1255,9 +1392,9 @@ class AbstractStore(AbstractReadOnlyStore):
             With the merged metadata.
         """
         with self.transaction("Updating metadata of {}".format(key)):
-            merged = self.get_metadata(key)
+            merged = _unchecked(self, "get_metadata")(key)
             merged.update(metadata)
-            self.set_metadata(key, merged)
+            _unchecked(self, "set_metadata")(key, merged)
 
     def transaction(self, notes: str) -> Any:
         """Return a context manager grouping writes into one transaction.
@@ -1308,8 +1445,9 @@ class AbstractStore(AbstractReadOnlyStore):
             One per key, after the transaction.
         """
         with self.transaction("Setting {} keys".format(len(keys))):
+            set_value = _unchecked(self, "set")
             for key, value in zip(keys, values):
-                self.set(key, value, buffer_size)
+                set_value(key, value, buffer_size)
 
     def multiset_data(self, keys: Iterable[str], datas: Iterable[Any], buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Set the data of several keys in one transaction.
@@ -1334,8 +1472,9 @@ class AbstractStore(AbstractReadOnlyStore):
             One per key, after the transaction.
         """
         with self.transaction("Setting data of {} keys".format(len(keys))):
+            set_data = _unchecked(self, "set_data")
             for key, data in zip(keys, datas):
-                self.set_data(key, data, buffer_size)
+                set_data(key, data, buffer_size)
 
     def multiset_metadata(self, keys: Iterable[str], metadatas: Iterable[Dict[str, Any]]) -> None:
         """Set the metadata of several keys in one transaction.
@@ -1358,8 +1497,9 @@ class AbstractStore(AbstractReadOnlyStore):
             One per key, after the transaction.
         """
         with self.transaction("Setting metadata of {} keys".format(len(keys))):
+            set_metadata = _unchecked(self, "set_metadata")
             for key, metadata in zip(keys, metadatas):
-                self.set_metadata(key, metadata)
+                set_metadata(key, metadata)
 
     def multiupdate_metadata(self, keys: Iterable[str], metadatas: Iterable[Dict[str, Any]]) -> None:
         """Merge new values into the metadata of several keys, in one
@@ -1384,8 +1524,9 @@ class AbstractStore(AbstractReadOnlyStore):
             One per key, after the transaction.
         """
         with self.transaction("Updating metadata of {} keys".format(len(keys))):
+            update_metadata = _unchecked(self, "update_metadata")
             for key, metadata in zip(keys, metadatas):
-                self.update_metadata(key, metadata)
+                update_metadata(key, metadata)
 
     def from_file(self, key: str, path: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Set the data of a key from a file, keeping its metadata.
@@ -1405,7 +1546,7 @@ class AbstractStore(AbstractReadOnlyStore):
             After the write.
         """
         with open(path, "rb") as stream:
-            self.set_data(key, stream, buffer_size)
+            _unchecked(self, "set_data")(key, stream, buffer_size)
 
     def from_bytes(self, key: str, data: bytes, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Set the data of a key from bytes, keeping its metadata.
@@ -1429,7 +1570,7 @@ class AbstractStore(AbstractReadOnlyStore):
         StoreSetEvent or StoreUpdateEvent
             After the write.
         """
-        self.set_data(key, io.BytesIO(data), buffer_size)
+        _unchecked(self, "set_data")(key, io.BytesIO(data), buffer_size)
 
     # -- helpers for implementations ----------------------------------------
 
@@ -1459,8 +1600,6 @@ class AbstractStore(AbstractReadOnlyStore):
         """
         self._emit_modification(StoreDeleteEvent, key, metadata)
 
-
-_add_checks(AbstractStore.__dict__, owner=AbstractStore)
 
 
 class AbstractAuthorizingStore(AbstractStore):
@@ -1549,5 +1688,3 @@ class AbstractAuthorizingStore(AbstractStore):
             If the user does not own the key.
         """
 
-
-_add_checks(AbstractAuthorizingStore.__dict__, owner=AbstractAuthorizingStore)
