@@ -27,7 +27,14 @@ import logging
 from time import time as _now
 from typing import Any, Dict, Iterable, Iterator, Optional, Tuple
 
-from .abstract_store import AbstractStore, check_key, check_metadata, copy_metadata, select_metadata
+from .abstract_store import (
+    AbstractStore,
+    check_key,
+    check_metadata,
+    checks_own_arguments,
+    copy_metadata,
+    select_metadata,
+)
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .string_value import StringValue
 from .utils import DEFAULT_BUFFER_SIZE, progress_is_listened, store_progress, transaction_lock
@@ -122,6 +129,7 @@ class DictMemoryStore(AbstractStore):
 
     # -- reading -------------------------------------------------------------
 
+    @checks_own_arguments
     def get(self, key: str) -> StringValue:
         """Return the value of a key.
 
@@ -141,7 +149,7 @@ class DictMemoryStore(AbstractStore):
             If the key is not in the store.
         """
         # The hottest read: the key is checked here rather than by the base
-        # class's wrapper (see ``get.__encore_checked__`` below), and the
+        # class's wrapper (see @checks_own_arguments), and the
         # value is assembled without going through its constructor.
         if type(key) is not str:
             check_key(key)
@@ -153,8 +161,6 @@ class DictMemoryStore(AbstractStore):
         value.created = created
         value.modified = modified
         return value
-
-    get.__encore_checked__ = True  # checks its key itself (above)
 
     def get_data(self, key: str) -> io.BytesIO:
         """Return the data of a key as a stream.
