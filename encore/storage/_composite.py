@@ -1,12 +1,14 @@
-"""Machinery shared by the composite stores.
+"""The base class of the composite stores.
 
 :class:`~encore.storage.joined_store.JoinedStore`,
 :class:`~encore.storage.mounted_store.MountedStore` and
 :class:`~encore.storage.simple_auth_store.SimpleAuthStore` wrap other stores.
-This private module holds what they share: connection of the children,
-transactions that span the children a composite writes to, the composite's
-write scope and lock order, progress reporting over streamed copies, and
-the write and query logic, routed by a few hooks each composite defines.
+This private module holds what they share, in :class:`_CompositeStore`:
+connection of the children, transactions that span the children a
+composite writes to, the composite's write scope and lock order, progress
+reporting over streamed copies, and the public reads and writes, routed by
+a few hooks each composite defines (where a key is read from, where a write
+goes, what is checked before a write).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tupl
 
 from encore.events.abstract_event_manager import emit_held
 
-from .abstract_store import AbstractStore, StoreError
+from .abstract_store import AbstractStore, StoreError, Value, value_parts
 from .events import (
     StoreDeleteEvent,
     StoreSetEvent,
@@ -59,7 +61,7 @@ class _CompositeTransaction(object):
     outermost entry takes the composite's transaction lock (re-entrant, so
     other threads' transactions and writes wait) and then the transaction
     locks of every store below the composite, in one global order (see
-    :meth:`_CompositeStoreMixin._descendants_in_lock_order`), so that
+    :meth:`_CompositeStore._descendants_in_lock_order`), so that
     composites sharing children cannot deadlock.  The transaction of a child
     is entered the first time the composite writes to that child (a child
     never written is not touched), and all are committed -- or rolled back,
@@ -294,13 +296,21 @@ def _is_writable(store: Any) -> bool:
     return isinstance(store, AbstractStore) or callable(getattr(store, "set", None))
 
 
-class _CompositeStoreMixin(object):
-    """What the composite stores share: connection, transactions, events,
-    progress and the write and query logic.
+class _CompositeStore(AbstractStore):
+    """The base class of the composite stores: connection, transactions,
+    events, progress, and the reads and writes routed by hooks.
 
     A composite lists its children in :meth:`_children` (those it may write
-    in :meth:`_transactional_children`) and routes writes with three hooks:
+    in :meth:`_transactional_children`) and routes requests with a few
+    hooks, each the one place a composite says where a key goes and what is
+    checked first:
 
+    * :meth:`_source` -- the child (and its key) a key is read from, after
+      any check of the read (used by ``get_data``, ``get_data_range`` and
+      ``get_metadata``; a composite may inline it in ``get``, its hot path);
+    * :meth:`_check_write` -- what is checked before a write of a key
+      (nothing by default; :class:`~encore.storage.simple_auth_store.SimpleAuthStore`
+      checks the user's permissions);
     * :meth:`_write_target` -- the child (and its key) receiving writes of a
       key, raising for a refused key;
     * :meth:`_lower_copy` -- the copy of a key that shows while the write
@@ -308,11 +318,13 @@ class _CompositeStoreMixin(object):
       (copy-on-write);
     * :meth:`_copies` -- every copy a delete must remove.
 
-    The ``_set``, ``_set_data``, ``_set_metadata``, ``_update_metadata`` and
-    ``_delete`` methods implement the public writes on these hooks; each runs
-    in a :class:`_WriteScope` and emits one modification event with the
-    composite as the source.  :meth:`transaction` returns the composite's
-    :class:`_CompositeTransaction`, which spans the children written in it.
+    The public writes (``set``, ``set_data``, ``set_metadata``,
+    ``update_metadata``, ``delete``) are implemented here on these hooks;
+    each runs in a :class:`_WriteScope` and emits one modification event
+    with the composite as the source.  :meth:`transaction` returns the
+    composite's :class:`_CompositeTransaction`, which spans the children
+    written in it.  Existence, queries and ``glob`` differ too much between
+    composites to share; each composite writes its own.
     """
 
     def _children(self) -> List[Any]:  # pragma: no cover - overridden
@@ -459,7 +471,7 @@ class _CompositeStoreMixin(object):
             if key in heights:
                 return heights[key]
             children = []
-            if isinstance(store, _CompositeStoreMixin) and key not in path:
+            if isinstance(store, _CompositeStore) and key not in path:
                 children = store._transactional_children()
             value = 1 + max((height(child, path | {key}) for child in children), default=-1)
             heights[key] = value
@@ -472,9 +484,6 @@ class _CompositeStoreMixin(object):
         return sorted(stores.values(), key=lambda store: (-heights[id(store)], id(store)))
 
     # -- events and progress -------------------------------------------------
-
-    def _listened(self, *event_classes: type) -> bool:
-        return is_listened(self.event_manager, *event_classes)
 
     @contextlib.contextmanager
     def _data_to_write(
@@ -504,23 +513,32 @@ class _CompositeStoreMixin(object):
         if not progress_is_listened(self.event_manager):
             yield value
             return
-        if isinstance(value, tuple):
-            data, metadata = value
-            opened = None
-            size = -1
-        else:
-            data = opened = value.data
-            metadata = value.metadata
-            size = getattr(value, "size", None)
-            size = -1 if size is None else size
+        data, metadata, size, opened = value_parts(value)
         try:
-            with self._data_to_write(key, data, buffer_size, "Setting {}", metadata, size) as data:
+            with self._data_to_write(key, data, buffer_size, "Setting {}", metadata,
+                                     -1 if size is None else size) as data:
                 yield data, metadata
         finally:
-            if opened is not None:
-                _close(opened)
+            if opened:
+                _close(data)
 
     # -- routing hooks -------------------------------------------------------
+
+    def _source(self, key: str) -> Tuple[Any, str]:  # pragma: no cover - overridden
+        """Return ``(child, child_key)`` to read ``key`` from.
+
+        Raises ``KeyError`` when no child can hold the key, and whatever
+        error refuses the read.
+        """
+        raise NotImplementedError
+
+    def _check_write(self, key: str, permission: str, must_exist: bool = False) -> None:
+        """Check a write of ``key`` before anything is read or written.
+
+        ``permission`` is ``'set'`` or ``'delete'``; ``must_exist`` is true
+        for writes of an existing key (``update_metadata``, ``delete``).
+        The default checks nothing.
+        """
 
     def _write_target(self, key: str) -> Tuple[Any, str]:  # pragma: no cover - overridden
         """Return ``(child, child_key)`` receiving the writes of ``key``.
@@ -546,11 +564,112 @@ class _CompositeStoreMixin(object):
             return True, None
         return False, self._lower_copy(key)
 
+    # -- reads ---------------------------------------------------------------
+
+    def get(self, key: str) -> Value:
+        """Return the value of a key, from the child the composite reads
+        it from (the child's value; its data is not read)."""
+        store, store_key = self._source(key)
+        return store.get(store_key)
+
+    def get_data(self, key: str) -> Any:
+        """Return the data of a key: the stream of the child holding it."""
+        store, store_key = self._source(key)
+        return store.get_data(store_key)
+
+    def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> Any:
+        """Return ``data[start:end]`` of a key, as the child holding it
+        gives it."""
+        store, store_key = self._source(key)
+        return store.get_data_range(store_key, start, end)
+
+    def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
+        """Return the metadata of a key, from the child holding it."""
+        if select is not None:
+            select = list(select)
+        store, store_key = self._source(key)
+        return store.get_metadata(store_key, select)
+
     # -- writes --------------------------------------------------------------
+
+    def set(self, key: str, value: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+        """Set the data and metadata of a key in the write target (see the
+        composite's routing).
+
+        Events
+        ------
+        StoreSetEvent or StoreUpdateEvent
+            One, with the composite as the source.
+        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
+            While the data is copied, when anyone listens.
+        """
+        self._check_write(key, "set")
+        self._set(key, value, buffer_size)
+
+    def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+        """Replace the data of a key in the write target; a key only a lower
+        copy holds gets that copy's metadata with the new data
+        (copy-on-write).
+
+        Events
+        ------
+        StoreSetEvent or StoreUpdateEvent
+            One, with the composite as the source.
+        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
+            While the data is copied, when anyone listens.
+        """
+        self._check_write(key, "set")
+        self._set_data(key, data, buffer_size)
+
+    def set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
+        """Replace the metadata of a key in the write target; a key only a
+        lower copy holds has that copy's data streamed up with the new
+        metadata (copy-on-write).
+
+        Events
+        ------
+        StoreSetEvent or StoreUpdateEvent
+            One, with the composite as the source.
+        """
+        self._check_write(key, "set")
+        self._set_metadata(key, metadata)
+
+    def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
+        """Merge values into the metadata of a key in the write target; a
+        key only a lower copy holds is copied up (data streamed) with the
+        merged metadata.
+
+        Events
+        ------
+        StoreUpdateEvent
+            One, with the composite as the source and the merged metadata.
+        """
+        self._check_write(key, "set", must_exist=True)
+        self._update_metadata(key, metadata)
+
+    def delete(self, key: str) -> None:
+        """Delete every copy of a key, in one transaction, so that no lower
+        copy shows through afterwards.
+
+        Raises
+        ------
+        KeyError
+            If no child holds the key.
+        StoreError
+            If a child holding it is read-only; nothing is deleted then.
+
+        Events
+        ------
+        StoreDeleteEvent
+            One, with the composite as the source and the metadata the key
+            showed.
+        """
+        self._check_write(key, "delete", must_exist=True)
+        self._delete(key)
 
     def _set(self, key: str, value: Any, buffer_size: int) -> None:
         target, target_key = self._write_target(key)
-        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
+        notify = is_listened(self.event_manager, StoreSetEvent, StoreUpdateEvent)
         with self._write_scope() as scope:
             existed = False
             if notify:
@@ -565,7 +684,7 @@ class _CompositeStoreMixin(object):
 
     def _set_data(self, key: str, data: Any, buffer_size: int) -> None:
         target, target_key = self._write_target(key)
-        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
+        notify = is_listened(self.event_manager, StoreSetEvent, StoreUpdateEvent)
         with self._write_scope() as scope:
             in_target, lower = self._locate_for_write(key, target, target_key)
             scope.will_write(target)
@@ -585,7 +704,7 @@ class _CompositeStoreMixin(object):
 
     def _set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         target, target_key = self._write_target(key)
-        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
+        notify = is_listened(self.event_manager, StoreSetEvent, StoreUpdateEvent)
         with self._write_scope() as scope:
             in_target, lower = self._locate_for_write(key, target, target_key)
             scope.will_write(target)
@@ -598,7 +717,7 @@ class _CompositeStoreMixin(object):
 
     def _update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         target, target_key = self._write_target(key)
-        notify = self._listened(StoreUpdateEvent)
+        notify = is_listened(self.event_manager, StoreUpdateEvent)
         with self._write_scope() as scope:
             in_target, lower = self._locate_for_write(key, target, target_key)
             if not in_target and lower is None:
@@ -616,7 +735,7 @@ class _CompositeStoreMixin(object):
                 self._emit_write(key, True, merged)
 
     def _delete(self, key: str) -> None:
-        notify = self._listened(StoreDeleteEvent)
+        notify = is_listened(self.event_manager, StoreDeleteEvent)
         with self._write_scope() as scope:
             copies = self._copies(key)
             if not copies:
