@@ -18,8 +18,6 @@ import logging
 import threading
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from encore.events.abstract_event_manager import emit_held
-
 from .abstract_store import AbstractStore, StoreError, Value, value_parts
 from .events import (
     StoreDeleteEvent,
@@ -30,6 +28,8 @@ from .events import (
 )
 from .utils import (
     DEFAULT_BUFFER_SIZE,
+    EventHold,
+    emit_events,
     is_listened,
     progress_is_listened,
     store_progress,
@@ -67,8 +67,9 @@ class _CompositeTransaction(object):
     never written is not touched), and all are committed -- or rolled back,
     when the block raised -- at the end.
 
-    The composite's own modification events are queued while the
-    transaction is open on the owning thread and emitted after the
+    The composite's own modification events are held (an
+    :class:`~encore.storage.utils.EventHold`) while the transaction is open
+    on the owning thread and emitted after the
     :class:`~encore.storage.events.StoreTransactionEndEvent`: always after a
     commit; after a failure only if some child written could not roll back
     (its writes persisted).
@@ -79,7 +80,7 @@ class _CompositeTransaction(object):
         self._lock = transaction_lock(store)
         self._depth = 0
         self._owner: Optional[int] = None
-        self._pending: List[Any] = []
+        self._hold: Optional[EventHold] = None
         self._stack: Optional[contextlib.ExitStack] = None
         self._entered: Dict[int, Any] = {}
 
@@ -114,7 +115,7 @@ class _CompositeTransaction(object):
             raise
         self._stack = stack
         self._entered = {}
-        self._pending = []
+        self._hold = EventHold(self.store).open()
         self._owner = threading.get_ident()
         self._depth = 1
         manager = self.store.event_manager
@@ -133,7 +134,8 @@ class _CompositeTransaction(object):
             self._lock.release()
             return [], None
         stack, self._stack = self._stack, None
-        pending, self._pending = self._pending, []
+        hold, self._hold = self._hold, None
+        pending = hold.close() if hold is not None else []
         entered, self._entered = list(self._entered.values()), {}
         state = "failed"
         error: Optional[BaseException] = None
@@ -162,7 +164,7 @@ class _CompositeTransaction(object):
 
     def __exit__(self, exc_type, exc_value, traceback) -> bool:
         events, error = self._end(exc_type)
-        _emit_all(self.store, events)
+        emit_events(self.store, events)
         if error is not None:
             raise error
         return False
@@ -177,15 +179,16 @@ class _WriteScope(object):
     an open composite transaction their transactions join it; otherwise a
     write to one child relies on that child's own atomic write, and a write
     to several opens a composite transaction for the rest of the scope.
-    Modification events are emitted when the scope ends, after the lock is
-    released (queued by the transaction instead, when one is open).
+    Modification events are held (an :class:`~encore.storage.utils.EventHold`
+    of the outermost scope) and emitted when the scope ends, after the lock
+    is released -- or held by the transaction instead, when one is open.
     """
 
     def __init__(self, store: Any) -> None:
         self.store = store
         self.context = store._composite_transaction()
         self.started = False
-        self.events: List[Any] = []
+        self.hold: Optional[EventHold] = None
         self.outer: Optional["_WriteScope"] = None
         self.owner: Optional[int] = None
 
@@ -195,8 +198,8 @@ class _WriteScope(object):
         self.owner = threading.get_ident()
         namespace = self.store.__dict__
         self.outer = namespace.get("_active_write_scope")
-        if self.outer is not None:
-            self.events = self.outer.events
+        if self.outer is None and not self.context.active_here():
+            self.hold = EventHold(self.store).open()
         namespace["_active_write_scope"] = self
         return self
 
@@ -218,25 +221,25 @@ class _WriteScope(object):
             if self.started:
                 events, error = self.context._end(exc_type)
         finally:
+            held = self.hold.close() if self.hold is not None else []
             self.store.__dict__["_active_write_scope"] = self.outer
             self.lock.release()
         if self.outer is None:
             if exc_type is None:
-                events = events + self.events
-            _emit_all(self.store, events)
-        else:
+                events = events + held
+            emit_events(self.store, events)
+        elif events:
             # The outermost scope emits them, once every lock is released.
-            self.events.extend(events)
+            outer = self.outer
+            while outer.hold is None and outer.outer is not None:
+                outer = outer.outer
+            if outer.hold is not None:
+                outer.hold.events.extend(events)
+            else:
+                emit_events(self.store, events)
         if error is not None:
             raise error
         return False
-
-
-def _emit_all(store: Any, events: List[Any]) -> None:
-    if events:
-        manager = store.event_manager
-        for event in events:
-            emit_held(manager, event)
 
 
 class _ProgressStream(io.RawIOBase):
@@ -438,20 +441,6 @@ class _CompositeStore(AbstractStore):
     def _write_scope(self) -> _WriteScope:
         """The scope a write method runs in (see :class:`_WriteScope`)."""
         return _WriteScope(self)
-
-    def _emit_modification(self, event_class: type, key: str, metadata: Optional[Dict[str, Any]]) -> None:
-        # Queue the event in the open transaction or write scope of this
-        # thread; they emit it at the right time.
-        event = event_class(source=self, key=key, metadata=metadata)
-        context = self.__dict__.get("_composite_transaction_context")
-        if context is not None and context.active_here():
-            context._pending.append(event)
-            return
-        scope = self.__dict__.get("_active_write_scope")
-        if scope is not None and scope.owner == threading.get_ident():
-            scope.events.append(event)
-            return
-        self.event_manager.emit(event)
 
     def _descendants_in_lock_order(self) -> List[Any]:
         """Every transactional store below this one, in the global order in

@@ -34,9 +34,11 @@ from typing import Any, Callable, Dict, Iterable, Iterator, NamedTuple, Optional
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .utils import (
     DEFAULT_BUFFER_SIZE,
+    EventHold,
     SimpleTransactionContext,
     buffer_iterator,
     copy_stream,
+    event_hold,
     is_listened,
     progress_is_listened,
     range_stream,
@@ -1184,6 +1186,12 @@ class AbstractReadOnlyStore(abc.ABC):
     def _emit_modification(self, event_class: type, key: str, metadata: Optional[Dict[str, Any]]) -> None:
         """Emit a modification event about a key, if anyone listens.
 
+        Every modification event of a store goes through here.  While an
+        :class:`~encore.storage.utils.EventHold` of this store is open on
+        the calling thread (a transaction, a derived ``set``, a composite's
+        write), the event is added to it instead, to be emitted when the
+        hold's owner is done.
+
         Parameters
         ----------
         event_class : type
@@ -1195,30 +1203,16 @@ class AbstractReadOnlyStore(abc.ABC):
         metadata : dict or None
             The key's metadata after the change (before it, for a delete).
         """
-        held = getattr(_holding, "stack", None)
-        if held and event_class is not StoreDeleteEvent:
-            store, held_key, events = held[-1]
-            if store is self and held_key == key:
-                events.append((event_class, metadata))
-                return
+        hold = event_hold(self, event_class, key)
+        if hold is not None:
+            hold.add(event_class, key, metadata)
+            return
         manager = self.event_manager
         if is_listened(manager, event_class):
             # The store may keep the dict it was given: listeners get a copy.
             if metadata is not None:
                 metadata = copy_metadata(metadata)
             manager.emit(event_class(source=self, key=key, metadata=metadata))
-
-
-# Per thread: the (store, key, list) of the derived AbstractStore.set calls
-# in progress, whose parts' modification events are held back.
-_holding = threading.local()
-
-
-def _held_modifications() -> list:
-    stack = getattr(_holding, "stack", None)
-    if stack is None:
-        stack = _holding.stack = []
-    return stack
 
 
 _install_checks(AbstractReadOnlyStore)
@@ -1346,25 +1340,21 @@ class AbstractStore(AbstractReadOnlyStore):
             While the data is copied, when anyone listens.
         """
         data, metadata, _, opened = value_parts(value)
-        # set_metadata and set_data each report their write; the events they
-        # emit through _emit_modification are held back and replaced by one
-        # event for the whole set (a set of a new key is one StoreSetEvent).
-        held: list = []
-        stack = _held_modifications()
+        # set_metadata and set_data each report their write; their events
+        # are held back and merged into one event for the whole set (a set
+        # of a new key is one StoreSetEvent).
         try:
             with self.transaction("Setting {}".format(key)):
-                stack.append((self, key, held))
+                hold = EventHold(self, key).open()
                 try:
                     _unchecked(self, "set_metadata")(key, metadata)
                     _unchecked(self, "set_data")(key, data, buffer_size)
                 finally:
-                    for index in range(len(stack) - 1, -1, -1):
-                        if stack[index][2] is held:
-                            del stack[index]
-                            break
+                    held = hold.close()
                     # Also when set_data failed: a store that cannot roll
                     # back has written the metadata (inside a transaction
-                    # that rolls back, the event is dropped).
+                    # that rolls back, the event is dropped).  The class of
+                    # the first event, the metadata of the last.
                     if held:
                         self._emit_modification(held[0][0], key, held[-1][1])
         finally:

@@ -28,6 +28,7 @@ from encore.events.abstract_event_manager import emit_held
 from encore.events.progress_events import ProgressManager
 
 from .events import (
+    StoreDeleteEvent,
     StoreModificationEvent,
     StoreProgressEndEvent,
     StoreProgressStartEvent,
@@ -567,6 +568,168 @@ def store_progress(
 
 
 # ---------------------------------------------------------------------------
+# Holding modification events back
+# ---------------------------------------------------------------------------
+
+# Per thread: the open holds, innermost last.
+_holds = threading.local()
+
+
+class EventHold(object):
+    """Modification events of one store, held back on the current thread.
+
+    This is the one mechanism by which a store delays its modification
+    events until the writes they describe are final: the abstract
+    :meth:`~encore.storage.abstract_store.AbstractStore.set` merges the
+    events of its two parts into one, :class:`SimpleTransactionContext`
+    emits the events of a transaction after it commits (and drops them
+    after a rollback), and the composite stores emit theirs when a write or
+    a transaction of theirs ends.
+
+    While a hold is open, the store's
+    :meth:`~encore.storage.abstract_store.AbstractReadOnlyStore._emit_modification`
+    adds each event about the store to the innermost open hold of this
+    thread that takes it (see :func:`event_hold`) instead of emitting it.
+    The owner of the hold closes it, getting the events back, and emits
+    them (:func:`emit_events`) or drops them.
+
+    Parameters
+    ----------
+    store : AbstractReadOnlyStore
+        The store whose events are held.
+    key : str, optional
+        Hold only the set and update events of this key, as
+        ``(event_class, metadata)`` pairs, for the owner to merge them into
+        one event.  By default every modification event of the store is
+        held, as events.
+    """
+
+    __slots__ = ("store", "key", "events")
+
+    def __init__(self, store: Any, key: Optional[str] = None) -> None:
+        self.store = store
+        self.key = key
+        self.events: List[Any] = []
+
+    def open(self) -> "EventHold":
+        """Start holding the store's events on this thread.
+
+        Returns
+        -------
+        EventHold
+            ``self``.
+        """
+        stack = getattr(_holds, "stack", None)
+        if stack is None:
+            stack = _holds.stack = []
+        stack.append(self)
+        return self
+
+    def close(self) -> List[Any]:
+        """Stop holding and return what was held.
+
+        Returns
+        -------
+        list
+            The events held (for a merging hold, ``(event_class,
+            metadata)`` pairs), in the order they came.
+        """
+        stack = getattr(_holds, "stack", None) or []
+        for index in range(len(stack) - 1, -1, -1):
+            if stack[index] is self:
+                del stack[index]
+                break
+        events, self.events = self.events, []
+        return events
+
+    def takes(self, event_class: type, key: str) -> bool:
+        """Whether this hold holds an event of ``event_class`` about ``key``.
+
+        Parameters
+        ----------
+        event_class : type
+            The modification event class.
+        key : str
+            The key concerned.
+
+        Returns
+        -------
+        bool
+            Always for a hold of every event; for a merging hold, set and
+            update events of its key.
+        """
+        if self.key is None:
+            return True
+        return self.key == key and event_class is not StoreDeleteEvent
+
+    def add(self, event_class: type, key: str, metadata: Optional[dict]) -> None:
+        """Hold an event (called by ``_emit_modification``).
+
+        Parameters
+        ----------
+        event_class : type
+            The modification event class.
+        key : str
+            The key concerned.
+        metadata : dict or None
+            The metadata the event carries; a hold of every event builds
+            the event at once with a copy (the store may change the dict it
+            keeps before the hold ends).
+        """
+        if self.key is not None:
+            self.events.append((event_class, metadata))
+        else:
+            if metadata is not None:
+                from .abstract_store import copy_metadata
+
+                metadata = copy_metadata(metadata)
+            self.events.append(event_class(source=self.store, key=key, metadata=metadata))
+
+
+def event_hold(store: Any, event_class: type, key: str) -> Optional[EventHold]:
+    """Return the innermost open hold of this thread taking an event.
+
+    Parameters
+    ----------
+    store : AbstractReadOnlyStore
+        The store the event is about (its source).
+    event_class : type
+        The modification event class.
+    key : str
+        The key concerned.
+
+    Returns
+    -------
+    EventHold or None
+        ``None`` when the event should be emitted now.
+    """
+    stack = getattr(_holds, "stack", None)
+    if not stack:
+        return None
+    for index in range(len(stack) - 1, -1, -1):
+        hold = stack[index]
+        if hold.store is store and hold.takes(event_class, key):
+            return hold
+    return None
+
+
+def emit_events(store: Any, events: Iterable[Any]) -> None:
+    """Emit events that were held back, on a store's event manager.
+
+    Parameters
+    ----------
+    store : AbstractReadOnlyStore
+        The store whose ``event_manager`` receives them.
+    events : iterable of BaseEvent
+        The events, emitted in order (see
+        :func:`~encore.events.abstract_event_manager.emit_held`).
+    """
+    manager = store.event_manager
+    for event in events:
+        emit_held(manager, event)
+
+
+# ---------------------------------------------------------------------------
 # Transactions
 # ---------------------------------------------------------------------------
 
@@ -644,7 +807,7 @@ class SimpleTransactionContext(object):
     The outermost entry calls :meth:`begin` and emits a
     :class:`~encore.storage.events.StoreTransactionStartEvent`.  While it is
     open, the store's modification events emitted on this thread are held
-    back.  The outermost exit calls :meth:`commit` (or :meth:`rollback` when
+    back in an :class:`EventHold`.  The outermost exit calls :meth:`commit` (or :meth:`rollback` when
     the block raised, or when the commit failed), emits a
     :class:`~encore.storage.events.StoreTransactionEndEvent` with
     ``state='done'`` or ``'failed'``, and then re-emits the held events in
@@ -676,7 +839,7 @@ class SimpleTransactionContext(object):
         context.store = store
         context._depth = 0
         context._owner = None
-        context._captured = []
+        context._hold = None
         context._lock = transaction_lock(store)
         try:
             store._transaction = context
@@ -713,8 +876,11 @@ class SimpleTransactionContext(object):
             method()
 
     def _capture(self, event: Any) -> None:
-        if event.source is self.store and threading.get_ident() == self._owner:
-            self._captured.append(event)
+        # Events a store emits itself, rather than through
+        # _emit_modification, join the hold too.
+        hold = self._hold
+        if hold is not None and event.source is self.store and threading.get_ident() == self._owner:
+            hold.events.append(event)
             event.mark_as_handled()
 
     def __enter__(self) -> "SimpleTransactionContext":
@@ -729,7 +895,7 @@ class SimpleTransactionContext(object):
             raise
         self._depth = 1
         self._owner = threading.get_ident()
-        self._captured = []
+        self._hold = EventHold(self.store).open()
         try:
             self.store._transaction = self
         except AttributeError:
@@ -747,7 +913,8 @@ class SimpleTransactionContext(object):
             return False
         store = self.store
         manager = store.event_manager
-        captured, self._captured = self._captured, []
+        hold, self._hold = self._hold, None
+        captured = hold.close() if hold is not None else []
         state = "failed"
         error: Optional[BaseException] = None
         try:
@@ -779,8 +946,7 @@ class SimpleTransactionContext(object):
         if is_listened(manager, StoreTransactionEndEvent):
             manager.emit(StoreTransactionEndEvent(source=store, state=state))
         if state == "done" or getattr(store, "_rollback_transaction", None) is None:
-            for event in captured:
-                emit_held(manager, event)
+            emit_events(store, captured)
         if error is not None:
             raise error
         return False

@@ -720,3 +720,36 @@ def test_keyword_item_under_the_implementations_own_name():
     assert store.data["a"][1] == {"x": 1} and store.data["b"][1] == {"y": 2}
     with pytest.raises(TypeError):
         store.set_metadata("c", md={"z": object()})
+
+
+def test_an_event_hold_takes_the_stores_events_until_its_owner_emits_them(store, manager):
+    from encore.storage.utils import EventHold, emit_events, event_hold
+
+    events = record(manager, StoreModificationEvent)
+    other = MinimalStore(event_manager=manager)
+    hold = EventHold(store).open()
+    try:
+        assert event_hold(store, StoreSetEvent, "k") is hold
+        assert event_hold(other, StoreSetEvent, "k") is None
+        store.set_data("k", io.BytesIO(b"x"))
+        other.set_data("elsewhere", io.BytesIO(b"y"))  # not held: another store
+        assert [e.key for e in events] == ["elsewhere"]
+    finally:
+        held = hold.close()
+    assert event_hold(store, StoreSetEvent, "k") is None
+    assert [(type(e), e.key) for e in held] == [(StoreSetEvent, "k")]
+    held[0].mark_as_handled()  # as a capturing listener would have
+    emit_events(store, held)
+    assert [e.key for e in events] == ["elsewhere", "k"]
+
+
+def test_a_merging_hold_takes_only_its_keys_set_and_update_events(store):
+    from encore.storage.utils import EventHold, event_hold
+
+    hold = EventHold(store, "k").open()
+    try:
+        assert event_hold(store, StoreUpdateEvent, "k") is hold
+        assert event_hold(store, StoreDeleteEvent, "k") is None
+        assert event_hold(store, StoreSetEvent, "other") is None
+    finally:
+        hold.close()
