@@ -685,6 +685,20 @@ class EventHold(object):
                 metadata = copy_metadata(metadata)
             self.events.append(event_class(source=self.store, key=key, metadata=metadata))
 
+    def add_event(self, event: Any) -> None:
+        """Hold an event already built (one emitted by the store itself, or
+        released by an inner hold).
+
+        Parameters
+        ----------
+        event : StoreModificationEvent
+            The event.
+        """
+        if self.key is not None:
+            self.events.append((type(event), event.metadata))
+        else:
+            self.events.append(event)
+
 
 def event_hold(store: Any, event_class: type, key: str) -> Optional[EventHold]:
     """Return the innermost open hold of this thread taking an event.
@@ -716,6 +730,10 @@ def event_hold(store: Any, event_class: type, key: str) -> Optional[EventHold]:
 def emit_events(store: Any, events: Iterable[Any]) -> None:
     """Emit events that were held back, on a store's event manager.
 
+    A modification event that an enclosing hold of this thread takes (a
+    transaction nested in a write that holds its events) goes to that hold
+    instead.
+
     Parameters
     ----------
     store : AbstractReadOnlyStore
@@ -726,7 +744,14 @@ def emit_events(store: Any, events: Iterable[Any]) -> None:
     """
     manager = store.event_manager
     for event in events:
-        emit_held(manager, event)
+        # A hold of an enclosing write takes them over.
+        hold = None
+        if isinstance(event, StoreModificationEvent):
+            hold = event_hold(store, type(event), event.key)
+        if hold is not None:
+            hold.add_event(event)
+        else:
+            emit_held(manager, event)
 
 
 # ---------------------------------------------------------------------------
@@ -880,7 +905,7 @@ class SimpleTransactionContext(object):
         # _emit_modification, join the hold too.
         hold = self._hold
         if hold is not None and event.source is self.store and threading.get_ident() == self._owner:
-            hold.events.append(event)
+            hold.add_event(event)
             event.mark_as_handled()
 
     def __enter__(self) -> "SimpleTransactionContext":
