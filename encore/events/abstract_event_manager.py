@@ -143,7 +143,7 @@ class BaseEventManager(abc.ABC):
     def connect(
         self,
         cls: type,
-        func: Callable[[BaseEvent], Any],
+        func: Callable[[Any], Any],
         filter: Optional[dict] = None,
         priority: int = 0,
     ) -> None:
@@ -170,7 +170,7 @@ class BaseEventManager(abc.ABC):
         raise NotImplementedError
 
     @abc.abstractmethod
-    def disconnect(self, cls: type, func: Callable[[BaseEvent], Any]) -> None:
+    def disconnect(self, cls: type, func: Callable[[Any], Any]) -> None:
         """Disconnect a listener from an event class.
 
         Parameters

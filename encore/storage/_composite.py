@@ -16,7 +16,7 @@ import contextlib
 import io
 import logging
 import threading
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Literal, Optional, Tuple
 
 from .abstract_store import AbstractStore, StoreError, Value, value_parts
 from .events import (
@@ -93,7 +93,7 @@ class _CompositeTransaction(object):
         key = id(child)
         if key in self._entered:
             return
-        if callable(getattr(child, "transaction", None)):
+        if callable(getattr(child, "transaction", None)) and self._stack is not None:
             note = "{} transaction".format(type(self.store).__name__)
             self._stack.enter_context(child.transaction(note))
         self._entered[key] = child
@@ -134,6 +134,8 @@ class _CompositeTransaction(object):
             self._lock.release()
             return [], None
         stack, self._stack = self._stack, None
+        if stack is None:  # pragma: no cover - depth 1 always has a stack
+            stack = contextlib.ExitStack()
         hold, self._hold = self._hold, None
         pending = hold.close() if hold is not None else []
         entered, self._entered = list(self._entered.values()), {}
@@ -162,7 +164,7 @@ class _CompositeTransaction(object):
             events.extend(pending)
         return events, error
 
-    def __exit__(self, exc_type, exc_value, traceback) -> bool:
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> Literal[False]:
         events, error = self._end(exc_type)
         emit_events(self.store, events)
         if error is not None:
@@ -214,7 +216,7 @@ class _WriteScope(object):
         for child in children:
             context.enter_child(child)
 
-    def __exit__(self, exc_type, exc_value, traceback) -> bool:
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> Literal[False]:
         events: List[Any] = []
         error: Optional[BaseException] = None
         try:
@@ -712,7 +714,7 @@ class _CompositeStore(AbstractStore):
             if not in_target and lower is None:
                 raise KeyError(key)
             scope.will_write(target)
-            if in_target:
+            if lower is None:  # the target holds the key
                 target.update_metadata(target_key, metadata)
                 merged = target.get_metadata(target_key) if notify else None
             else:

@@ -27,9 +27,22 @@ import inspect
 import io
 import math
 import os
-import threading
 import warnings
-from typing import Any, Callable, Dict, Iterable, Iterator, NamedTuple, Optional, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    NamedTuple,
+    Optional,
+    Protocol,
+    Sized,
+    Tuple,
+    cast,
+    runtime_checkable,
+)
 
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .utils import (
@@ -45,8 +58,13 @@ from .utils import (
     store_progress,
 )
 
+if TYPE_CHECKING:  # the event manager interface, for annotations only
+    from encore.events.abstract_event_manager import BaseEventManager
+
 __all__ = [
     "StoreError",
+    "ReadableStream",
+    "DataStream",
     "AuthorizationError",
     "Value",
     "AbstractReadOnlyStore",
@@ -69,6 +87,34 @@ class StoreError(RuntimeError):
 
 class AuthorizationError(StoreError):
     """Raised when the user is not allowed to perform an operation."""
+
+
+# ---------------------------------------------------------------------------
+# Stream types
+# ---------------------------------------------------------------------------
+
+@runtime_checkable
+class ReadableStream(Protocol):
+    """What a store reads data from: anything whose ``read(size)`` returns
+    bytes (``b''`` at the end).
+
+    An open binary file, an :class:`io.BytesIO`, or a small object of yours
+    all fit; :func:`check_data` is the run-time check.
+    """
+
+    def read(self, size: int, /) -> bytes:
+        """Return up to ``size`` bytes; ``b''`` at the end of the stream."""
+        ...
+
+
+@runtime_checkable
+class DataStream(ReadableStream, Protocol):
+    """What a store hands out: a readable stream that the caller closes
+    (``get_data``, ``get_data_range``, :attr:`Value.data`)."""
+
+    def close(self) -> None:
+        """Release what the stream holds."""
+        ...
 
 
 # ---------------------------------------------------------------------------
@@ -247,7 +293,7 @@ def select_metadata(metadata: Dict[str, Any], select: Optional[Iterable[str]]) -
 _TRUSTED_STREAMS = frozenset({io.BytesIO, io.BufferedReader, io.FileIO, io.BufferedRandom})
 
 
-def check_data(data: Any) -> Any:
+def check_data(data: Any) -> ReadableStream:
     """Check that an object can serve as a readable binary stream.
 
     Parameters
@@ -567,6 +613,12 @@ def _install_checks(cls: type) -> None:
         setattr(cls, name, checked)
 
 
+def _count(items: Iterable[Any]) -> Any:
+    """The number of items, for a transaction's notes (``'several'`` for an
+    iterable without a length)."""
+    return len(items) if isinstance(items, Sized) else "several"
+
+
 def _unchecked(store: Any, name: str) -> Callable:
     """Return ``store``'s method ``name`` without the argument checks.
 
@@ -606,7 +658,7 @@ class Value(abc.ABC):
 
     @property
     @abc.abstractmethod
-    def data(self) -> Any:
+    def data(self) -> DataStream:
         """file-like : A readable stream of the data, from its start.
 
         Each access returns a new stream; the caller closes it.
@@ -629,7 +681,7 @@ class Value(abc.ABC):
         """
         raise AuthorizationError("this value has no permissions information")
 
-    def range(self, start: Optional[int] = None, end: Optional[int] = None) -> Any:
+    def range(self, start: Optional[int] = None, end: Optional[int] = None) -> DataStream:
         """Return a stream over part of the data.
 
         The default opens :attr:`data` and skips to ``start`` (seeking when
@@ -673,7 +725,7 @@ class Value(abc.ABC):
         finally:
             stream.close()
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> DataStream:
         stream = self.data
         self.__dict__.setdefault("_open_streams", []).append(stream)
         return stream
@@ -716,7 +768,7 @@ class ValueParts(NamedTuple):
     """A value given to ``set``, unpacked (see :func:`value_parts`)."""
 
     #: file-like : The data stream.
-    data: Any
+    data: ReadableStream
     #: dict : The metadata, a private copy the store may keep.
     metadata: Dict[str, Any]
     #: int or None : The size of the data in bytes, ``None`` when unknown.
@@ -821,7 +873,7 @@ class AbstractReadOnlyStore(abc.ABC):
         super().__init_subclass__(**kwargs)
         _install_checks(cls)
 
-    def __init__(self, event_manager: Any = None) -> None:
+    def __init__(self, event_manager: Optional["BaseEventManager"] = None) -> None:
         # A subclass may have assigned event_manager before calling us.
         if event_manager is not None or "_event_manager" not in self.__dict__:
             self.__dict__["_event_manager"] = event_manager
@@ -829,7 +881,7 @@ class AbstractReadOnlyStore(abc.ABC):
         self._transaction = None
 
     @property
-    def event_manager(self) -> Any:
+    def event_manager(self) -> "BaseEventManager":
         """BaseEventManager : Where this store emits its events."""
         manager = self.__dict__.get("_event_manager")
         if manager is None:
@@ -840,7 +892,7 @@ class AbstractReadOnlyStore(abc.ABC):
         return manager
 
     @event_manager.setter
-    def event_manager(self, manager: Any) -> None:
+    def event_manager(self, manager: "BaseEventManager") -> None:
         self.__dict__["_event_manager"] = manager
 
     # -- connection ----------------------------------------------------------
@@ -927,7 +979,7 @@ class AbstractReadOnlyStore(abc.ABC):
 
     # -- derived reads -------------------------------------------------------
 
-    def get_data(self, key: str) -> Any:
+    def get_data(self, key: str) -> DataStream:
         """Return the data of a key as a readable stream.
 
         Parameters
@@ -947,7 +999,7 @@ class AbstractReadOnlyStore(abc.ABC):
         """
         return _unchecked(self, "get")(key).data
 
-    def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> Any:
+    def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> DataStream:
         """Return part of the data of a key as a readable stream.
 
         Parameters
@@ -1037,7 +1089,7 @@ class AbstractReadOnlyStore(abc.ABC):
         """
         return (self.get(key) for key in keys)
 
-    def multiget_data(self, keys: Iterable[str]) -> Iterator[Any]:
+    def multiget_data(self, keys: Iterable[str]) -> Iterator[DataStream]:
         """Return the data streams of several keys, lazily.
 
         Parameters
@@ -1244,7 +1296,7 @@ class AbstractStore(AbstractReadOnlyStore):
     # -- the abstract core ---------------------------------------------------
 
     @abc.abstractmethod
-    def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+    def set_data(self, key: str, data: ReadableStream, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Replace the data of a key, keeping its metadata.
 
         Parameters
@@ -1359,7 +1411,7 @@ class AbstractStore(AbstractReadOnlyStore):
                         self._emit_modification(held[0][0], key, held[-1][1])
         finally:
             if opened:
-                data.close()
+                cast(DataStream, data).close()
 
     def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         """Merge new values into the metadata of a key.
@@ -1434,12 +1486,12 @@ class AbstractStore(AbstractReadOnlyStore):
         StoreSetEvent or StoreUpdateEvent
             One per key, after the transaction.
         """
-        with self.transaction("Setting {} keys".format(len(keys))):
+        with self.transaction("Setting {} keys".format(_count(keys))):
             set_value = _unchecked(self, "set")
             for key, value in zip(keys, values):
                 set_value(key, value, buffer_size)
 
-    def multiset_data(self, keys: Iterable[str], datas: Iterable[Any], buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+    def multiset_data(self, keys: Iterable[str], datas: Iterable[ReadableStream], buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Set the data of several keys in one transaction.
 
         Parameters
@@ -1461,7 +1513,7 @@ class AbstractStore(AbstractReadOnlyStore):
         StoreSetEvent or StoreUpdateEvent
             One per key, after the transaction.
         """
-        with self.transaction("Setting data of {} keys".format(len(keys))):
+        with self.transaction("Setting data of {} keys".format(_count(keys))):
             set_data = _unchecked(self, "set_data")
             for key, data in zip(keys, datas):
                 set_data(key, data, buffer_size)
@@ -1486,7 +1538,7 @@ class AbstractStore(AbstractReadOnlyStore):
         StoreSetEvent or StoreUpdateEvent
             One per key, after the transaction.
         """
-        with self.transaction("Setting metadata of {} keys".format(len(keys))):
+        with self.transaction("Setting metadata of {} keys".format(_count(keys))):
             set_metadata = _unchecked(self, "set_metadata")
             for key, metadata in zip(keys, metadatas):
                 set_metadata(key, metadata)
@@ -1513,7 +1565,7 @@ class AbstractStore(AbstractReadOnlyStore):
         StoreUpdateEvent
             One per key, after the transaction.
         """
-        with self.transaction("Updating metadata of {} keys".format(len(keys))):
+        with self.transaction("Updating metadata of {} keys".format(_count(keys))):
             update_metadata = _unchecked(self, "update_metadata")
             for key, metadata in zip(keys, metadatas):
                 update_metadata(key, metadata)
@@ -1564,7 +1616,7 @@ class AbstractStore(AbstractReadOnlyStore):
 
     # -- helpers for implementations ----------------------------------------
 
-    def _emit_write(self, key: str, existed: bool, metadata: Dict[str, Any]) -> None:
+    def _emit_write(self, key: str, existed: bool, metadata: Optional[Dict[str, Any]]) -> None:
         """Emit :class:`StoreUpdateEvent` or :class:`StoreSetEvent` for a write.
 
         Parameters
@@ -1578,7 +1630,7 @@ class AbstractStore(AbstractReadOnlyStore):
         """
         self._emit_modification(StoreUpdateEvent if existed else StoreSetEvent, key, metadata)
 
-    def _emit_delete(self, key: str, metadata: Dict[str, Any]) -> None:
+    def _emit_delete(self, key: str, metadata: Optional[Dict[str, Any]]) -> None:
         """Emit :class:`StoreDeleteEvent` for a deleted key.
 
         Parameters

@@ -22,7 +22,7 @@ import itertools
 import logging
 import sys
 import threading
-from typing import Any, Callable, Iterable, Iterator, List, Optional
+from typing import Any, Callable, Iterable, Iterator, List, Literal, Optional
 
 from encore.events.abstract_event_manager import emit_held
 from encore.events.progress_events import ProgressManager
@@ -747,7 +747,7 @@ def emit_events(store: Any, events: Iterable[Any]) -> None:
         # A hold of an enclosing write takes them over.
         hold = None
         if isinstance(event, StoreModificationEvent):
-            hold = event_hold(store, type(event), event.key)
+            hold = event_hold(store, type(event), getattr(event, "key", ""))
         if hold is not None:
             hold.add_event(event)
         else:
@@ -796,6 +796,8 @@ class DummyTransactionContext(object):
         The store the context belongs to.
     """
 
+    store: Any
+
     def __new__(cls, store: Any) -> "DummyTransactionContext":
         existing = getattr(store, "_transaction", None)
         if type(existing) is cls:
@@ -814,7 +816,7 @@ class DummyTransactionContext(object):
     def __enter__(self) -> "DummyTransactionContext":
         return self
 
-    def __exit__(self, exc_type, exc_value, traceback) -> bool:
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> Literal[False]:
         return False
 
 
@@ -855,6 +857,12 @@ class SimpleTransactionContext(object):
     StoreTransactionEndEvent
         When it ends, with ``state`` ``'done'`` or ``'failed'``.
     """
+
+    store: Any
+    _depth: int
+    _owner: Optional[int]
+    _hold: Optional[EventHold]
+    _lock: Any  # threading.RLock
 
     def __new__(cls, store: Any) -> "SimpleTransactionContext":
         existing = getattr(store, "_transaction", None)
@@ -931,7 +939,7 @@ class SimpleTransactionContext(object):
             manager.emit(StoreTransactionStartEvent(source=self.store))
         return self
 
-    def __exit__(self, exc_type, exc_value, traceback) -> bool:
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> Literal[False]:
         if self._depth > 1:
             self._depth -= 1
             self._lock.release()

@@ -77,7 +77,7 @@ class _FactoryCase(object):
         self.event_manager = store.event_manager
         if not store.is_connected():
             store.connect()
-        self.addCleanup(store.disconnect)  # type: ignore[attr-defined]
+        self.addCleanup(store.disconnect)
         if self.fixture is not None:
             type(self).fixture(store)  # type: ignore[misc]
 
