@@ -185,7 +185,7 @@ class CallableNotifier(object):
         # those by their object and function.  Anything else by identity, so
         # that two equal but distinct callable objects stay two listeners.
         if isinstance(func, _BOUND_BUILTIN_TYPES) and type(self.func) is type(func):
-            return func.__self__ is self.func.__self__ and func.__name__ == self.func.__name__
+            return func.__self__ is self.func.__self__ and func.__name__ == self.func.__name__  # type: ignore[attr-defined]
         return False
 
     def resolve(self) -> Optional[Listener]:

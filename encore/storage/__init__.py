@@ -85,6 +85,7 @@ def open_store(url: str, **options: Any) -> Any:
     parsed = urllib.parse.urlparse(url)
     scheme = parsed.scheme.lower()
     create = options.pop("create", False)
+    store: Any
     if scheme == "sqlite":
         from .sqlite_store import SqliteStore
 

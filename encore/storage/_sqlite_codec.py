@@ -30,7 +30,7 @@ def _make_metadata_encoder() -> Any:
     encoder serves every call.
     """
     try:
-        from json.encoder import c_make_encoder
+        from json.encoder import c_make_encoder  # type: ignore[attr-defined]
     except ImportError:  # pragma: no cover - pure-Python json
         c_make_encoder = None
     if c_make_encoder is None:  # pragma: no cover

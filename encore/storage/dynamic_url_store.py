@@ -300,7 +300,7 @@ class DynamicURLStore(AbstractAuthorizingStore):
         self._connected = False
 
     @property
-    def user_tag(self) -> str:  # type: ignore[override]
+    def user_tag(self) -> str:
         """str : The user's permission tag given to :meth:`connect`.
 
         Encore 0.8 made this a method; the string can be called too

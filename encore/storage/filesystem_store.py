@@ -803,7 +803,7 @@ class FileSystemStore(AbstractStore):
     def _back_up(self, path: str) -> None:
         """Remember how ``path`` was before the current transaction touched it."""
         journal = self._journal
-        if path in journal:
+        if path in journal:  # type: ignore[operator]  # (only while journaling)
             return
         backup = None
         if os.path.lexists(path):
@@ -820,7 +820,7 @@ class FileSystemStore(AbstractStore):
 
                     shutil.copy2(path, backup)
                     break
-        journal[path] = backup
+        journal[path] = backup  # type: ignore[index]
 
     def _apply(self, changes: List[_Pending]) -> None:
         """Install prepared changes in order, then sync their directories."""

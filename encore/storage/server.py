@@ -497,9 +497,12 @@ class StoreServer(object):
         The port listened on.
     """
 
+    host: str
+    port: int
+
     def __init__(self, app: Callable, host: str, port: int) -> None:
         self._server = make_server(host, port, app, server_class=_Server, handler_class=_Handler)
-        self.host, self.port = self._server.server_address[:2]
+        self.host, self.port = self._server.server_address[:2]  # type: ignore[assignment]
         display_host = "[{}]".format(self.host) if ":" in self.host else self.host
         self.url = "http://{}:{}".format(display_host, self.port)
         self.base_url = self.url

@@ -214,7 +214,7 @@ class SqliteValue(Value):
         """file-like : A new stream over the data, from its start."""
         if self._inline is not None:
             return io.BytesIO(self._inline)
-        return self._store._open_value_data(self, 0, self.size)
+        return self._store._open_value_data(self, 0, self.size)  # type: ignore[arg-type]
 
     @property
     def metadata(self) -> Dict[str, Any]:
@@ -610,7 +610,7 @@ class SqliteStore(AbstractStore):
                 cursor.close()
                 return row
         if self._tx_owner == threading.get_ident():
-            cursor = self._writer.execute(sql, parameters)
+            cursor = self._writer.execute(sql, parameters)  # type: ignore[union-attr]
             row = cursor.fetchone()
             cursor.close()
             return row
@@ -632,7 +632,7 @@ class SqliteStore(AbstractStore):
             yield from rows
             return
         if self._tx_owner == threading.get_ident():
-            rows = self._writer.execute(sql, parameters).fetchall()
+            rows = self._writer.execute(sql, parameters).fetchall()  # type: ignore[union-attr]
             yield from rows
             return
         connection = self._pool.acquire()
@@ -788,7 +788,7 @@ class SqliteStore(AbstractStore):
                     continue
                 stream = _blob_reader(blob, first, last,
                                       release=functools.partial(self._pool.release, connection))
-                connection = None
+                connection = None  # type: ignore[assignment]
                 return stream
             raise StoreError("the data of {!r} kept changing while it was opened".format(key))
         finally:
@@ -826,7 +826,7 @@ class SqliteStore(AbstractStore):
                 raise changed
             stream = _blob_reader(blob, first, last,
                                   release=functools.partial(self._pool.release, connection))
-            connection = None
+            connection = None  # type: ignore[assignment]
             return stream
         finally:
             if connection is not None:
@@ -1104,7 +1104,7 @@ class SqliteStore(AbstractStore):
             self._begin_transaction()
             self._tx_events = events
             try:
-                yield self._writer, events
+                yield self._writer, events  # type: ignore[misc]
                 self._commit_transaction()
             except BaseException:
                 try:

@@ -214,7 +214,7 @@ class StaticURLStore(AbstractReadOnlyStore):
             for name, value in credentials.items():
                 name = {"username": "user", "password": "passwd"}.get(name, name)
                 arguments[name] = value
-            factory = auth_handler_factory if auth_handler_factory is not None else basic_auth_factory
+            factory: Callable[[], Any] = auth_handler_factory if auth_handler_factory is not None else basic_auth_factory
             handler = factory()
             handler.add_password(**arguments)
             handlers.append(handler)

@@ -37,7 +37,7 @@ import logging
 import sys
 import threading
 import time
-from typing import Any, Dict, Optional, TextIO
+from typing import Any, Callable, Dict, Optional, TextIO
 
 from encore.events.abstract_event_manager import BaseEventManager
 from encore.events.progress_events import (
@@ -79,6 +79,8 @@ class _Writer(object):
     min_interval = 0.05
     #: The clock used to space redraws out (a monotonic clock, in seconds).
     clock = staticmethod(time.monotonic)
+    #: Each writer's listener for the step events of its operation.
+    step_listener: Callable[[ProgressStepEvent], None]
 
     def __init__(self, display: "ProgressDisplay", operation_id: Any) -> None:
         self.display = display
@@ -326,7 +328,7 @@ class ProgressDisplay(object):
             :attr:`progress_writer` if positive, :attr:`spin_writer`
             otherwise.
         """
-        operation_id = event.operation_id
+        operation_id = event.operation_id  # type: ignore[attr-defined]  # (set by the emitter)
         steps = getattr(event, "steps", -1)
         with self._lock:
             previous = self.writers.get(operation_id)
