@@ -49,6 +49,7 @@ from .utils import (
     DEFAULT_BUFFER_SIZE,
     EventHold,
     SimpleTransactionContext,
+    _holds,
     buffer_iterator,
     copy_stream,
     event_hold,
@@ -1255,10 +1256,11 @@ class AbstractReadOnlyStore(abc.ABC):
         metadata : dict or None
             The key's metadata after the change (before it, for a delete).
         """
-        hold = event_hold(self, event_class, key)
-        if hold is not None:
-            hold.add(event_class, key, metadata)
-            return
+        if _holds.stack:  # (a list per thread: cheap to ask on every write)
+            hold = event_hold(self, event_class, key)
+            if hold is not None:
+                hold.add(event_class, key, metadata)
+                return
         manager = self.event_manager
         if is_listened(manager, event_class):
             # The store may keep the dict it was given: listeners get a copy.

@@ -571,8 +571,16 @@ def store_progress(
 # Holding modification events back
 # ---------------------------------------------------------------------------
 
-# Per thread: the open holds, innermost last.
-_holds = threading.local()
+class _Holds(threading.local):
+    """Per thread: the open holds, innermost last."""
+
+    def __init__(self) -> None:
+        # Set for every thread: a missing attribute of a threading.local is
+        # slow to look up, and every modification event looks.
+        self.stack: List["EventHold"] = []
+
+
+_holds = _Holds()
 
 
 class EventHold(object):
@@ -619,10 +627,7 @@ class EventHold(object):
         EventHold
             ``self``.
         """
-        stack = getattr(_holds, "stack", None)
-        if stack is None:
-            stack = _holds.stack = []
-        stack.append(self)
+        _holds.stack.append(self)
         return self
 
     def close(self) -> List[Any]:
@@ -634,7 +639,7 @@ class EventHold(object):
             The events held (for a merging hold, ``(event_class,
             metadata)`` pairs), in the order they came.
         """
-        stack = getattr(_holds, "stack", None) or []
+        stack = _holds.stack
         for index in range(len(stack) - 1, -1, -1):
             if stack[index] is self:
                 del stack[index]
@@ -717,7 +722,7 @@ def event_hold(store: Any, event_class: type, key: str) -> Optional[EventHold]:
     EventHold or None
         ``None`` when the event should be emitted now.
     """
-    stack = getattr(_holds, "stack", None)
+    stack = _holds.stack
     if not stack:
         return None
     for index in range(len(stack) - 1, -1, -1):
