@@ -30,10 +30,10 @@ from typing import Any, Dict, Iterable, Iterator, Optional, Tuple
 from .abstract_store import (
     AbstractStore,
     check_key,
-    check_metadata,
     checks_own_arguments,
     copy_metadata,
     select_metadata,
+    value_parts,
 )
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .string_value import StringValue
@@ -339,12 +339,6 @@ class DictMemoryStore(AbstractStore):
 
     # -- writing -------------------------------------------------------------
 
-    def _emit(self, event_class: type, key: str, metadata: Dict[str, Any]) -> None:
-        manager = self.event_manager
-        has_listeners = getattr(manager, "has_listeners", None)
-        if has_listeners is None or has_listeners(event_class):
-            manager.emit(event_class(source=self, key=key, metadata=copy_metadata(metadata)))
-
     def _read_stream(self, stream: Any, buffer_size: int, progress: Any = None) -> bytes:
         """Read a stream to its end, buffer by buffer, as bytes."""
         if progress is None and type(stream) is io.BytesIO:
@@ -409,11 +403,7 @@ class DictMemoryStore(AbstractStore):
             if undo is not None and key not in undo:
                 undo[key] = old
             store[key] = entry
-        manager = self.event_manager
-        event_class = StoreSetEvent if old is None else StoreUpdateEvent
-        has_listeners = getattr(manager, "has_listeners", None)
-        if has_listeners is None or has_listeners(event_class):
-            manager.emit(event_class(source=self, key=key, metadata=copy_metadata(entry[1])))
+        self._emit_modification(StoreSetEvent if old is None else StoreUpdateEvent, key, entry[1])
 
     def set(self, key: str, value: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Set the data and metadata of a key.
@@ -454,9 +444,7 @@ class DictMemoryStore(AbstractStore):
             data = value._bytes
             metadata = copy_metadata(value._metadata)
         else:
-            metadata = check_metadata(value.metadata)
-            size = getattr(value, "size", None)
-            stream = value.data
+            stream, metadata, size, _ = value_parts(value)
             try:
                 data = self._read_with_progress(
                     key, stream, metadata, -1 if size is None else size, buffer_size)
@@ -569,7 +557,7 @@ class DictMemoryStore(AbstractStore):
             undo = self._undo
             if undo is not None and key not in undo:
                 undo[key] = old
-        self._emit(StoreDeleteEvent, key, old[1])
+        self._emit_modification(StoreDeleteEvent, key, old[1])
 
     def from_bytes(self, key: str, data: bytes, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Set the data of a key from bytes, keeping its metadata.
