@@ -1259,7 +1259,10 @@ class AbstractReadOnlyStore(abc.ABC):
         if _holds.stack:  # (a list per thread: cheap to ask on every write)
             hold = event_hold(self, event_class, key)
             if hold is not None:
-                hold.add(event_class, key, metadata)
+                # A merging hold needs every part; any other holds only
+                # what someone would receive.
+                if hold.key is not None or is_listened(self.event_manager, event_class):
+                    hold.add(event_class, key, metadata)
                 return
         manager = self.event_manager
         if is_listened(manager, event_class):
