@@ -125,18 +125,18 @@ from ._sqlite_index import (  # noqa: F401  (re-exported: names of this module b
     _Unindexable,
 )
 from ._sqlite_pool import _MAX_IDLE_READERS, _open_connection, _ReaderPool  # noqa: F401
-from .abstract_store import AbstractStore, StoreError, Value, check_metadata
+from .abstract_store import AbstractStore, StoreError, Value, check_metadata, value_parts
 from .events import (
     StoreDeleteEvent,
-    StoreProgressEndEvent,
-    StoreProgressStartEvent,
-    StoreProgressStepEvent,
     StoreSetEvent,
     StoreUpdateEvent,
 )
 from .utils import (
     DEFAULT_BUFFER_SIZE,
+    EventHold,
+    emit_events,
     is_listened,
+    progress_is_listened,
     slice_offsets,
     StoreProgressManager,
     transaction_lock,
@@ -362,8 +362,6 @@ class SqliteStore(AbstractStore):
         self._tx_lock = transaction_lock(self)
         self._writer: Optional[sqlite3.Connection] = None
         self._tx_owner: Optional[int] = None
-        # The events of the store's own open write transaction, if any.
-        self._tx_events: Optional[list] = None
         # Index columns: committed ones, and those of the open transaction.
         self._columns: Dict[str, str] = {}
         self._tx_columns: Optional[Dict[str, str]] = None
@@ -1065,60 +1063,62 @@ class SqliteStore(AbstractStore):
             connection.execute("ROLLBACK")
 
     @contextlib.contextmanager
-    def _write_transaction(self, deferred: Optional[list] = None) -> Iterator[Tuple[sqlite3.Connection, list]]:
+    def _write_transaction(self) -> Iterator[sqlite3.Connection]:
         """Make a write atomic.
 
-        Yields the writer connection and a list to which the write appends
-        ``(emit, args)`` pairs, called once the write is safely done: after
-        the commit, or -- inside a transaction of this thread, where the
-        write becomes a savepoint -- when the savepoint is released (the
-        transaction context then holds the events until it commits).  When
-        ``deferred`` is a list, the pairs are appended to it instead of
-        being called, for the caller to call once it has finished (after
-        its progress end event, say).
+        Yields the writer connection.  The write reports its changes with
+        ``_emit_write`` and ``_emit_delete`` as it goes; an
+        :class:`~encore.storage.utils.EventHold` keeps those events until
+        the write is safely done: after the commit, or -- inside a
+        transaction of this thread, where the write becomes a savepoint --
+        when the savepoint is released, into the hold of the enclosing
+        write or transaction.  A caller that wants them later still (after
+        its progress end event, say) holds them itself around the call.
         """
-        events: list = []
-        with self._tx_lock:
-            if self._tx_owner == threading.get_ident():
-                connection = self._require_writer()
-                connection.execute("SAVEPOINT encore_write")
-                saved = None if self._tx_columns is None else dict(self._tx_columns)
-                try:
-                    yield connection, events
-                except BaseException:
-                    if connection.in_transaction:
-                        connection.execute("ROLLBACK TO encore_write")
-                        connection.execute("RELEASE encore_write")
-                    self._tx_columns = saved
-                    raise
-                connection.execute("RELEASE encore_write")
-                outer = self._tx_events
-                if outer is not None:
-                    outer.extend(events)  # the enclosing write emits them
-                elif deferred is not None:
-                    deferred.extend(events)
+        hold = EventHold(self).open()
+        try:
+            with self._tx_lock:
+                if self._tx_owner == threading.get_ident():
+                    connection = self._require_writer()
+                    connection.execute("SAVEPOINT encore_write")
+                    saved = None if self._tx_columns is None else dict(self._tx_columns)
+                    try:
+                        yield connection
+                    except BaseException:
+                        if connection.in_transaction:
+                            connection.execute("ROLLBACK TO encore_write")
+                            connection.execute("RELEASE encore_write")
+                        self._tx_columns = saved
+                        raise
+                    connection.execute("RELEASE encore_write")
                 else:
-                    for emit, args in events:
-                        emit(*args)
-                return
-            self._begin_transaction()
-            self._tx_events = events
-            try:
-                yield self._writer, events  # type: ignore[misc]
-                self._commit_transaction()
-            except BaseException:
-                try:
-                    self._rollback_transaction()
-                except sqlite3.Error:
-                    logger.exception("rolling back a failed write failed too")
-                raise
-            finally:
-                self._tx_events = None
-        if deferred is not None:
-            deferred.extend(events)
-            return
-        for emit, args in events:
-            emit(*args)
+                    self._begin_transaction()
+                    try:
+                        yield self._writer  # type: ignore[misc]
+                        self._commit_transaction()
+                    except BaseException:
+                        try:
+                            self._rollback_transaction()
+                        except sqlite3.Error:
+                            logger.exception("rolling back a failed write failed too")
+                        raise
+        except BaseException:
+            hold.close()  # the write did not happen: its events go
+            raise
+        emit_events(self, hold.close())
+
+    @contextlib.contextmanager
+    def _events_after(self) -> Iterator[None]:
+        """Hold this thread's modification events of the store until the
+        block ends (they follow a progress end event), dropping them if it
+        raises."""
+        hold = EventHold(self).open()
+        try:
+            yield
+        except BaseException:
+            hold.close()
+            raise
+        emit_events(self, hold.close())
 
     def _write_columns(self) -> Dict[str, str]:
         return self._tx_columns if self._tx_columns is not None else self._columns
@@ -1185,8 +1185,7 @@ class SqliteStore(AbstractStore):
     # -- writing helpers -----------------------------------------------------
 
     def _modifications_listened(self) -> bool:
-        manager = self.event_manager
-        return is_listened(manager, StoreSetEvent) or is_listened(manager, StoreUpdateEvent)
+        return is_listened(self.event_manager, StoreSetEvent, StoreUpdateEvent)
 
     def _progress(self, key: str, metadata: Any, size: Optional[int], message: str) -> Any:
         """A progress manager, or None when nobody listens."""
@@ -1197,12 +1196,7 @@ class SqliteStore(AbstractStore):
                                     key=key, metadata=metadata)
 
     def _progress_listened(self) -> bool:
-        # Listeners of one concrete progress class count too, so each class is
-        # asked (asking about the StoreProgressEvent base would miss them).
-        manager = self.event_manager
-        return (is_listened(manager, StoreProgressStepEvent)
-                or is_listened(manager, StoreProgressStartEvent)
-                or is_listened(manager, StoreProgressEndEvent))
+        return progress_is_listened(self.event_manager)
 
     def _prepare(self, stream: Any, size: Optional[int], buffer_size: int, progress: Any,
                  force_spool: bool = False) -> _Payload:
@@ -1290,11 +1284,8 @@ class SqliteStore(AbstractStore):
                 self._set(key, stream, metadata, size, buffer_size, None)
             else:
                 # The modification event follows the progress end event.
-                deferred: list = []
-                with progress:
-                    self._set(key, stream, metadata, size, buffer_size, progress, deferred)
-                for emit, args in deferred:
-                    emit(*args)
+                with self._events_after(), progress:
+                    self._set(key, stream, metadata, size, buffer_size, progress)
         finally:
             if close:
                 closer = getattr(stream, "close", None)
@@ -1305,24 +1296,22 @@ class SqliteStore(AbstractStore):
         """Split a (checked) value into stream, metadata, size and ownership."""
         if type(value) is tuple:
             return value[0], value[1], None, False
-        metadata = check_metadata(value.metadata)
         if isinstance(value, SqliteValue) and value._inline is not None:
-            return io.BytesIO(value._inline), metadata, len(value._inline), True
-        size = getattr(value, "size", None)
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            size = None
+            return (io.BytesIO(value._inline), check_metadata(value.metadata),
+                    len(value._inline), True)
+        data, metadata, size, opened = value_parts(value)
         if (isinstance(value, SqliteValue) and value._store is self and self._shared
                 and value._key == key):
             size = -1  # over itself, on one connection: spool the old data first
-        return value.data, metadata, size, True
+        return data, metadata, size, opened
 
     def _set(self, key: str, stream: Any, metadata: Dict[str, Any], size: Optional[int],
-             buffer_size: int, progress: Any, deferred: Optional[list] = None) -> None:
+             buffer_size: int, progress: Any) -> None:
         payload = self._prepare(stream, None if size == -1 else size, buffer_size, progress,
                                 force_spool=size == -1)
         try:
             events_wanted = self._modifications_listened()
-            with self._write_transaction(deferred) as (connection, events):
+            with self._write_transaction() as connection:
                 existed = True
                 if events_wanted:
                     existed = connection.execute(self._statements["exists"], (key,)).fetchone() is not None
@@ -1332,7 +1321,7 @@ class SqliteStore(AbstractStore):
                                     payload, buffer_size, progress)
                 self._put_index(connection, key, metadata, existed)
                 if events_wanted:
-                    events.append((self._emit_write, (key, existed, metadata)))
+                    self._emit_write(key, existed, metadata)
         finally:
             payload.close()
 
@@ -1372,18 +1361,15 @@ class SqliteStore(AbstractStore):
         if progress is None:
             self._set_data(key, data, size, buffer_size, None)
         else:
-            deferred: list = []
-            with progress:
-                self._set_data(key, data, size, buffer_size, progress, deferred)
-            for emit, args in deferred:
-                emit(*args)
+            with self._events_after(), progress:
+                self._set_data(key, data, size, buffer_size, progress)
 
     def _set_data(self, key: str, data: Any, size: Optional[int], buffer_size: int,
-                  progress: Any, deferred: Optional[list] = None) -> None:
+                  progress: Any) -> None:
         payload = self._prepare(data, size, buffer_size, progress)
         try:
             events_wanted = self._modifications_listened()
-            with self._write_transaction(deferred) as (connection, events):
+            with self._write_transaction() as connection:
                 if events_wanted:
                     row = connection.execute(self._statements["metadata"], (key,)).fetchone()
                 now = _now()
@@ -1391,7 +1377,7 @@ class SqliteStore(AbstractStore):
                                     payload, buffer_size, progress)
                 if events_wanted:
                     metadata = {} if row is None else self._decode_metadata(row[0])
-                    events.append((self._emit_write, (key, row is not None, metadata)))
+                    self._emit_write(key, row is not None, metadata)
         finally:
             payload.close()
 
@@ -1416,11 +1402,11 @@ class SqliteStore(AbstractStore):
             After the write.
         """
         events_wanted = self._modifications_listened()
-        with self._write_transaction() as (connection, events):
+        with self._write_transaction() as connection:
             row = connection.execute(self._statements["row_info"], (key,)).fetchone()
             self._put_metadata(connection, key, metadata, row, _now())
             if events_wanted:
-                events.append((self._emit_write, (key, row is not None, metadata)))
+                self._emit_write(key, row is not None, metadata)
 
     def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         """Merge new values into the metadata of a key.
@@ -1445,10 +1431,10 @@ class SqliteStore(AbstractStore):
             With the merged metadata.
         """
         events_wanted = self._modifications_listened()
-        with self._write_transaction() as (connection, events):
+        with self._write_transaction() as connection:
             merged = self._update_one(connection, key, metadata, _now())
             if events_wanted:
-                events.append((self._emit_write, (key, True, merged)))
+                self._emit_write(key, True, merged)
 
     def _update_one(self, connection: sqlite3.Connection, key: str, metadata: Dict[str, Any],
                     now: float) -> Dict[str, Any]:
@@ -1479,7 +1465,7 @@ class SqliteStore(AbstractStore):
             With the metadata the key had.
         """
         events_wanted = is_listened(self.event_manager, StoreDeleteEvent)
-        with self._write_transaction() as (connection, events):
+        with self._write_transaction() as connection:
             if events_wanted:
                 row = connection.execute(self._statements["metadata"], (key,)).fetchone()
                 if row is None:
@@ -1493,7 +1479,7 @@ class SqliteStore(AbstractStore):
                     metadata = self._decode_metadata(row[0])
                 except StoreError:
                     metadata = {}
-                events.append((self._emit_delete, (key, metadata)))
+                self._emit_delete(key, metadata)
 
     # -- several keys at once ------------------------------------------------
 
@@ -1527,7 +1513,7 @@ class SqliteStore(AbstractStore):
                 for key, value in zip(keys, values):
                     self._set_value(key, value, buffer_size)
             return
-        with self._write_transaction() as (connection, _):
+        with self._write_transaction() as connection:
             batch: list = []
             batch_bytes = 0
             now = _now()
@@ -1643,14 +1629,14 @@ class SqliteStore(AbstractStore):
             One per key, after the transaction.
         """
         events_wanted = self._modifications_listened()
-        with self._write_transaction() as (connection, events):
+        with self._write_transaction() as connection:
             sql = self._statements["row_info"]
             now = _now()
             for key, metadata in zip(keys, metadatas):
                 row = connection.execute(sql, (key,)).fetchone()
                 self._put_metadata(connection, key, metadata, row, now)
                 if events_wanted:
-                    events.append((self._emit_write, (key, row is not None, metadata)))
+                    self._emit_write(key, row is not None, metadata)
 
     def multiupdate_metadata(self, keys: Iterable[str], metadatas: Iterable[Dict[str, Any]]) -> None:
         """Merge new values into the metadata of several keys, in one
@@ -1674,12 +1660,12 @@ class SqliteStore(AbstractStore):
             One per key, after the transaction.
         """
         events_wanted = self._modifications_listened()
-        with self._write_transaction() as (connection, events):
+        with self._write_transaction() as connection:
             now = _now()
             for key, metadata in zip(keys, metadatas):
                 merged = self._update_one(connection, key, metadata, now)
                 if events_wanted:
-                    events.append((self._emit_write, (key, True, merged)))
+                    self._emit_write(key, True, merged)
 
 
 #: The spelling of the class name used by parts of Encore's manual (its
