@@ -85,7 +85,7 @@ from ._filesystem_keys import (  # noqa: F401  (re-exported: names of this modul
     TEMP_PREFIX,
     TEMP_SUFFIX,
 )
-from .abstract_store import AbstractStore, StoreError, Value, check_metadata, copy_metadata
+from .abstract_store import AbstractStore, StoreError, Value, copy_metadata, value_parts
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .file_value import FileValue
 from .utils import (
@@ -845,8 +845,7 @@ class FileSystemStore(AbstractStore):
             _fsync_directory(directory)
 
     def _listened(self) -> bool:
-        manager = self.event_manager
-        return is_listened(manager, StoreSetEvent) or is_listened(manager, StoreUpdateEvent)
+        return is_listened(self.event_manager, StoreSetEvent, StoreUpdateEvent)
 
     def set(self, key: str, value: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Set the data and metadata of a key.
@@ -875,14 +874,8 @@ class FileSystemStore(AbstractStore):
         StoreSetEvent or StoreUpdateEvent
             After the write.
         """
-        if isinstance(value, tuple):
-            data, metadata = value
-            steps, owned = -1, None
-        else:
-            metadata = check_metadata(value.metadata)
-            size = getattr(value, "size", None)
-            steps = size if isinstance(size, int) else -1
-            data = owned = value.data
+        data, metadata, size, opened = value_parts(value)
+        steps = -1 if size is None else size
         try:
             content = _dump_metadata(metadata)
             data_path, metadata_path = self._paths(key)
@@ -898,8 +891,8 @@ class FileSystemStore(AbstractStore):
                 self._apply(changes)
                 self._written(key, "w")
         finally:
-            if owned is not None:
-                owned.close()
+            if opened:
+                data.close()  # type: ignore[attr-defined]
         self._emit_write(key, existed, metadata)
 
     def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
