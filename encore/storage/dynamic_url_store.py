@@ -26,8 +26,8 @@ from .abstract_store import (
     AuthorizationError,
     StoreError,
     Value,
-    check_metadata,
     select_metadata,
+    value_parts,
 )
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .utils import DEFAULT_BUFFER_SIZE, UserTag, is_listened, range_stream, slice_offsets, store_progress
@@ -665,13 +665,7 @@ class DynamicURLStore(AbstractAuthorizingStore):
         StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
             While the data is uploaded, when anyone listens.
         """
-        if isinstance(value, tuple):
-            data, metadata = value
-            close = False
-        else:
-            metadata = check_metadata(value.metadata)
-            data = value.data
-            close = True
+        data, metadata, _, close = value_parts(value)
         try:
             with self.transaction("Setting {}".format(key)):
                 created = self._upload(key, data, buffer_size, metadata)
@@ -679,7 +673,7 @@ class DynamicURLStore(AbstractAuthorizingStore):
                 self._emit_write_event(key, created, metadata)
         finally:
             if close:
-                data.close()
+                data.close()  # type: ignore[attr-defined]
 
     def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Replace the data of a key with a streamed upload (``PUT``).
