@@ -188,11 +188,6 @@ class JoinedStore(_CompositeStore, AbstractAuthorizingStore):
     def exists(self, key: str) -> bool:
         """Whether any of the stores holds a key.
 
-        Parameters
-        ----------
-        key : str
-            The key.
-
         Returns
         -------
         bool
@@ -231,11 +226,6 @@ class JoinedStore(_CompositeStore, AbstractAuthorizingStore):
         **kwargs
             Metadata names and the values they must equal; with none, every
             key of every store, once.
-
-        Returns
-        -------
-        iterator of str
-            The matching keys.
         """
         return self._joined(lambda store: store.query_keys(**kwargs), bool(kwargs), False)
 
@@ -290,11 +280,6 @@ class JoinedStore(_CompositeStore, AbstractAuthorizingStore):
 
     def get_permissions(self, key: str) -> Dict[str, Any]:
         """Return the permissions of a key, from the first store holding it.
-
-        Parameters
-        ----------
-        key : str
-            The key.
 
         Returns
         -------

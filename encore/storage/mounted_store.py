@@ -170,11 +170,6 @@ class MountedStore(_CompositeStore, AbstractStore):
     def exists(self, key: str) -> bool:
         """Whether the view holds a key.
 
-        Parameters
-        ----------
-        key : str
-            The key.
-
         Returns
         -------
         bool

@@ -479,11 +479,6 @@ class SimpleAuthStore(_CompositeStore, AbstractStore):
         to take.  Inside it every write is still checked, and the writes
         commit or roll back with the wrapped store's transaction.
 
-        Parameters
-        ----------
-        notes : str
-            Describes the transaction (informative only).
-
         Returns
         -------
         context manager
@@ -512,11 +507,6 @@ class SimpleAuthStore(_CompositeStore, AbstractStore):
 
     def exists(self, key: str) -> bool:
         """Whether a key exists, for this user.
-
-        Parameters
-        ----------
-        key : str
-            The key.
 
         Returns
         -------
@@ -557,11 +547,6 @@ class SimpleAuthStore(_CompositeStore, AbstractStore):
         ----------
         **kwargs
             Metadata names and the values they must equal.
-
-        Returns
-        -------
-        iterator of str
-            The matching keys.
         """
         return self._filtered(lambda: self.store.query_keys(**kwargs), False)
 
@@ -572,11 +557,6 @@ class SimpleAuthStore(_CompositeStore, AbstractStore):
         ----------
         pattern : str
             A pattern for :func:`fnmatch.fnmatchcase`.
-
-        Returns
-        -------
-        iterator of str
-            The matching keys.
         """
         return self._filtered(lambda: self.store.glob(pattern), False)
 
