@@ -133,20 +133,10 @@ class DictMemoryStore(AbstractStore):
     def get(self, key: str) -> StringValue:
         """Return the value of a key.
 
-        Parameters
-        ----------
-        key : str
-            The key.
-
         Returns
         -------
         StringValue
             With the data, a copy of the metadata, the size and the times.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         # The hottest read: the key is checked here rather than by the base
         # class's wrapper (see @checks_own_arguments), and the
@@ -165,20 +155,10 @@ class DictMemoryStore(AbstractStore):
     def get_data(self, key: str) -> io.BytesIO:
         """Return the data of a key as a stream.
 
-        Parameters
-        ----------
-        key : str
-            The key.
-
         Returns
         -------
         io.BytesIO
             A stream over the data.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         return io.BytesIO(self._store[key][0])
 
@@ -199,11 +179,6 @@ class DictMemoryStore(AbstractStore):
         -------
         io.BytesIO
             A stream over the range.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         return io.BytesIO(self._store[key][0][start:end])
 
@@ -217,16 +192,6 @@ class DictMemoryStore(AbstractStore):
         select : iterable of str, optional
             The names wanted; names the key lacks are left out.  ``None``
             returns everything.
-
-        Returns
-        -------
-        dict
-            An independent copy.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         metadata = self._store[key][1]
         if select is None:
@@ -234,18 +199,6 @@ class DictMemoryStore(AbstractStore):
         return select_metadata(metadata, select)
 
     def exists(self, key: str) -> bool:
-        """Whether a key is in the store.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Returns
-        -------
-        bool
-            ``True`` if the key exists.
-        """
         return key in self._store
 
     def to_bytes(self, key: str, buffer_size: int = DEFAULT_BUFFER_SIZE) -> bytes:
@@ -262,11 +215,6 @@ class DictMemoryStore(AbstractStore):
         -------
         bytes
             The data.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         return self._store[key][0]
 
@@ -322,11 +270,6 @@ class DictMemoryStore(AbstractStore):
         **kwargs
             Metadata names and values, as for :meth:`query`; with none, every
             key.
-
-        Returns
-        -------
-        iterator of str
-            The matching keys.
         """
         if not kwargs:
             return iter(self._store.copy())
@@ -466,11 +409,6 @@ class DictMemoryStore(AbstractStore):
         buffer_size : int, optional
             The number of bytes read at a time (default 1 MiB).
 
-        Raises
-        ------
-        TypeError
-            If ``data`` is not a readable binary stream.
-
         Events
         ------
         StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
@@ -484,25 +422,6 @@ class DictMemoryStore(AbstractStore):
         self._write(key, payload, None)
 
     def set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
-        """Replace the metadata of a key, keeping its data.
-
-        Parameters
-        ----------
-        key : str
-            The key; created with empty data if it does not exist.
-        metadata : dict
-            The new metadata (JSON-representable, ``str`` keys).
-
-        Raises
-        ------
-        TypeError, ValueError
-            If the metadata cannot be stored.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            After the write.
-        """
         self._write(key, None, metadata)
 
     def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
@@ -513,45 +432,16 @@ class DictMemoryStore(AbstractStore):
         :class:`~encore.storage.events.StoreUpdateEvent` and updates
         ``modified``.
 
-        Parameters
-        ----------
-        key : str
-            The key.
-        metadata : dict
-            Names and values to add or replace, as :meth:`dict.update`.
-
         Raises
         ------
         KeyError
             If the key is not in the store.
         TypeError, ValueError
             If the metadata cannot be stored.
-
-        Events
-        ------
-        StoreUpdateEvent
-            With the merged metadata.
         """
         self._write(key, None, metadata, merge=True)
 
     def delete(self, key: str) -> None:
-        """Delete a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
-
-        Events
-        ------
-        StoreDeleteEvent
-            With the metadata the key had.
-        """
         with self._write_lock:
             old = self._store.pop(key)
             undo = self._undo
@@ -577,11 +467,6 @@ class DictMemoryStore(AbstractStore):
         ------
         TypeError
             If ``data`` is not bytes-like.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            After the write.
         """
         self._write(key, bytes(data), None)
 

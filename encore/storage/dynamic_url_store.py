@@ -358,11 +358,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
     def get(self, key: str) -> RequestsURLValue:
         """Return the value of a key (one ``HEAD`` request).
 
-        Parameters
-        ----------
-        key : str
-            The key.
-
         Returns
         -------
         RequestsURLValue
@@ -389,11 +384,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
     def exists(self, key: str) -> bool:
         """Whether a key is in the store (one ``HEAD`` request).
 
-        Parameters
-        ----------
-        key : str
-            The key.
-
         Returns
         -------
         bool
@@ -408,20 +398,10 @@ class DynamicURLStore(AbstractAuthorizingStore):
     def get_data(self, key: str) -> Any:
         """Return a stream of the data of a key, read from the server as it goes.
 
-        Parameters
-        ----------
-        key : str
-            The key.
-
         Returns
         -------
         file-like
             The response body; the caller closes it.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         response = self._request("GET", self._url(key, "data"), key, stream=True,
                                  headers={"Accept-Encoding": "identity"})
@@ -446,11 +426,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
         -------
         file-like
             A stream of the range; the caller closes it.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         return self._get_range(key, start, end, None)
 
@@ -505,11 +480,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
         -------
         dict
             The (selected) metadata.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         metadata = self._json(key, "metadata")
         if not isinstance(metadata, dict):
@@ -518,16 +488,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
     def get_permissions(self, key: str) -> Dict[str, Any]:
         """Return the permissions of a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Returns
-        -------
-        dict of str to set of str
-            Each permission with the tags holding it.
 
         Raises
         ------
@@ -593,11 +553,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
             The metadata names to return (``None``: all).
         **kwargs
             Metadata names and the values they must equal.
-
-        Returns
-        -------
-        iterator of (str, dict)
-            The matching keys with their (selected) metadata.
         """
         keys = list(self.query_keys(**kwargs))
         if select is not None:
@@ -707,11 +662,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
             The key; created with empty data if new.
         metadata : dict
             The new metadata.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            After the write.
         """
         with self.transaction("Setting metadata of {}".format(key)):
             status = self._put_json("PUT", key, "metadata", metadata)
@@ -726,39 +676,13 @@ class DynamicURLStore(AbstractAuthorizingStore):
             The key.
         metadata : dict
             The names and values to add or replace.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
-
-        Events
-        ------
-        StoreUpdateEvent
-            With the merged metadata.
         """
         with self.transaction("Updating metadata of {}".format(key)):
             self._put_json("POST", key, "metadata", metadata)
             self._emit_write_event(key, False, None)
 
     def delete(self, key: str) -> None:
-        """Delete a key (``DELETE``).
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
-
-        Events
-        ------
-        StoreDeleteEvent
-            With the metadata the key had.
-        """
+        """Delete a key (``DELETE``)."""
         with self.transaction("Deleting {}".format(key)):
             metadata = None
             if is_listened(self.event_manager, StoreDeleteEvent):
@@ -769,13 +693,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
     def set_permissions(self, key: str, permissions: Dict[str, Any]) -> None:
         """Replace the permissions of a key (``PUT``).
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        permissions : dict of str to set of str
-            Each permission with the tags holding it.
 
         Raises
         ------
@@ -788,13 +705,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
     def update_permissions(self, key: str, permissions: Dict[str, Any]) -> None:
         """Add tags to the permissions of a key (``POST``).
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        permissions : dict of str to set of str
-            Each permission with the tags to grant it.
 
         Raises
         ------

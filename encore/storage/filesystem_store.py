@@ -569,11 +569,6 @@ class FileSystemStore(AbstractStore):
     def get(self, key: str) -> Value:
         """Return the value of a key.
 
-        Parameters
-        ----------
-        key : str
-            The key.
-
         Returns
         -------
         FileValue
@@ -583,11 +578,6 @@ class FileSystemStore(AbstractStore):
             (metadata writes set the data file's modification time);
             ``created`` is the file's creation time where the platform
             records it, else ``None``.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         data_path, metadata_path = self._paths(key)
         with self._reading(key):
@@ -601,20 +591,10 @@ class FileSystemStore(AbstractStore):
     def get_data(self, key: str) -> Any:
         """Return the data of a key as an open binary file.
 
-        Parameters
-        ----------
-        key : str
-            The key.
-
         Returns
         -------
         file-like
             The open data file; the caller closes it.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         data_path, metadata_path = self._paths(key)
         with self._reading(key):
@@ -637,16 +617,6 @@ class FileSystemStore(AbstractStore):
         end : int, optional
             The offset just past the last byte (default: the end); the
             stream holds ``data[start:end]``.
-
-        Returns
-        -------
-        file-like
-            A readable stream; the caller closes it.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         stream = self.get_data(key)
         try:
@@ -670,11 +640,6 @@ class FileSystemStore(AbstractStore):
         -------
         dict
             A new dictionary.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         with self._reading(key):
             metadata = self._read_metadata(key, self._paths(key)[1])
@@ -683,18 +648,7 @@ class FileSystemStore(AbstractStore):
         return {name: metadata[name] for name in select if name in metadata}
 
     def exists(self, key: str) -> bool:
-        """Whether a key is in the store (its metadata file exists).
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Returns
-        -------
-        bool
-            ``True`` if the key exists.
-        """
+        """Whether a key is in the store (its metadata file exists)."""
         return os.path.isfile(self._paths(key)[1])
 
     def _walk(self, directory: str, prefix: List[str]) -> Iterator[Tuple[str, str]]:
@@ -773,11 +727,6 @@ class FileSystemStore(AbstractStore):
         **kwargs
             Names and the values they must equal; with none, every key is
             returned without reading any metadata file.
-
-        Returns
-        -------
-        iterator of str
-            The matching keys.
         """
         if not kwargs:
             return (key for key, _ in self._walk(self._root, []))
@@ -943,11 +892,6 @@ class FileSystemStore(AbstractStore):
             The key; created with empty data if it does not exist.
         metadata : dict
             The new metadata.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            After the write.
         """
         content = _dump_metadata(metadata)
         data_path, metadata_path = self._paths(key)
@@ -975,16 +919,6 @@ class FileSystemStore(AbstractStore):
             The key.
         metadata : dict
             Names and values to add or replace.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
-
-        Events
-        ------
-        StoreUpdateEvent
-            With the merged metadata.
         """
         data_path, metadata_path = self._paths(key)
         with self._writing(key):
@@ -996,23 +930,7 @@ class FileSystemStore(AbstractStore):
         self._emit_write(key, True, merged)
 
     def delete(self, key: str) -> None:
-        """Delete a key: its metadata file first, then its data file.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
-
-        Events
-        ------
-        StoreDeleteEvent
-            With the metadata the key had.
-        """
+        """Delete a key: its metadata file first, then its data file."""
         data_path, metadata_path = self._paths(key)
         with self._writing(key):
             metadata = None
@@ -1093,16 +1011,6 @@ class FileSystemStore(AbstractStore):
             The key.
         buffer_size : int, optional
             Ignored: the file is read in one call.
-
-        Returns
-        -------
-        bytes
-            The whole data.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         with self.get_data(key) as stream:
             return stream.read()

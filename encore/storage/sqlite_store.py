@@ -548,13 +548,6 @@ class SqliteStore(AbstractStore):
             self._tx_columns = None
 
     def is_connected(self) -> bool:
-        """Whether the store is connected.
-
-        Returns
-        -------
-        bool
-            ``True`` between :meth:`connect` and :meth:`disconnect`.
-        """
         return self._writer is not None
 
     def info(self) -> Dict[str, Any]:
@@ -662,20 +655,10 @@ class SqliteStore(AbstractStore):
     def get(self, key: str) -> SqliteValue:
         """Return the value of a key.
 
-        Parameters
-        ----------
-        key : str
-            The key.
-
         Returns
         -------
         SqliteValue
             The data, metadata, size and times of the key.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         row = self._read_one(self._statements["get" if _BLOB_IO else "get_whole"], (key,))
         if row is None:
@@ -699,21 +682,11 @@ class SqliteStore(AbstractStore):
     def get_data(self, key: str) -> Any:
         """Return the data of a key as a readable stream.
 
-        Parameters
-        ----------
-        key : str
-            The key.
-
         Returns
         -------
         file-like
             A stream from the start of the data (seekable); the caller
             closes it.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         return self._open_key_data(key, None, None)
 
@@ -730,16 +703,6 @@ class SqliteStore(AbstractStore):
         end : int, optional
             The offset just past the last byte (default: the end); the
             stream holds ``data[start:end]``.
-
-        Returns
-        -------
-        file-like
-            A readable stream; the caller closes it.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         return self._open_key_data(key, start, end)
 
@@ -833,23 +796,10 @@ class SqliteStore(AbstractStore):
     def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
         """Return the metadata of a key.
 
-        Parameters
-        ----------
-        key : str
-            The key.
-        select : iterable of str, optional
-            The names wanted; names the key lacks are left out.  ``None``
-            (the default) returns everything.
-
         Returns
         -------
         dict
             A new dictionary.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         row = self._read_one(self._statements["metadata"], (key,))
         if row is None:
@@ -860,18 +810,6 @@ class SqliteStore(AbstractStore):
         return {name: metadata[name] for name in select if name in metadata}
 
     def exists(self, key: str) -> bool:
-        """Whether a key is in the store.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Returns
-        -------
-        bool
-            ``True`` if the key exists.
-        """
         return self._read_one(self._statements["exists"], (key,)) is not None
 
     def to_bytes(self, key: str, buffer_size: int = DEFAULT_BUFFER_SIZE) -> bytes:
@@ -883,16 +821,6 @@ class SqliteStore(AbstractStore):
             The key.
         buffer_size : int, optional
             Ignored: the data is read in one statement.
-
-        Returns
-        -------
-        bytes
-            The whole data.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         return self._whole_data(key)
 
@@ -902,15 +830,6 @@ class SqliteStore(AbstractStore):
         Conditions on indexed names are evaluated by SQLite with the index;
         the others are checked in Python on the metadata of the remaining
         rows.  Either way a key matches when ``metadata.get(name) == value``.
-
-        Parameters
-        ----------
-        select : iterable of str, optional
-            The metadata names to return; ``None`` (the default) returns the
-            whole metadata.  Selected names a key lacks are left out.
-        **kwargs
-            Metadata names and the values they must equal.  With no
-            arguments every key matches.
 
         Returns
         -------
@@ -927,17 +846,6 @@ class SqliteStore(AbstractStore):
 
         When every condition is on an indexed name, only the index is read
         (no metadata, and never any data).
-
-        Parameters
-        ----------
-        **kwargs
-            Metadata names and the values they must equal; with none, every
-            key in the store.
-
-        Returns
-        -------
-        iterator of str
-            The matching keys.
         """
         return self._query(None, kwargs, keys_only=True)
 
@@ -994,17 +902,6 @@ class SqliteStore(AbstractStore):
         The literal start of the pattern narrows the search with the primary
         key index; the pattern itself is matched with
         :func:`fnmatch.fnmatchcase`.
-
-        Parameters
-        ----------
-        pattern : str
-            A pattern for :func:`fnmatch.fnmatchcase` (``*``, ``?``,
-            ``[seq]``); matching is case-sensitive.
-
-        Returns
-        -------
-        iterator of str
-            The matching keys.
         """
         self._require_writer()
         prefix = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
@@ -1337,11 +1234,6 @@ class SqliteStore(AbstractStore):
         buffer_size : int, optional
             The number of bytes read at a time (default 1 MiB).
 
-        Raises
-        ------
-        TypeError
-            If ``data`` is not a readable binary stream.
-
         Events
         ------
         StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
@@ -1382,25 +1274,6 @@ class SqliteStore(AbstractStore):
             payload.close()
 
     def set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
-        """Replace the metadata of a key, keeping its data.
-
-        Parameters
-        ----------
-        key : str
-            The key; created with empty data if it does not exist.
-        metadata : dict
-            The new metadata (JSON-representable, ``str`` keys).
-
-        Raises
-        ------
-        TypeError, ValueError
-            If the metadata cannot be stored.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            After the write.
-        """
         events_wanted = self._modifications_listened()
         with self._write_transaction() as connection:
             row = connection.execute(self._statements["row_info"], (key,)).fetchone()
@@ -1411,24 +1284,12 @@ class SqliteStore(AbstractStore):
     def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         """Merge new values into the metadata of a key.
 
-        Parameters
-        ----------
-        key : str
-            The key.
-        metadata : dict
-            Names and values to add or replace, as :meth:`dict.update`.
-
         Raises
         ------
         KeyError
             If the key is not in the store.
         TypeError, ValueError
             If the metadata cannot be stored.
-
-        Events
-        ------
-        StoreUpdateEvent
-            With the merged metadata.
         """
         events_wanted = self._modifications_listened()
         with self._write_transaction() as connection:
@@ -1447,23 +1308,6 @@ class SqliteStore(AbstractStore):
         return merged
 
     def delete(self, key: str) -> None:
-        """Delete a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
-
-        Events
-        ------
-        StoreDeleteEvent
-            With the metadata the key had.
-        """
         events_wanted = is_listened(self.event_manager, StoreDeleteEvent)
         with self._write_transaction() as connection:
             if events_wanted:
@@ -1487,25 +1331,6 @@ class SqliteStore(AbstractStore):
         """Set the data and metadata of several keys in one transaction.
 
         Small values are written in batches (``executemany``).
-
-        Parameters
-        ----------
-        keys : iterable of str
-            The keys (any iterable, generators included).
-        values : iterable of Value or (file-like, dict) tuples
-            The values, paired with ``keys`` as by :func:`zip`.
-        buffer_size : int, optional
-            The number of bytes read at a time.
-
-        Raises
-        ------
-        TypeError, ValueError
-            If any key or value is invalid; nothing is written then.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            One per key, after the transaction.
         """
         if (self._modifications_listened()
                 or self._progress_listened()):
@@ -1583,51 +1408,11 @@ class SqliteStore(AbstractStore):
             [_index_row(key, metadata, names) for key, metadata, _ in batch])
 
     def multiset_data(self, keys: Iterable[str], datas: Iterable[Any], buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
-        """Set the data of several keys in one transaction.
-
-        Parameters
-        ----------
-        keys : iterable of str
-            The keys.
-        datas : iterable of file-like
-            The streams, paired with ``keys`` as by :func:`zip`.
-        buffer_size : int, optional
-            The number of bytes read at a time.
-
-        Raises
-        ------
-        TypeError
-            If any key or stream is invalid; nothing is written then.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            One per key, after the transaction.
-        """
         with self._write_transaction():
             for key, data in zip(keys, datas):
                 self._set_data_value(key, data, buffer_size)
 
     def multiset_metadata(self, keys: Iterable[str], metadatas: Iterable[Dict[str, Any]]) -> None:
-        """Set the metadata of several keys in one transaction.
-
-        Parameters
-        ----------
-        keys : iterable of str
-            The keys.
-        metadatas : iterable of dict
-            The metadata, paired with ``keys`` as by :func:`zip`.
-
-        Raises
-        ------
-        TypeError, ValueError
-            If any key or metadata is invalid; nothing is written then.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            One per key, after the transaction.
-        """
         events_wanted = self._modifications_listened()
         with self._write_transaction() as connection:
             sql = self._statements["row_info"]
@@ -1642,22 +1427,10 @@ class SqliteStore(AbstractStore):
         """Merge new values into the metadata of several keys, in one
         transaction.
 
-        Parameters
-        ----------
-        keys : iterable of str
-            The keys.
-        metadatas : iterable of dict
-            The values to merge, paired with ``keys`` as by :func:`zip`.
-
         Raises
         ------
         KeyError
             If a key is not in the store; nothing is written then.
-
-        Events
-        ------
-        StoreUpdateEvent
-            One per key, after the transaction.
         """
         events_wanted = self._modifications_listened()
         with self._write_transaction() as connection:

@@ -244,13 +244,6 @@ class StaticURLStore(AbstractReadOnlyStore):
         self._connected = False
 
     def is_connected(self) -> bool:
-        """Whether the store is connected.
-
-        Returns
-        -------
-        bool
-            ``True`` between :meth:`connect` and :meth:`disconnect`.
-        """
         return self._opener is not None
 
     # -- the index -----------------------------------------------------------
@@ -329,11 +322,6 @@ class StaticURLStore(AbstractReadOnlyStore):
     def get(self, key: str) -> URLValue:
         """Return the value of a key; its data is fetched when read.
 
-        Parameters
-        ----------
-        key : str
-            The key.
-
         Returns
         -------
         URLValue
@@ -349,11 +337,6 @@ class StaticURLStore(AbstractReadOnlyStore):
 
     def get_data(self, key: str) -> Any:
         """Return a stream of the data of a key (one request).
-
-        Parameters
-        ----------
-        key : str
-            The key.
 
         Returns
         -------
@@ -381,11 +364,6 @@ class StaticURLStore(AbstractReadOnlyStore):
         select : iterable of str, optional
             The names wanted; ``None`` for all.
 
-        Returns
-        -------
-        dict
-            An independent copy.
-
         Raises
         ------
         KeyError
@@ -395,11 +373,6 @@ class StaticURLStore(AbstractReadOnlyStore):
 
     def exists(self, key: str) -> bool:
         """Whether the cached index has a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
 
         Returns
         -------
@@ -445,11 +418,6 @@ class StaticURLStore(AbstractReadOnlyStore):
         ----------
         **kwargs
             Metadata names and the values they must equal.
-
-        Returns
-        -------
-        iterator of str
-            The matching keys.
         """
         items = self._snapshot()
         criteria = list(kwargs.items())
