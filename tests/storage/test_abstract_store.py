@@ -753,3 +753,37 @@ def test_a_merging_hold_takes_only_its_keys_set_and_update_events(store):
         assert event_hold(store, StoreSetEvent, "other") is None
     finally:
         hold.close()
+
+
+def test_has_listeners_is_part_of_the_manager_interface():
+    from encore.events.abstract_event_manager import BaseEventManager
+    from encore.storage.utils import is_listened
+
+    class QuietManager(BaseEventManager):
+        """Implements only the abstract methods: has_listeners is inherited."""
+
+        def connect(self, cls, func, filter=None, priority=0):
+            pass
+
+        def disconnect(self, cls, func):
+            pass
+
+        def emit(self, event, block=True):
+            pass
+
+        def enable(self, cls):
+            pass
+
+        def disable(self, cls):
+            pass
+
+        def is_enabled(self, cls):
+            return True
+
+    assert QuietManager().has_listeners(StoreSetEvent) is True  # cannot know: assume so
+    assert is_listened(QuietManager(), StoreSetEvent)
+    assert is_listened(object(), StoreSetEvent)  # not a manager at all: assume so too
+    manager = EventManager()
+    assert not is_listened(manager, StoreSetEvent, StoreUpdateEvent)
+    manager.connect(StoreUpdateEvent, lambda event: None)
+    assert is_listened(manager, StoreSetEvent, StoreUpdateEvent)
