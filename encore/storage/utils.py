@@ -640,11 +640,16 @@ class EventHold(object):
             metadata)`` pairs), in the order they came.
         """
         stack = _holds.stack
-        for index in range(len(stack) - 1, -1, -1):
-            if stack[index] is self:
-                del stack[index]
-                break
-        events, self.events = self.events, []
+        if stack and stack[-1] is self:
+            stack.pop()  # the usual case: holds close innermost first
+        else:
+            for index in range(len(stack) - 1, -1, -1):
+                if stack[index] is self:
+                    del stack[index]
+                    break
+        events = self.events
+        if events:
+            self.events = []
         return events
 
     def takes(self, event_class: type, key: str) -> bool:
