@@ -181,13 +181,15 @@ class _WriteScope(object):
     an open composite transaction their transactions join it; otherwise a
     write to one child relies on that child's own atomic write, and a write
     to several opens a composite transaction for the rest of the scope.
-    Modification events are held (an :class:`~encore.storage.utils.EventHold`
-    of the outermost scope) and emitted when the scope ends, after the lock
-    is released -- or held by the transaction instead, when one is open.
+    The modification events of a write that emits any (``hold_events``) are
+    held (an :class:`~encore.storage.utils.EventHold` of the outermost scope)
+    and emitted when the scope ends, after the lock is released -- or held by
+    the transaction instead, when one is open.
     """
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, hold_events: bool = True) -> None:
         self.store = store
+        self.hold_events = hold_events
         self.context = store._composite_transaction()
         self.started = False
         self.hold: Optional[EventHold] = None
@@ -199,9 +201,12 @@ class _WriteScope(object):
         self.lock.acquire()
         self.owner = threading.get_ident()
         namespace = self.store.__dict__
-        self.outer = namespace.get("_active_write_scope")
-        if self.outer is None and not self.context.active_here():
-            self.hold = EventHold(self.store).open()
+        self.outer = outer = namespace.get("_active_write_scope")
+        if self.hold_events and not self.context.active_here():
+            while outer is not None and outer.hold is None:
+                outer = outer.outer
+            if outer is None:  # no enclosing scope holds the events yet
+                self.hold = EventHold(self.store).open()
         namespace["_active_write_scope"] = self
         return self
 
@@ -226,11 +231,13 @@ class _WriteScope(object):
             held = self.hold.close() if self.hold is not None else []
             self.store.__dict__["_active_write_scope"] = self.outer
             self.lock.release()
-        if self.outer is None:
-            if exc_type is None:
-                events = events + held
+        if exc_type is None:
+            events = events + held
+        if not events:
+            pass
+        elif self.outer is None:
             emit_events(self.store, events)
-        elif events:
+        else:
             # The outermost scope emits them, once every lock is released.
             outer = self.outer
             while outer.hold is None and outer.outer is not None:
@@ -440,9 +447,10 @@ class _CompositeStore(AbstractStore):
                     self.__dict__["_composite_transaction_context"] = context
         return context
 
-    def _write_scope(self) -> _WriteScope:
-        """The scope a write method runs in (see :class:`_WriteScope`)."""
-        return _WriteScope(self)
+    def _write_scope(self, hold_events: bool = True) -> _WriteScope:
+        """The scope a write method runs in (see :class:`_WriteScope`);
+        ``hold_events`` is false for a write that emits no event."""
+        return _WriteScope(self, hold_events)
 
     def _descendants_in_lock_order(self) -> List[Any]:
         """Every transactional store below this one, in the global order in
@@ -661,7 +669,7 @@ class _CompositeStore(AbstractStore):
     def _set(self, key: str, value: Any, buffer_size: int) -> None:
         target, target_key = self._write_target(key)
         notify = is_listened(self.event_manager, StoreSetEvent, StoreUpdateEvent)
-        with self._write_scope() as scope:
+        with self._write_scope(notify) as scope:
             existed = False
             if notify:
                 in_target, lower = self._locate_for_write(key, target, target_key)
@@ -676,7 +684,7 @@ class _CompositeStore(AbstractStore):
     def _set_data(self, key: str, data: Any, buffer_size: int) -> None:
         target, target_key = self._write_target(key)
         notify = is_listened(self.event_manager, StoreSetEvent, StoreUpdateEvent)
-        with self._write_scope() as scope:
+        with self._write_scope(notify) as scope:
             in_target, lower = self._locate_for_write(key, target, target_key)
             scope.will_write(target)
             metadata = None
@@ -696,7 +704,7 @@ class _CompositeStore(AbstractStore):
     def _set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         target, target_key = self._write_target(key)
         notify = is_listened(self.event_manager, StoreSetEvent, StoreUpdateEvent)
-        with self._write_scope() as scope:
+        with self._write_scope(notify) as scope:
             in_target, lower = self._locate_for_write(key, target, target_key)
             scope.will_write(target)
             if lower is None:
@@ -709,7 +717,7 @@ class _CompositeStore(AbstractStore):
     def _update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         target, target_key = self._write_target(key)
         notify = is_listened(self.event_manager, StoreUpdateEvent)
-        with self._write_scope() as scope:
+        with self._write_scope(notify) as scope:
             in_target, lower = self._locate_for_write(key, target, target_key)
             if not in_target and lower is None:
                 raise KeyError(key)
@@ -727,7 +735,7 @@ class _CompositeStore(AbstractStore):
 
     def _delete(self, key: str) -> None:
         notify = is_listened(self.event_manager, StoreDeleteEvent)
-        with self._write_scope() as scope:
+        with self._write_scope(notify) as scope:
             copies = self._copies(key)
             if not copies:
                 raise KeyError(key)

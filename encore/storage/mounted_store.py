@@ -281,7 +281,7 @@ class MountedStore(_CompositeStore, AbstractStore):
         mount, backing = self.mount_store, self.backing_store
         if not _is_writable(backing):
             raise StoreError("cannot push {!r}: the backing store is read-only".format(key))
-        with self._write_scope() as scope:
+        with self._write_scope(hold_events=False) as scope:
             metadata = mount.get_metadata(short)
             scope.will_write(backing, mount)
             _copy_data((mount, short), backing, key, metadata)
