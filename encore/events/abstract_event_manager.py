@@ -88,20 +88,62 @@ class BaseEvent(object):
         return "{}({})".format(type(self).__name__, attrs)
 
 
+def emit_held(manager: "BaseEventManager", event: BaseEvent) -> None:
+    """Emit an event that was held back, as if it had never been dispatched.
+
+    A transaction holds its modification events back -- sometimes by
+    catching them with a listener that marks them as handled -- and emits
+    them once it commits.  This clears the handled mark first, so that
+    every listener receives the event.
+
+    Parameters
+    ----------
+    manager : BaseEventManager
+        Where to emit the event.
+    event : BaseEvent
+        The event held back.
+    """
+    event._handled = False
+    manager.emit(event)
+
+
 class BaseEventManager(abc.ABC):
     """The interface of an event manager.
 
     An event manager keeps, for every event class, the listeners connected
     to it, and dispatches emitted events to them.  Concrete managers
-    implement the six methods below; :class:`~encore.events.event_manager.EventManager`
-    is the standard implementation.
+    implement the six abstract methods below and may override
+    :meth:`has_listeners` to answer it cheaply;
+    :class:`~encore.events.event_manager.EventManager` is the standard
+    implementation.
     """
+
+    def has_listeners(self, cls: type) -> bool:
+        """Whether emitting an event of ``cls`` could reach any listener.
+
+        Emitters ask this before building events in hot paths (a store
+        asks before every modification and progress event), so a manager
+        should answer it cheaply.  The answer may be ``True`` when in doubt
+        but never ``False`` while a listener would receive the event.
+
+        Parameters
+        ----------
+        cls : type
+            The event class.
+
+        Returns
+        -------
+        bool
+            This default answers ``True`` (it cannot know); managers that
+            can tell override it.
+        """
+        return True
 
     @abc.abstractmethod
     def connect(
         self,
         cls: type,
-        func: Callable[[BaseEvent], Any],
+        func: Callable[[Any], Any],
         filter: Optional[dict] = None,
         priority: int = 0,
     ) -> None:
@@ -128,7 +170,7 @@ class BaseEventManager(abc.ABC):
         raise NotImplementedError
 
     @abc.abstractmethod
-    def disconnect(self, cls: type, func: Callable[[BaseEvent], Any]) -> None:
+    def disconnect(self, cls: type, func: Callable[[Any], Any]) -> None:
         """Disconnect a listener from an event class.
 
         Parameters

@@ -252,7 +252,7 @@ class CallableNotifier(object):
         # those by their object and function.  Anything else by identity, so
         # that two equal but distinct callable objects stay two listeners.
         if isinstance(func, _BOUND_BUILTIN_TYPES) and type(self.func) is type(func):
-            return func.__self__ is self.func.__self__ and func.__name__ == self.func.__name__
+            return func.__self__ is self.func.__self__ and func.__name__ == self.func.__name__  # type: ignore[attr-defined]
         return False
 
     def resolve(self) -> Optional[Listener]:
@@ -1147,20 +1147,10 @@ class EventManager(BaseEventManager):
     def has_listeners(self, cls: type) -> bool:
         """Whether emitting an event of ``cls`` would reach any listener.
 
-        This is cheap (one cached look-up), so emitters can skip building
-        events nobody listens to.  Filters are not considered: a listener
+        Answered from the cached dispatch plan of the class (one look-up):
+        ``True`` if the class is enabled and a listener is connected to it or
+        to one of its ancestors.  Filters are not considered: a listener
         whose filter would reject the event still counts.
-
-        Parameters
-        ----------
-        cls : type
-            The event class.
-
-        Returns
-        -------
-        bool
-            ``True`` if the class is enabled and a listener is connected to it
-            or to one of its ancestors.
         """
         plan = self._plans.get(cls)
         if plan is None:

@@ -159,6 +159,7 @@ def open_store(url: str, **options: Any) -> Any:
         if parsed.query or parsed.fragment:
             url = url.split("#", 1)[0].split("?", 1)[0]
             parsed = urllib.parse.urlparse(url)
+    store: Any
     if scheme == "sqlite":
         from .sqlite_store import SqliteStore
 

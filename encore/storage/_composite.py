@@ -1,12 +1,14 @@
-"""Machinery shared by the composite stores.
+"""The base class of the composite stores.
 
 :class:`~encore.storage.joined_store.JoinedStore`,
 :class:`~encore.storage.mounted_store.MountedStore` and
 :class:`~encore.storage.simple_auth_store.SimpleAuthStore` wrap other stores.
-This private module holds what they share: connection of the children,
-transactions that span the children a composite writes to, the composite's
-write scope and lock order, progress reporting over streamed copies, and
-the write and query logic, routed by a few hooks each composite defines.
+This private module holds what they share, in :class:`_CompositeStore`:
+connection of the children, transactions that span the children a
+composite writes to, the composite's write scope and lock order, progress
+reporting over streamed copies, and the public reads and writes, routed by
+a few hooks each composite defines (where a key is read from, where a write
+goes, what is checked before a write).
 """
 from __future__ import annotations
 
@@ -14,9 +16,9 @@ import contextlib
 import io
 import logging
 import threading
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Literal, Optional, Tuple
 
-from .abstract_store import AbstractStore, StoreError
+from .abstract_store import AbstractStore, StoreError, Value, value_parts
 from .events import (
     StoreDeleteEvent,
     StoreSetEvent,
@@ -26,6 +28,8 @@ from .events import (
 )
 from .utils import (
     DEFAULT_BUFFER_SIZE,
+    EventHold,
+    emit_events,
     is_listened,
     progress_is_listened,
     store_progress,
@@ -57,14 +61,15 @@ class _CompositeTransaction(object):
     outermost entry takes the composite's transaction lock (re-entrant, so
     other threads' transactions and writes wait) and then the transaction
     locks of every store below the composite, in one global order (see
-    :meth:`_CompositeStoreMixin._descendants_in_lock_order`), so that
+    :meth:`_CompositeStore._descendants_in_lock_order`), so that
     composites sharing children cannot deadlock.  The transaction of a child
     is entered the first time the composite writes to that child (a child
     never written is not touched), and all are committed -- or rolled back,
     when the block raised -- at the end.
 
-    The composite's own modification events are queued while the
-    transaction is open on the owning thread and emitted after the
+    The composite's own modification events are held (an
+    :class:`~encore.storage.utils.EventHold`) while the transaction is open
+    on the owning thread and emitted after the
     :class:`~encore.storage.events.StoreTransactionEndEvent`: always after a
     commit; after a failure only if some child written could not roll back
     (its writes persisted).
@@ -75,7 +80,7 @@ class _CompositeTransaction(object):
         self._lock = transaction_lock(store)
         self._depth = 0
         self._owner: Optional[int] = None
-        self._pending: List[Any] = []
+        self._hold: Optional[EventHold] = None
         self._stack: Optional[contextlib.ExitStack] = None
         self._entered: Dict[int, Any] = {}
 
@@ -88,7 +93,7 @@ class _CompositeTransaction(object):
         key = id(child)
         if key in self._entered:
             return
-        if callable(getattr(child, "transaction", None)):
+        if callable(getattr(child, "transaction", None)) and self._stack is not None:
             note = "{} transaction".format(type(self.store).__name__)
             self._stack.enter_context(child.transaction(note))
         self._entered[key] = child
@@ -110,7 +115,7 @@ class _CompositeTransaction(object):
             raise
         self._stack = stack
         self._entered = {}
-        self._pending = []
+        self._hold = EventHold(self.store).open()
         self._owner = threading.get_ident()
         self._depth = 1
         manager = self.store.event_manager
@@ -129,7 +134,10 @@ class _CompositeTransaction(object):
             self._lock.release()
             return [], None
         stack, self._stack = self._stack, None
-        pending, self._pending = self._pending, []
+        if stack is None:  # pragma: no cover - depth 1 always has a stack
+            stack = contextlib.ExitStack()
+        hold, self._hold = self._hold, None
+        pending = hold.close() if hold is not None else []
         entered, self._entered = list(self._entered.values()), {}
         state = "failed"
         error: Optional[BaseException] = None
@@ -156,9 +164,9 @@ class _CompositeTransaction(object):
             events.extend(pending)
         return events, error
 
-    def __exit__(self, exc_type, exc_value, traceback) -> bool:
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> Literal[False]:
         events, error = self._end(exc_type)
-        _emit_all(self.store, events)
+        emit_events(self.store, events)
         if error is not None:
             raise error
         return False
@@ -173,15 +181,18 @@ class _WriteScope(object):
     an open composite transaction their transactions join it; otherwise a
     write to one child relies on that child's own atomic write, and a write
     to several opens a composite transaction for the rest of the scope.
-    Modification events are emitted when the scope ends, after the lock is
-    released (queued by the transaction instead, when one is open).
+    The modification events of a write that emits any (``hold_events``) are
+    held (an :class:`~encore.storage.utils.EventHold` of the outermost scope)
+    and emitted when the scope ends, after the lock is released -- or held by
+    the transaction instead, when one is open.
     """
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, hold_events: bool = True) -> None:
         self.store = store
+        self.hold_events = hold_events
         self.context = store._composite_transaction()
         self.started = False
-        self.events: List[Any] = []
+        self.hold: Optional[EventHold] = None
         self.outer: Optional["_WriteScope"] = None
         self.owner: Optional[int] = None
 
@@ -190,10 +201,13 @@ class _WriteScope(object):
         self.lock.acquire()
         self.owner = threading.get_ident()
         namespace = self.store.__dict__
-        self.outer = namespace.get("_write_scope")
-        if self.outer is not None:
-            self.events = self.outer.events
-        namespace["_write_scope"] = self
+        self.outer = outer = namespace.get("_active_write_scope")
+        if self.hold_events and not self.context.active_here():
+            while outer is not None and outer.hold is None:
+                outer = outer.outer
+            if outer is None:  # no enclosing scope holds the events yet
+                self.hold = EventHold(self.store).open()
+        namespace["_active_write_scope"] = self
         return self
 
     def will_write(self, *children: Any) -> None:
@@ -207,33 +221,34 @@ class _WriteScope(object):
         for child in children:
             context.enter_child(child)
 
-    def __exit__(self, exc_type, exc_value, traceback) -> bool:
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> Literal[False]:
         events: List[Any] = []
         error: Optional[BaseException] = None
         try:
             if self.started:
                 events, error = self.context._end(exc_type)
         finally:
-            self.store.__dict__["_write_scope"] = self.outer
+            held = self.hold.close() if self.hold is not None else []
+            self.store.__dict__["_active_write_scope"] = self.outer
             self.lock.release()
-        if self.outer is None:
-            if exc_type is None:
-                events = events + self.events
-            _emit_all(self.store, events)
+        if exc_type is None:
+            events = events + held
+        if not events:
+            pass
+        elif self.outer is None:
+            emit_events(self.store, events)
         else:
             # The outermost scope emits them, once every lock is released.
-            self.events.extend(events)
+            outer = self.outer
+            while outer.hold is None and outer.outer is not None:
+                outer = outer.outer
+            if outer.hold is not None:
+                outer.hold.events.extend(events)
+            else:
+                emit_events(self.store, events)
         if error is not None:
             raise error
         return False
-
-
-def _emit_all(store: Any, events: List[Any]) -> None:
-    if events:
-        manager = store.event_manager
-        for event in events:
-            event._handled = False
-            manager.emit(event)
 
 
 class _ProgressStream(io.RawIOBase):
@@ -293,13 +308,21 @@ def _is_writable(store: Any) -> bool:
     return isinstance(store, AbstractStore) or callable(getattr(store, "set", None))
 
 
-class _CompositeStoreMixin(object):
-    """What the composite stores share: connection, transactions, events,
-    progress and the write and query logic.
+class _CompositeStore(AbstractStore):
+    """The base class of the composite stores: connection, transactions,
+    events, progress, and the reads and writes routed by hooks.
 
     A composite lists its children in :meth:`_children` (those it may write
-    in :meth:`_transactional_children`) and routes writes with three hooks:
+    in :meth:`_transactional_children`) and routes requests with a few
+    hooks, each the one place a composite says where a key goes and what is
+    checked first:
 
+    * :meth:`_source` -- the child (and its key) a key is read from, after
+      any check of the read (used by ``get_data``, ``get_data_range`` and
+      ``get_metadata``; a composite may inline it in ``get``, its hot path);
+    * :meth:`_check_write` -- what is checked before a write of a key
+      (nothing by default; :class:`~encore.storage.simple_auth_store.SimpleAuthStore`
+      checks the user's permissions);
     * :meth:`_write_target` -- the child (and its key) receiving writes of a
       key, raising for a refused key;
     * :meth:`_lower_copy` -- the copy of a key that shows while the write
@@ -307,11 +330,13 @@ class _CompositeStoreMixin(object):
       (copy-on-write);
     * :meth:`_copies` -- every copy a delete must remove.
 
-    The ``_set``, ``_set_data``, ``_set_metadata``, ``_update_metadata`` and
-    ``_delete`` methods implement the public writes on these hooks; each runs
-    in a :class:`_WriteScope` and emits one modification event with the
-    composite as the source.  :meth:`transaction` returns the composite's
-    :class:`_CompositeTransaction`, which spans the children written in it.
+    The public writes (``set``, ``set_data``, ``set_metadata``,
+    ``update_metadata``, ``delete``) are implemented here on these hooks;
+    each runs in a :class:`_WriteScope` and emits one modification event
+    with the composite as the source.  :meth:`transaction` returns the
+    composite's :class:`_CompositeTransaction`, which spans the children
+    written in it.  Existence, queries and ``glob`` differ too much between
+    composites to share; each composite writes its own.
     """
 
     def _children(self) -> List[Any]:  # pragma: no cover - overridden
@@ -422,23 +447,10 @@ class _CompositeStoreMixin(object):
                     self.__dict__["_composite_transaction_context"] = context
         return context
 
-    def _writing(self) -> _WriteScope:
-        """The scope a write method runs in (see :class:`_WriteScope`)."""
-        return _WriteScope(self)
-
-    def _emit_modification(self, event_class: type, key: str, metadata: Optional[Dict[str, Any]]) -> None:
-        # Queue the event in the open transaction or write scope of this
-        # thread; they emit it at the right time.
-        event = event_class(source=self, key=key, metadata=metadata)
-        context = self.__dict__.get("_composite_transaction_context")
-        if context is not None and context.active_here():
-            context._pending.append(event)
-            return
-        scope = self.__dict__.get("_write_scope")
-        if scope is not None and scope.owner == threading.get_ident():
-            scope.events.append(event)
-            return
-        self.event_manager.emit(event)
+    def _write_scope(self, hold_events: bool = True) -> _WriteScope:
+        """The scope a write method runs in (see :class:`_WriteScope`);
+        ``hold_events`` is false for a write that emits no event."""
+        return _WriteScope(self, hold_events)
 
     def _descendants_in_lock_order(self) -> List[Any]:
         """Every transactional store below this one, in the global order in
@@ -458,7 +470,7 @@ class _CompositeStoreMixin(object):
             if key in heights:
                 return heights[key]
             children = []
-            if isinstance(store, _CompositeStoreMixin) and key not in path:
+            if isinstance(store, _CompositeStore) and key not in path:
                 children = store._transactional_children()
             value = 1 + max((height(child, path | {key}) for child in children), default=-1)
             heights[key] = value
@@ -471,9 +483,6 @@ class _CompositeStoreMixin(object):
         return sorted(stores.values(), key=lambda store: (-heights[id(store)], id(store)))
 
     # -- events and progress -------------------------------------------------
-
-    def _listened(self, *event_classes: type) -> bool:
-        return is_listened(self.event_manager, *event_classes)
 
     @contextlib.contextmanager
     def _data_to_write(
@@ -503,23 +512,32 @@ class _CompositeStoreMixin(object):
         if not progress_is_listened(self.event_manager):
             yield value
             return
-        if isinstance(value, tuple):
-            data, metadata = value
-            opened = None
-            size = -1
-        else:
-            data = opened = value.data
-            metadata = value.metadata
-            size = getattr(value, "size", None)
-            size = -1 if size is None else size
+        data, metadata, size, opened = value_parts(value)
         try:
-            with self._data_to_write(key, data, buffer_size, "Setting {}", metadata, size) as data:
+            with self._data_to_write(key, data, buffer_size, "Setting {}", metadata,
+                                     -1 if size is None else size) as data:
                 yield data, metadata
         finally:
-            if opened is not None:
-                _close(opened)
+            if opened:
+                _close(data)
 
     # -- routing hooks -------------------------------------------------------
+
+    def _source(self, key: str) -> Tuple[Any, str]:  # pragma: no cover - overridden
+        """Return ``(child, child_key)`` to read ``key`` from.
+
+        Raises ``KeyError`` when no child can hold the key, and whatever
+        error refuses the read.
+        """
+        raise NotImplementedError
+
+    def _check_write(self, key: str, permission: str, must_exist: bool = False) -> None:
+        """Check a write of ``key`` before anything is read or written.
+
+        ``permission`` is ``'set'`` or ``'delete'``; ``must_exist`` is true
+        for writes of an existing key (``update_metadata``, ``delete``).
+        The default checks nothing.
+        """
 
     def _write_target(self, key: str) -> Tuple[Any, str]:  # pragma: no cover - overridden
         """Return ``(child, child_key)`` receiving the writes of ``key``.
@@ -545,12 +563,113 @@ class _CompositeStoreMixin(object):
             return True, None
         return False, self._lower_copy(key)
 
+    # -- reads ---------------------------------------------------------------
+
+    def get(self, key: str) -> Value:
+        """Return the value of a key, from the child the composite reads
+        it from (the child's value; its data is not read)."""
+        store, store_key = self._source(key)
+        return store.get(store_key)
+
+    def get_data(self, key: str) -> Any:
+        """Return the data of a key: the stream of the child holding it."""
+        store, store_key = self._source(key)
+        return store.get_data(store_key)
+
+    def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> Any:
+        """Return ``data[start:end]`` of a key, as the child holding it
+        gives it."""
+        store, store_key = self._source(key)
+        return store.get_data_range(store_key, start, end)
+
+    def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
+        """Return the metadata of a key, from the child holding it."""
+        if select is not None:
+            select = list(select)
+        store, store_key = self._source(key)
+        return store.get_metadata(store_key, select)
+
     # -- writes --------------------------------------------------------------
+
+    def set(self, key: str, value: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+        """Set the data and metadata of a key in the write target (see the
+        composite's routing).
+
+        Events
+        ------
+        StoreSetEvent or StoreUpdateEvent
+            One, with the composite as the source.
+        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
+            While the data is copied, when anyone listens.
+        """
+        self._check_write(key, "set")
+        self._set(key, value, buffer_size)
+
+    def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+        """Replace the data of a key in the write target; a key only a lower
+        copy holds gets that copy's metadata with the new data
+        (copy-on-write).
+
+        Events
+        ------
+        StoreSetEvent or StoreUpdateEvent
+            One, with the composite as the source.
+        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
+            While the data is copied, when anyone listens.
+        """
+        self._check_write(key, "set")
+        self._set_data(key, data, buffer_size)
+
+    def set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
+        """Replace the metadata of a key in the write target; a key only a
+        lower copy holds has that copy's data streamed up with the new
+        metadata (copy-on-write).
+
+        Events
+        ------
+        StoreSetEvent or StoreUpdateEvent
+            One, with the composite as the source.
+        """
+        self._check_write(key, "set")
+        self._set_metadata(key, metadata)
+
+    def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
+        """Merge values into the metadata of a key in the write target; a
+        key only a lower copy holds is copied up (data streamed) with the
+        merged metadata.
+
+        Events
+        ------
+        StoreUpdateEvent
+            One, with the composite as the source and the merged metadata.
+        """
+        self._check_write(key, "set", must_exist=True)
+        self._update_metadata(key, metadata)
+
+    def delete(self, key: str) -> None:
+        """Delete every copy of a key, in one transaction, so that no lower
+        copy shows through afterwards.
+
+        Raises
+        ------
+        KeyError
+            If no child holds the key.
+        StoreError
+            If a child holding it is read-only; nothing is deleted then.
+
+        Events
+        ------
+        StoreDeleteEvent
+            One, with the composite as the source and the metadata the key
+            showed.
+        """
+        self._check_write(key, "delete", must_exist=True)
+        self._delete(key)
 
     def _set(self, key: str, value: Any, buffer_size: int) -> None:
         target, target_key = self._write_target(key)
-        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
-        with self._writing() as scope:
+        notify = is_listened(self.event_manager, StoreSetEvent, StoreUpdateEvent)
+        with self._write_scope(notify) as scope:
             existed = False
             if notify:
                 in_target, lower = self._locate_for_write(key, target, target_key)
@@ -564,8 +683,8 @@ class _CompositeStoreMixin(object):
 
     def _set_data(self, key: str, data: Any, buffer_size: int) -> None:
         target, target_key = self._write_target(key)
-        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
-        with self._writing() as scope:
+        notify = is_listened(self.event_manager, StoreSetEvent, StoreUpdateEvent)
+        with self._write_scope(notify) as scope:
             in_target, lower = self._locate_for_write(key, target, target_key)
             scope.will_write(target)
             metadata = None
@@ -584,8 +703,8 @@ class _CompositeStoreMixin(object):
 
     def _set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         target, target_key = self._write_target(key)
-        notify = self._listened(StoreSetEvent, StoreUpdateEvent)
-        with self._writing() as scope:
+        notify = is_listened(self.event_manager, StoreSetEvent, StoreUpdateEvent)
+        with self._write_scope(notify) as scope:
             in_target, lower = self._locate_for_write(key, target, target_key)
             scope.will_write(target)
             if lower is None:
@@ -597,13 +716,13 @@ class _CompositeStoreMixin(object):
 
     def _update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         target, target_key = self._write_target(key)
-        notify = self._listened(StoreUpdateEvent)
-        with self._writing() as scope:
+        notify = is_listened(self.event_manager, StoreUpdateEvent)
+        with self._write_scope(notify) as scope:
             in_target, lower = self._locate_for_write(key, target, target_key)
             if not in_target and lower is None:
                 raise KeyError(key)
             scope.will_write(target)
-            if in_target:
+            if lower is None:  # the target holds the key
                 target.update_metadata(target_key, metadata)
                 merged = target.get_metadata(target_key) if notify else None
             else:
@@ -615,8 +734,8 @@ class _CompositeStoreMixin(object):
                 self._emit_write(key, True, merged)
 
     def _delete(self, key: str) -> None:
-        notify = self._listened(StoreDeleteEvent)
-        with self._writing() as scope:
+        notify = is_listened(self.event_manager, StoreDeleteEvent)
+        with self._write_scope(notify) as scope:
             copies = self._copies(key)
             if not copies:
                 raise KeyError(key)

@@ -15,7 +15,7 @@ import re
 import sqlite3
 import uuid
 from json.encoder import encode_basestring_ascii
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 #: The suffix of the companion table holding the index columns.
 INDEX_TABLE_SUFFIX = "__encore_index"
@@ -153,14 +153,14 @@ def _canonical_extra(value: Any, kind: type) -> str:
 
 def _index_row(key: str, metadata: Dict[str, Any], names: Tuple[str, ...]) -> list:
     """``[key]`` followed by the index column contents for ``names``."""
-    row = [key]
+    row: List[Optional[str]] = [key]
     append = row.append
     get = metadata.get
     for name in names:
         value = get(name)
         kind = type(value)
         if kind is str:
-            append(encode_basestring_ascii(value))
+            append(encode_basestring_ascii(value))  # type: ignore[arg-type]  # (kind is str)
         elif value is None:
             append(None)
         elif kind is int:

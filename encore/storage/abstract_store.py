@@ -27,30 +27,54 @@ import inspect
 import io
 import math
 import os
-import threading
 import warnings
-from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    NamedTuple,
+    Optional,
+    Protocol,
+    Sized,
+    Tuple,
+    cast,
+    runtime_checkable,
+)
 
 from . import _metadata_codec
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .utils import (
     DEFAULT_BUFFER_SIZE,
+    EventHold,
     SimpleTransactionContext,
+    _holds,
     buffer_iterator,
     copy_stream,
+    event_hold,
     is_listened,
     progress_is_listened,
     range_stream,
     store_progress,
 )
 
+if TYPE_CHECKING:  # the event manager interface, for annotations only
+    from encore.events.abstract_event_manager import BaseEventManager
+
 __all__ = [
     "StoreError",
+    "ReadableStream",
+    "DataStream",
     "AuthorizationError",
     "Value",
     "AbstractReadOnlyStore",
     "AbstractStore",
     "AbstractAuthorizingStore",
+    "ValueParts",
+    "value_parts",
+    "checks_own_arguments",
     "check_key",
     "check_metadata",
     "check_data",
@@ -65,6 +89,34 @@ class StoreError(RuntimeError):
 
 class AuthorizationError(StoreError):
     """Raised when the user is not allowed to perform an operation."""
+
+
+# ---------------------------------------------------------------------------
+# Stream types
+# ---------------------------------------------------------------------------
+
+@runtime_checkable
+class ReadableStream(Protocol):
+    """What a store reads data from: anything whose ``read(size)`` returns
+    bytes (``b''`` at the end).
+
+    An open binary file, an :class:`io.BytesIO`, or a small object of yours
+    all fit; :func:`check_data` is the run-time check.
+    """
+
+    def read(self, size: int, /) -> bytes:
+        """Return up to ``size`` bytes; ``b''`` at the end of the stream."""
+        ...
+
+
+@runtime_checkable
+class DataStream(ReadableStream, Protocol):
+    """What a store hands out: a readable stream that the caller closes
+    (``get_data``, ``get_data_range``, :attr:`Value.data`)."""
+
+    def close(self) -> None:
+        """Release what the stream holds."""
+        ...
 
 
 # ---------------------------------------------------------------------------
@@ -184,10 +236,7 @@ def check_metadata(metadata: Any) -> Dict[str, Any]:
     return _json_copy(metadata, "")
 
 
-_CONTAINERS = frozenset({dict, list, set})
-
-
-def copy_metadata(metadata: Dict[str, Any], _type: Any = type, _containers: Any = _CONTAINERS) -> Dict[str, Any]:
+def copy_metadata(metadata: Dict[str, Any]) -> Dict[str, Any]:
     """Return an independent deep copy of (already checked) metadata.
 
     Parameters
@@ -200,10 +249,10 @@ def copy_metadata(metadata: Dict[str, Any], _type: Any = type, _containers: Any 
     dict
         A copy sharing no mutable part with ``metadata``.
     """
-    # (_type and _containers are bound as defaults: this runs on every read.)
     result = metadata.copy()
     for value in result.values():
-        if _type(value) in _containers:
+        kind = type(value)
+        if kind is dict or kind is list or kind is set:
             break
     else:
         return result  # flat: the shallow copy is independent already
@@ -254,7 +303,7 @@ def select_metadata(metadata: Dict[str, Any], select: Optional[Iterable[str]]) -
 _TRUSTED_STREAMS = frozenset({io.BytesIO, io.BufferedReader, io.FileIO, io.BufferedRandom})
 
 
-def check_data(data: Any) -> Any:
+def check_data(data: Any) -> ReadableStream:
     """Check that an object can serve as a readable binary stream.
 
     Parameters
@@ -522,19 +571,82 @@ _CHECKED_METHODS: Dict[str, Callable[[Callable], Callable]] = {
 }
 
 
-def _add_checks(namespace: Dict[str, Any], owner: Optional[type] = None) -> None:
+def checks_own_arguments(method: Callable) -> Callable:
+    """Mark a store method as checking its own arguments.
+
+    The store base classes wrap every public method of the API (see
+    "Argument checking" in :class:`AbstractReadOnlyStore`) so that it checks
+    and normalises its arguments before the store's code runs.  A method
+    decorated with this is left unwrapped: it receives its arguments exactly
+    as the caller gave them and must check them itself -- typically a hot
+    path that checks more cheaply than the generic wrapper, as
+    :meth:`~encore.storage.dict_memory_store.DictMemoryStore.get` does.
+
+    Parameters
+    ----------
+    method : callable
+        A method of a store class named like one of the API's methods.
+
+    Returns
+    -------
+    callable
+        ``method`` itself, marked.
+
+    Examples
+    --------
+    ::
+
+        class FastStore(AbstractStore):
+            @checks_own_arguments
+            def get(self, key):
+                if type(key) is not str:
+                    check_key(key)       # the same error as the wrapper's
+                ...
+    """
+    method.__encore_checks_own_arguments__ = True  # type: ignore[attr-defined]
+    return method
+
+
+def _install_checks(cls: type) -> None:
+    """Wrap the API methods ``cls`` gets from itself or from plain mixins.
+
+    A method found in a store class further up the hierarchy was wrapped
+    when that class was created; one found in ``cls`` or in a class that is
+    not a store (a mixin) is wrapped now and set on ``cls``.
+    """
     for name, wrap in _CHECKED_METHODS.items():
-        func = namespace.get(name)
-        if func is None or not callable(func) or isinstance(func, (staticmethod, classmethod, type)):
+        for owner in cls.__mro__:
+            if name in owner.__dict__:
+                func = owner.__dict__[name]
+                break
+        else:
             continue
-        if getattr(func, "__encore_checked__", False):
+        if owner is not cls and issubclass(owner, AbstractReadOnlyStore):
+            continue  # wrapped (or opted out) when ``owner`` was created
+        if not callable(func) or isinstance(func, (staticmethod, classmethod, type)):
+            continue
+        if hasattr(func, "__encore_unchecked__") or getattr(
+                func, "__encore_checks_own_arguments__", False):
             continue
         checked = wrap(func)
-        checked.__encore_checked__ = True
-        if owner is None:
-            namespace[name] = checked
-        else:
-            setattr(owner, name, checked)
+        checked.__encore_unchecked__ = func  # type: ignore[attr-defined]
+        setattr(cls, name, checked)
+
+
+def _count(items: Iterable[Any]) -> Any:
+    """The number of items, for a transaction's notes (``'several'`` for an
+    iterable without a length)."""
+    return len(items) if isinstance(items, Sized) else "several"
+
+
+def _unchecked(store: Any, name: str) -> Callable:
+    """Return ``store``'s method ``name`` without the argument checks.
+
+    The derived defaults call their primitives through this: the public
+    method they serve checked the arguments already, once.
+    """
+    method = getattr(type(store), name)
+    return getattr(method, "__encore_unchecked__", method).__get__(store)
 
 
 # ---------------------------------------------------------------------------
@@ -566,7 +678,7 @@ class Value(abc.ABC):
 
     @property
     @abc.abstractmethod
-    def data(self) -> Any:
+    def data(self) -> DataStream:
         """file-like : A readable stream of the data, from its start.
 
         Each access returns a new stream; the caller closes it.
@@ -589,7 +701,7 @@ class Value(abc.ABC):
         """
         raise AuthorizationError("this value has no permissions information")
 
-    def range(self, start: Optional[int] = None, end: Optional[int] = None) -> Any:
+    def range(self, start: Optional[int] = None, end: Optional[int] = None) -> DataStream:
         """Return a stream over part of the data.
 
         The default opens :attr:`data` and skips to ``start`` (seeking when
@@ -633,7 +745,7 @@ class Value(abc.ABC):
         finally:
             stream.close()
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> DataStream:
         stream = self.data
         self.__dict__.setdefault("_open_streams", []).append(stream)
         return stream
@@ -672,11 +784,49 @@ class Value(abc.ABC):
         raise IndexError("a Value has two items: data and metadata")
 
 
-def _value_parts(value: Any) -> Tuple[Any, Dict[str, Any]]:
-    """Return the data stream and a checked metadata copy of a value."""
-    if isinstance(value, tuple):
-        return value
-    return value.data, check_metadata(value.metadata)
+class ValueParts(NamedTuple):
+    """A value given to ``set``, unpacked (see :func:`value_parts`)."""
+
+    #: file-like : The data stream.
+    data: ReadableStream
+    #: dict : The metadata, a private copy the store may keep.
+    metadata: Dict[str, Any]
+    #: int or None : The size of the data in bytes, ``None`` when unknown.
+    size: Optional[int]
+    #: bool : Whether ``data`` was opened here (from a :class:`Value`), so
+    #: that the caller must close it; a stream given in a tuple belongs to
+    #: the caller of ``set``.
+    opened: bool
+
+
+def value_parts(value: Any) -> ValueParts:
+    """Unpack a value as a store's ``set`` receives it.
+
+    This is the one place where a :class:`Value` or a ``(data, metadata)``
+    pair is taken apart; every ``set`` and ``multiset`` implementation uses
+    it.
+
+    Parameters
+    ----------
+    value : Value or (file-like, dict) tuple
+        A value that passed the argument checks of ``set``: a tuple's
+        metadata is then a private copy already.
+
+    Returns
+    -------
+    ValueParts
+        ``(data, metadata, size, opened)``.  For a :class:`Value`, ``data``
+        is a new stream from :attr:`Value.data` (``opened`` is ``True``: close
+        it when done), ``metadata`` a checked copy of its metadata and
+        ``size`` its size when that is a non-negative ``int``.
+    """
+    if type(value) is tuple:
+        return ValueParts(value[0], value[1], None, False)
+    metadata = check_metadata(value.metadata)
+    size = getattr(value, "size", None)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        size = None
+    return ValueParts(value.data, metadata, size, True)
 
 
 # ---------------------------------------------------------------------------
@@ -688,6 +838,41 @@ class AbstractReadOnlyStore(abc.ABC):
 
     Subclasses implement :meth:`get` and :meth:`query`; every other method
     has a working default built on them.
+
+    Argument checking
+    -----------------
+    The methods of the API check their arguments before the store's code
+    runs, whichever class defines them: when a store class is created
+    (:meth:`__init_subclass__`), each API method it defines or inherits from
+    a plain mixin class is wrapped in a check of its arguments.  A store
+    author therefore writes the methods for valid arguments only, and every
+    store raises the same ``TypeError``/``ValueError`` for bad ones, before
+    anything is written.  What the implementation receives:
+
+    * ``key`` -- a ``str`` (:func:`check_key`);
+    * ``metadata`` (``set_metadata``, ``update_metadata``) -- a private deep
+      copy that the store may keep, JSON-representable, tuples turned into
+      lists (:func:`check_metadata`);
+    * ``value`` (``set``) -- a ``(data, metadata)`` tuple whose metadata is
+      such a private copy, or a :class:`Value` (unpack it with
+      :func:`value_parts`);
+    * ``data`` (``set_data``) -- an object with a ``read`` method, not a
+      text stream nor ``bytes`` (:func:`check_data`); ``from_bytes`` gets
+      bytes-like data;
+    * ``keys`` and their items (``multiset``, ``multiset_data``,
+      ``multiset_metadata``, ``multiupdate_metadata``) -- two lists of equal
+      length, each item checked as above, all before the first write;
+    * ``select`` (``get_metadata``, ``query``) -- ``None`` or an iterable of
+      names that is not a string;
+    * ``start``/``end`` (``get_data_range``) -- ``int`` or ``None``;
+      ``path`` (``from_file``, ``to_file``) -- ``str``, ``bytes`` or
+      :class:`os.PathLike`; ``pattern`` (``glob``) -- a ``str``.
+
+    Each argument is checked once per public call: the derived defaults of
+    the base classes (``set`` calling ``set_metadata`` and ``set_data``,
+    ``multiset`` calling ``set``, ...) call the store's own implementations
+    without the checks again.  A method that checks its own arguments is
+    decorated with :func:`checks_own_arguments` and left unwrapped.
 
     Parameters
     ----------
@@ -701,10 +886,14 @@ class AbstractReadOnlyStore(abc.ABC):
     _transaction = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        _add_checks(dict(cls.__dict__), owner=cls)
+        """Wrap the API methods of a new store class in argument checks.
 
-    def __init__(self, event_manager: Any = None) -> None:
+        See "Argument checking" in the class documentation.
+        """
+        super().__init_subclass__(**kwargs)
+        _install_checks(cls)
+
+    def __init__(self, event_manager: Optional["BaseEventManager"] = None) -> None:
         # A subclass may have assigned event_manager before calling us.
         if event_manager is not None or "_event_manager" not in self.__dict__:
             self.__dict__["_event_manager"] = event_manager
@@ -712,7 +901,7 @@ class AbstractReadOnlyStore(abc.ABC):
         self._transaction = None
 
     @property
-    def event_manager(self) -> Any:
+    def event_manager(self) -> "BaseEventManager":
         """BaseEventManager : Where this store emits its events."""
         manager = self.__dict__.get("_event_manager")
         if manager is None:
@@ -723,7 +912,7 @@ class AbstractReadOnlyStore(abc.ABC):
         return manager
 
     @event_manager.setter
-    def event_manager(self, manager: Any) -> None:
+    def event_manager(self, manager: "BaseEventManager") -> None:
         self.__dict__["_event_manager"] = manager
 
     # -- connection ----------------------------------------------------------
@@ -810,7 +999,7 @@ class AbstractReadOnlyStore(abc.ABC):
 
     # -- derived reads -------------------------------------------------------
 
-    def get_data(self, key: str) -> Any:
+    def get_data(self, key: str) -> DataStream:
         """Return the data of a key as a readable stream.
 
         Parameters
@@ -828,9 +1017,9 @@ class AbstractReadOnlyStore(abc.ABC):
         KeyError
             If the key is not in the store.
         """
-        return self.get(key).data
+        return _unchecked(self, "get")(key).data
 
-    def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> Any:
+    def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> DataStream:
         """Return part of the data of a key as a readable stream.
 
         Parameters
@@ -853,7 +1042,7 @@ class AbstractReadOnlyStore(abc.ABC):
         KeyError
             If the key is not in the store.
         """
-        return self.get(key).range(start, end)
+        return _unchecked(self, "get")(key).range(start, end)
 
     def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
         """Return the metadata of a key.
@@ -876,7 +1065,7 @@ class AbstractReadOnlyStore(abc.ABC):
         KeyError
             If the key is not in the store.
         """
-        metadata = self.get(key).metadata
+        metadata = _unchecked(self, "get")(key).metadata
         if select is None:
             return metadata
         return {name: metadata[name] for name in select if name in metadata}
@@ -895,7 +1084,7 @@ class AbstractReadOnlyStore(abc.ABC):
             ``True`` if the key exists.
         """
         try:
-            self.get(key)
+            _unchecked(self, "get")(key)
         except KeyError:
             return False
         return True
@@ -920,7 +1109,7 @@ class AbstractReadOnlyStore(abc.ABC):
         """
         return (self.get(key) for key in keys)
 
-    def multiget_data(self, keys: Iterable[str]) -> Iterator[Any]:
+    def multiget_data(self, keys: Iterable[str]) -> Iterator[DataStream]:
         """Return the data streams of several keys, lazily.
 
         Parameters
@@ -979,7 +1168,7 @@ class AbstractReadOnlyStore(abc.ABC):
         iterator of str
             The matching keys.
         """
-        return (key for key, _ in self.query(select=(), **kwargs))
+        return (key for key, _ in _unchecked(self, "query")(select=(), **kwargs))
 
     def glob(self, pattern: str) -> Iterator[str]:
         """Find the keys matching a shell-style pattern.
@@ -1022,11 +1211,11 @@ class AbstractReadOnlyStore(abc.ABC):
             unknown) and each step gives the bytes written so far.
         """
         if progress_is_listened(self.event_manager):
-            value = self.get(key)
+            value = _unchecked(self, "get")(key)
             stream = value.data
             metadata, size = value.metadata, value.size
         else:
-            stream = self.get_data(key)
+            stream = _unchecked(self, "get_data")(key)
             metadata, size = None, None
         try:
             with open(path, "wb") as target:
@@ -1058,7 +1247,7 @@ class AbstractReadOnlyStore(abc.ABC):
         KeyError
             If the key is not in the store.
         """
-        stream = self.get_data(key)
+        stream = _unchecked(self, "get_data")(key)
         try:
             return b"".join(buffer_iterator(stream, buffer_size))
         finally:
@@ -1068,6 +1257,12 @@ class AbstractReadOnlyStore(abc.ABC):
 
     def _emit_modification(self, event_class: type, key: str, metadata: Optional[Dict[str, Any]]) -> None:
         """Emit a modification event about a key, if anyone listens.
+
+        Every modification event of a store goes through here.  While an
+        :class:`~encore.storage.utils.EventHold` of this store is open on
+        the calling thread (a transaction, a derived ``set``, a composite's
+        write), the event is added to it instead, to be emitted when the
+        hold's owner is done.
 
         Parameters
         ----------
@@ -1080,11 +1275,13 @@ class AbstractReadOnlyStore(abc.ABC):
         metadata : dict or None
             The key's metadata after the change (before it, for a delete).
         """
-        held = getattr(_holding, "stack", None)
-        if held and event_class is not StoreDeleteEvent:
-            store, held_key, events = held[-1]
-            if store is self and held_key == key:
-                events.append((event_class, metadata))
+        if _holds.stack:  # (a list per thread: cheap to ask on every write)
+            hold = event_hold(self, event_class, key)
+            if hold is not None:
+                # A merging hold needs every part; any other holds only
+                # what someone would receive.
+                if hold.key is not None or is_listened(self.event_manager, event_class):
+                    hold.add(event_class, key, metadata)
                 return
         manager = self.event_manager
         if is_listened(manager, event_class):
@@ -1094,19 +1291,7 @@ class AbstractReadOnlyStore(abc.ABC):
             manager.emit(event_class(source=self, key=key, metadata=metadata))
 
 
-# Per thread: the (store, key, list) of the derived AbstractStore.set calls
-# in progress, whose parts' modification events are held back.
-_holding = threading.local()
-
-
-def _held_modifications() -> list:
-    stack = getattr(_holding, "stack", None)
-    if stack is None:
-        stack = _holding.stack = []
-    return stack
-
-
-_add_checks(AbstractReadOnlyStore.__dict__, owner=AbstractReadOnlyStore)
+_install_checks(AbstractReadOnlyStore)
 
 
 class AbstractStore(AbstractReadOnlyStore):
@@ -1135,7 +1320,7 @@ class AbstractStore(AbstractReadOnlyStore):
     # -- the abstract core ---------------------------------------------------
 
     @abc.abstractmethod
-    def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+    def set_data(self, key: str, data: ReadableStream, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Replace the data of a key, keeping its metadata.
 
         Parameters
@@ -1230,31 +1415,27 @@ class AbstractStore(AbstractReadOnlyStore):
         StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
             While the data is copied, when anyone listens.
         """
-        data, metadata = _value_parts(value)
-        # set_metadata and set_data each report their write; the events they
-        # emit through _emit_modification are held back and replaced by one
-        # event for the whole set (a set of a new key is one StoreSetEvent).
-        held: list = []
-        stack = _held_modifications()
+        data, metadata, _, opened = value_parts(value)
+        # set_metadata and set_data each report their write; their events
+        # are held back and merged into one event for the whole set (a set
+        # of a new key is one StoreSetEvent).
         try:
             with self.transaction("Setting {}".format(key)):
-                stack.append((self, key, held))
+                hold = EventHold(self, key).open()
                 try:
-                    self.set_metadata(key, metadata)
-                    self.set_data(key, data, buffer_size)
+                    _unchecked(self, "set_metadata")(key, metadata)
+                    _unchecked(self, "set_data")(key, data, buffer_size)
                 finally:
-                    for index in range(len(stack) - 1, -1, -1):
-                        if stack[index][2] is held:
-                            del stack[index]
-                            break
+                    held = hold.close()
                     # Also when set_data failed: a store that cannot roll
                     # back has written the metadata (inside a transaction
-                    # that rolls back, the event is dropped).
+                    # that rolls back, the event is dropped).  The class of
+                    # the first event, the metadata of the last.
                     if held:
                         self._emit_modification(held[0][0], key, held[-1][1])
         finally:
-            if not isinstance(value, tuple):
-                data.close()  # the stream was opened here, from the Value
+            if opened:
+                cast(DataStream, data).close()
 
     def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         """Merge new values into the metadata of a key.
@@ -1277,9 +1458,9 @@ class AbstractStore(AbstractReadOnlyStore):
             With the merged metadata.
         """
         with self.transaction("Updating metadata of {}".format(key)):
-            merged = self.get_metadata(key)
+            merged = _unchecked(self, "get_metadata")(key)
             merged.update(metadata)
-            self.set_metadata(key, merged)
+            _unchecked(self, "set_metadata")(key, merged)
 
     def transaction(self, notes: str) -> Any:
         """Return a context manager grouping writes into one transaction.
@@ -1329,11 +1510,12 @@ class AbstractStore(AbstractReadOnlyStore):
         StoreSetEvent or StoreUpdateEvent
             One per key, after the transaction.
         """
-        with self.transaction("Setting {} keys".format(len(keys))):
+        with self.transaction("Setting {} keys".format(_count(keys))):
+            set_value = _unchecked(self, "set")
             for key, value in zip(keys, values):
-                self.set(key, value, buffer_size)
+                set_value(key, value, buffer_size)
 
-    def multiset_data(self, keys: Iterable[str], datas: Iterable[Any], buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+    def multiset_data(self, keys: Iterable[str], datas: Iterable[ReadableStream], buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Set the data of several keys in one transaction.
 
         Parameters
@@ -1355,9 +1537,10 @@ class AbstractStore(AbstractReadOnlyStore):
         StoreSetEvent or StoreUpdateEvent
             One per key, after the transaction.
         """
-        with self.transaction("Setting data of {} keys".format(len(keys))):
+        with self.transaction("Setting data of {} keys".format(_count(keys))):
+            set_data = _unchecked(self, "set_data")
             for key, data in zip(keys, datas):
-                self.set_data(key, data, buffer_size)
+                set_data(key, data, buffer_size)
 
     def multiset_metadata(self, keys: Iterable[str], metadatas: Iterable[Dict[str, Any]]) -> None:
         """Set the metadata of several keys in one transaction.
@@ -1379,9 +1562,10 @@ class AbstractStore(AbstractReadOnlyStore):
         StoreSetEvent or StoreUpdateEvent
             One per key, after the transaction.
         """
-        with self.transaction("Setting metadata of {} keys".format(len(keys))):
+        with self.transaction("Setting metadata of {} keys".format(_count(keys))):
+            set_metadata = _unchecked(self, "set_metadata")
             for key, metadata in zip(keys, metadatas):
-                self.set_metadata(key, metadata)
+                set_metadata(key, metadata)
 
     def multiupdate_metadata(self, keys: Iterable[str], metadatas: Iterable[Dict[str, Any]]) -> None:
         """Merge new values into the metadata of several keys, in one
@@ -1405,9 +1589,10 @@ class AbstractStore(AbstractReadOnlyStore):
         StoreUpdateEvent
             One per key, after the transaction.
         """
-        with self.transaction("Updating metadata of {} keys".format(len(keys))):
+        with self.transaction("Updating metadata of {} keys".format(_count(keys))):
+            update_metadata = _unchecked(self, "update_metadata")
             for key, metadata in zip(keys, metadatas):
-                self.update_metadata(key, metadata)
+                update_metadata(key, metadata)
 
     def from_file(self, key: str, path: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Set the data of a key from a file, keeping its metadata.
@@ -1427,7 +1612,7 @@ class AbstractStore(AbstractReadOnlyStore):
             After the write.
         """
         with open(path, "rb") as stream:
-            self.set_data(key, stream, buffer_size)
+            _unchecked(self, "set_data")(key, stream, buffer_size)
 
     def from_bytes(self, key: str, data: bytes, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Set the data of a key from bytes, keeping its metadata.
@@ -1451,11 +1636,11 @@ class AbstractStore(AbstractReadOnlyStore):
         StoreSetEvent or StoreUpdateEvent
             After the write.
         """
-        self.set_data(key, io.BytesIO(data), buffer_size)
+        _unchecked(self, "set_data")(key, io.BytesIO(data), buffer_size)
 
     # -- helpers for implementations ----------------------------------------
 
-    def _emit_write(self, key: str, existed: bool, metadata: Dict[str, Any]) -> None:
+    def _emit_write(self, key: str, existed: bool, metadata: Optional[Dict[str, Any]]) -> None:
         """Emit :class:`StoreUpdateEvent` or :class:`StoreSetEvent` for a write.
 
         Parameters
@@ -1469,7 +1654,7 @@ class AbstractStore(AbstractReadOnlyStore):
         """
         self._emit_modification(StoreUpdateEvent if existed else StoreSetEvent, key, metadata)
 
-    def _emit_delete(self, key: str, metadata: Dict[str, Any]) -> None:
+    def _emit_delete(self, key: str, metadata: Optional[Dict[str, Any]]) -> None:
         """Emit :class:`StoreDeleteEvent` for a deleted key.
 
         Parameters
@@ -1481,8 +1666,6 @@ class AbstractStore(AbstractReadOnlyStore):
         """
         self._emit_modification(StoreDeleteEvent, key, metadata)
 
-
-_add_checks(AbstractStore.__dict__, owner=AbstractStore)
 
 
 class AbstractAuthorizingStore(AbstractStore):
@@ -1571,5 +1754,3 @@ class AbstractAuthorizingStore(AbstractStore):
             If the user does not own the key.
         """
 
-
-_add_checks(AbstractAuthorizingStore.__dict__, owner=AbstractAuthorizingStore)

@@ -27,7 +27,14 @@ import logging
 from time import time as _now
 from typing import Any, Dict, Iterable, Iterator, Optional, Tuple
 
-from .abstract_store import AbstractStore, check_key, check_metadata, copy_metadata, select_metadata
+from .abstract_store import (
+    AbstractStore,
+    check_key,
+    checks_own_arguments,
+    copy_metadata,
+    select_metadata,
+    value_parts,
+)
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .string_value import StringValue
 from .utils import DEFAULT_BUFFER_SIZE, progress_is_listened, store_progress, transaction_lock
@@ -122,26 +129,17 @@ class DictMemoryStore(AbstractStore):
 
     # -- reading -------------------------------------------------------------
 
+    @checks_own_arguments
     def get(self, key: str) -> StringValue:
         """Return the value of a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
 
         Returns
         -------
         StringValue
             With the data, a copy of the metadata, the size and the times.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         # The hottest read: the key is checked here rather than by the base
-        # class's wrapper (see ``get.__encore_checked__`` below), and the
+        # class's wrapper (see @checks_own_arguments), and the
         # value is assembled without going through its constructor.
         if type(key) is not str:
             check_key(key)
@@ -154,25 +152,13 @@ class DictMemoryStore(AbstractStore):
         value.modified = modified
         return value
 
-    get.__encore_checked__ = True  # checks its key itself (above)
-
     def get_data(self, key: str) -> io.BytesIO:
         """Return the data of a key as a stream.
-
-        Parameters
-        ----------
-        key : str
-            The key.
 
         Returns
         -------
         io.BytesIO
             A stream over the data.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         return io.BytesIO(self._store[key][0])
 
@@ -193,11 +179,6 @@ class DictMemoryStore(AbstractStore):
         -------
         io.BytesIO
             A stream over the range.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         return io.BytesIO(self._store[key][0][start:end])
 
@@ -211,16 +192,6 @@ class DictMemoryStore(AbstractStore):
         select : iterable of str, optional
             The names wanted; names the key lacks are left out.  ``None``
             returns everything.
-
-        Returns
-        -------
-        dict
-            An independent copy.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         metadata = self._store[key][1]
         if select is None:
@@ -228,18 +199,6 @@ class DictMemoryStore(AbstractStore):
         return select_metadata(metadata, select)
 
     def exists(self, key: str) -> bool:
-        """Whether a key is in the store.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Returns
-        -------
-        bool
-            ``True`` if the key exists.
-        """
         return key in self._store
 
     def to_bytes(self, key: str, buffer_size: int = DEFAULT_BUFFER_SIZE) -> bytes:
@@ -256,11 +215,6 @@ class DictMemoryStore(AbstractStore):
         -------
         bytes
             The data.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         return self._store[key][0]
 
@@ -316,11 +270,6 @@ class DictMemoryStore(AbstractStore):
         **kwargs
             Metadata names and values, as for :meth:`query`; with none, every
             key.
-
-        Returns
-        -------
-        iterator of str
-            The matching keys.
         """
         if not kwargs:
             return iter(self._store.copy())
@@ -332,12 +281,6 @@ class DictMemoryStore(AbstractStore):
         )
 
     # -- writing -------------------------------------------------------------
-
-    def _emit(self, event_class: type, key: str, metadata: Dict[str, Any]) -> None:
-        manager = self.event_manager
-        has_listeners = getattr(manager, "has_listeners", None)
-        if has_listeners is None or has_listeners(event_class):
-            manager.emit(event_class(source=self, key=key, metadata=copy_metadata(metadata)))
 
     def _read_stream(self, stream: Any, buffer_size: int, progress: Any = None) -> bytes:
         """Read a stream to its end, buffer by buffer, as bytes."""
@@ -403,11 +346,7 @@ class DictMemoryStore(AbstractStore):
             if undo is not None and key not in undo:
                 undo[key] = old
             store[key] = entry
-        manager = self.event_manager
-        event_class = StoreSetEvent if old is None else StoreUpdateEvent
-        has_listeners = getattr(manager, "has_listeners", None)
-        if has_listeners is None or has_listeners(event_class):
-            manager.emit(event_class(source=self, key=key, metadata=copy_metadata(entry[1])))
+        self._emit_modification(StoreSetEvent if old is None else StoreUpdateEvent, key, entry[1])
 
     def set(self, key: str, value: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Set the data and metadata of a key.
@@ -448,9 +387,7 @@ class DictMemoryStore(AbstractStore):
             data = value._bytes
             metadata = copy_metadata(value._metadata)
         else:
-            metadata = check_metadata(value.metadata)
-            size = getattr(value, "size", None)
-            stream = value.data
+            stream, metadata, size, _ = value_parts(value)
             try:
                 data = self._read_with_progress(
                     key, stream, metadata, -1 if size is None else size, buffer_size)
@@ -472,11 +409,6 @@ class DictMemoryStore(AbstractStore):
         buffer_size : int, optional
             The number of bytes read at a time (default 1 MiB).
 
-        Raises
-        ------
-        TypeError
-            If ``data`` is not a readable binary stream.
-
         Events
         ------
         StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
@@ -490,25 +422,6 @@ class DictMemoryStore(AbstractStore):
         self._write(key, payload, None)
 
     def set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
-        """Replace the metadata of a key, keeping its data.
-
-        Parameters
-        ----------
-        key : str
-            The key; created with empty data if it does not exist.
-        metadata : dict
-            The new metadata (JSON-representable, ``str`` keys).
-
-        Raises
-        ------
-        TypeError, ValueError
-            If the metadata cannot be stored.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            After the write.
-        """
         self._write(key, None, metadata)
 
     def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
@@ -519,51 +432,22 @@ class DictMemoryStore(AbstractStore):
         :class:`~encore.storage.events.StoreUpdateEvent` and updates
         ``modified``.
 
-        Parameters
-        ----------
-        key : str
-            The key.
-        metadata : dict
-            Names and values to add or replace, as :meth:`dict.update`.
-
         Raises
         ------
         KeyError
             If the key is not in the store.
         TypeError, ValueError
             If the metadata cannot be stored.
-
-        Events
-        ------
-        StoreUpdateEvent
-            With the merged metadata.
         """
         self._write(key, None, metadata, merge=True)
 
     def delete(self, key: str) -> None:
-        """Delete a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
-
-        Events
-        ------
-        StoreDeleteEvent
-            With the metadata the key had.
-        """
         with self._write_lock:
             old = self._store.pop(key)
             undo = self._undo
             if undo is not None and key not in undo:
                 undo[key] = old
-        self._emit(StoreDeleteEvent, key, old[1])
+        self._emit_modification(StoreDeleteEvent, key, old[1])
 
     def from_bytes(self, key: str, data: bytes, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Set the data of a key from bytes, keeping its metadata.
@@ -583,11 +467,6 @@ class DictMemoryStore(AbstractStore):
         ------
         TypeError
             If ``data`` is not bytes-like.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            After the write.
         """
         self._write(key, bytes(data), None)
 

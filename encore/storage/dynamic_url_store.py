@@ -27,8 +27,8 @@ from .abstract_store import (
     AuthorizationError,
     StoreError,
     Value,
-    check_metadata,
     select_metadata,
+    value_parts,
 )
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .url_value import DEFAULT_TIMEOUT, HTTPStatusError, IncompleteBodyError, ResponseStream, translate_network_error
@@ -392,7 +392,7 @@ class DynamicURLStore(AbstractAuthorizingStore):
         self._connected = False
 
     @property
-    def user_tag(self) -> str:  # type: ignore[override]
+    def user_tag(self) -> str:
         """str : The user's permission tag given to :meth:`connect`.
 
         Encore 0.8 made this a method; the string can be called too
@@ -500,11 +500,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
     def get(self, key: str) -> RequestsURLValue:
         """Return the value of a key (one ``HEAD`` request).
 
-        Parameters
-        ----------
-        key : str
-            The key.
-
         Returns
         -------
         RequestsURLValue
@@ -531,11 +526,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
     def exists(self, key: str) -> bool:
         """Whether a key is in the store (one ``HEAD`` request).
 
-        Parameters
-        ----------
-        key : str
-            The key.
-
         Returns
         -------
         bool
@@ -550,20 +540,10 @@ class DynamicURLStore(AbstractAuthorizingStore):
     def get_data(self, key: str) -> Any:
         """Return a stream of the data of a key, read from the server as it goes.
 
-        Parameters
-        ----------
-        key : str
-            The key.
-
         Returns
         -------
         file-like
             The response body; the caller closes it.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         response = self._request("GET", self._url(key, "data"), key, stream=True,
                                  headers={"Accept-Encoding": "identity"})
@@ -588,11 +568,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
         -------
         file-like
             A stream of the range; the caller closes it.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         return self._get_range(key, start, end, None)
 
@@ -645,11 +620,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
         -------
         dict
             The (selected) metadata.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         metadata = self._json(key, "metadata")
         if not isinstance(metadata, dict):
@@ -658,16 +628,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
     def get_permissions(self, key: str) -> Dict[str, Any]:
         """Return the permissions of a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Returns
-        -------
-        dict of str to set of str
-            Each permission with the tags holding it.
 
         Raises
         ------
@@ -754,11 +714,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
             The metadata names to return (``None``: all).
         **kwargs
             Metadata names and the values they must equal.
-
-        Returns
-        -------
-        iterator of (str, dict)
-            The matching keys with their (selected) metadata.
         """
         keys = list(self.query_keys(**kwargs))
         if select is not None:
@@ -845,13 +800,7 @@ class DynamicURLStore(AbstractAuthorizingStore):
         StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
             While the data is uploaded, when anyone listens.
         """
-        if isinstance(value, tuple):
-            data, metadata = value
-            close = False
-        else:
-            metadata = check_metadata(value.metadata)
-            data = value.data
-            close = True
+        data, metadata, _, close = value_parts(value)
         try:
             if self._one_request_set():
                 created = self._upload(key, data, buffer_size, metadata, with_metadata=True)
@@ -861,7 +810,7 @@ class DynamicURLStore(AbstractAuthorizingStore):
             self._emit_write_event(key, created, metadata)
         finally:
             if close:
-                data.close()
+                data.close()  # type: ignore[attr-defined]
 
     def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Replace the data of a key with a streamed upload (``PUT``).
@@ -894,11 +843,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
             The key; created with empty data if new.
         metadata : dict
             The new metadata.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            After the write.
         """
         status = self._put_json("PUT", key, "metadata", metadata)
         self._emit_write_event(key, status == 201, metadata)
@@ -912,38 +856,12 @@ class DynamicURLStore(AbstractAuthorizingStore):
             The key.
         metadata : dict
             The names and values to add or replace.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
-
-        Events
-        ------
-        StoreUpdateEvent
-            With the merged metadata.
         """
         self._put_json("POST", key, "metadata", metadata)
         self._emit_write_event(key, False, None)
 
     def delete(self, key: str) -> None:
-        """Delete a key (``DELETE``).
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
-
-        Events
-        ------
-        StoreDeleteEvent
-            With the metadata the key had.
-        """
+        """Delete a key (``DELETE``)."""
         metadata = None
         if is_listened(self.event_manager, StoreDeleteEvent):
             metadata = self.get_metadata(key)
@@ -953,13 +871,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
     def set_permissions(self, key: str, permissions: Dict[str, Any]) -> None:
         """Replace the permissions of a key (``PUT``).
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        permissions : dict of str to set of str
-            Each permission with the tags holding it.
 
         Raises
         ------
@@ -972,13 +883,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
     def update_permissions(self, key: str, permissions: Dict[str, Any]) -> None:
         """Add tags to the permissions of a key (``POST``).
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        permissions : dict of str to set of str
-            Each permission with the tags to grant it.
 
         Raises
         ------

@@ -612,7 +612,7 @@ class SharedFileLock(_BaseFileLock):
                 return
             reader, self._reader_path = self._reader_path, None
             try:
-                os.unlink(reader)
+                os.unlink(reader)  # type: ignore[arg-type]  # (set while a reader)
             except FileNotFoundError:
                 raise LockError("the shared lock {} was broken while held".format(self.path)) from None
 

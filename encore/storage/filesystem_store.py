@@ -95,7 +95,7 @@ from ._filesystem_keys import (  # noqa: F401  (re-exported: names of this modul
     TEMP_SUFFIX,
 )
 from ._metadata_codec import decode_metadata, make_encoder
-from .abstract_store import AbstractStore, StoreError, Value, check_metadata, copy_metadata
+from .abstract_store import AbstractStore, StoreError, Value, check_metadata, copy_metadata, value_parts
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .file_value import FileValue
 from .utils import (
@@ -583,11 +583,6 @@ class FileSystemStore(AbstractStore):
     def get(self, key: str) -> Value:
         """Return the value of a key.
 
-        Parameters
-        ----------
-        key : str
-            The key.
-
         Returns
         -------
         FileValue
@@ -597,11 +592,6 @@ class FileSystemStore(AbstractStore):
             (metadata writes set the data file's modification time);
             ``created`` is the file's creation time where the platform
             records it, else ``None``.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         data_path, metadata_path = self._paths(key)
         with self._reading(key):
@@ -615,20 +605,10 @@ class FileSystemStore(AbstractStore):
     def get_data(self, key: str) -> Any:
         """Return the data of a key as an open binary file.
 
-        Parameters
-        ----------
-        key : str
-            The key.
-
         Returns
         -------
         file-like
             The open data file; the caller closes it.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         data_path, metadata_path = self._paths(key)
         with self._reading(key):
@@ -651,16 +631,6 @@ class FileSystemStore(AbstractStore):
         end : int, optional
             The offset just past the last byte (default: the end); the
             stream holds ``data[start:end]``.
-
-        Returns
-        -------
-        file-like
-            A readable stream; the caller closes it.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         stream = self.get_data(key)
         try:
@@ -684,11 +654,6 @@ class FileSystemStore(AbstractStore):
         -------
         dict
             A new dictionary.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         with self._reading(key):
             metadata = self._read_metadata(key, self._paths(key)[1])
@@ -697,18 +662,7 @@ class FileSystemStore(AbstractStore):
         return {name: metadata[name] for name in select if name in metadata}
 
     def exists(self, key: str) -> bool:
-        """Whether a key is in the store (its metadata file exists).
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Returns
-        -------
-        bool
-            ``True`` if the key exists.
-        """
+        """Whether a key is in the store (its metadata file exists)."""
         return os.path.isfile(self._paths(key)[1])
 
     def _walk(self, directory: str, prefix: List[str]) -> Iterator[Tuple[str, str]]:
@@ -787,11 +741,6 @@ class FileSystemStore(AbstractStore):
         **kwargs
             Names and the values they must equal; with none, every key is
             returned without reading any metadata file.
-
-        Returns
-        -------
-        iterator of str
-            The matching keys.
         """
         if not kwargs:
             return (key for key, _ in self._walk(self._root, []))
@@ -817,7 +766,7 @@ class FileSystemStore(AbstractStore):
     def _back_up(self, path: str) -> None:
         """Remember how ``path`` was before the current transaction touched it."""
         journal = self._journal
-        if path in journal:
+        if path in journal:  # type: ignore[operator]  # (only while journaling)
             return
         backup = None
         if os.path.lexists(path):
@@ -834,7 +783,7 @@ class FileSystemStore(AbstractStore):
 
                     shutil.copy2(path, backup)
                     break
-        journal[path] = backup
+        journal[path] = backup  # type: ignore[index]
 
     def _apply(self, changes: List[_Pending]) -> None:
         """Install prepared changes in order, then sync their directories."""
@@ -859,8 +808,7 @@ class FileSystemStore(AbstractStore):
             _fsync_directory(directory)
 
     def _listened(self) -> bool:
-        manager = self.event_manager
-        return is_listened(manager, StoreSetEvent) or is_listened(manager, StoreUpdateEvent)
+        return is_listened(self.event_manager, StoreSetEvent, StoreUpdateEvent)
 
     def set(self, key: str, value: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Set the data and metadata of a key.
@@ -889,14 +837,8 @@ class FileSystemStore(AbstractStore):
         StoreSetEvent or StoreUpdateEvent
             After the write.
         """
-        if isinstance(value, tuple):
-            data, metadata = value
-            steps, owned = -1, None
-        else:
-            metadata = check_metadata(value.metadata)
-            size = getattr(value, "size", None)
-            steps = size if isinstance(size, int) else -1
-            data = owned = value.data
+        data, metadata, size, opened = value_parts(value)
+        steps = -1 if size is None else size
         try:
             content = _dump_metadata(metadata)
             data_path, metadata_path = self._paths(key)
@@ -912,8 +854,8 @@ class FileSystemStore(AbstractStore):
                 self._apply(changes)
                 self._written(key, "w")
         finally:
-            if owned is not None:
-                owned.close()
+            if opened:
+                data.close()  # type: ignore[attr-defined]
         self._emit_write(key, existed, metadata)
 
     def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
@@ -964,11 +906,6 @@ class FileSystemStore(AbstractStore):
             The key; created with empty data if it does not exist.
         metadata : dict
             The new metadata.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            After the write.
         """
         content = _dump_metadata(metadata)
         data_path, metadata_path = self._paths(key)
@@ -996,16 +933,6 @@ class FileSystemStore(AbstractStore):
             The key.
         metadata : dict
             Names and values to add or replace.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
-
-        Events
-        ------
-        StoreUpdateEvent
-            With the merged metadata.
         """
         data_path, metadata_path = self._paths(key)
         with self._writing(key):
@@ -1017,23 +944,7 @@ class FileSystemStore(AbstractStore):
         self._emit_write(key, True, merged)
 
     def delete(self, key: str) -> None:
-        """Delete a key: its metadata file first, then its data file.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
-
-        Events
-        ------
-        StoreDeleteEvent
-            With the metadata the key had.
-        """
+        """Delete a key: its metadata file first, then its data file."""
         data_path, metadata_path = self._paths(key)
         with self._writing(key):
             metadata = None
@@ -1114,16 +1025,6 @@ class FileSystemStore(AbstractStore):
             The key.
         buffer_size : int, optional
             Ignored: the file is read in one call.
-
-        Returns
-        -------
-        bytes
-            The whole data.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         with self.get_data(key) as stream:
             return stream.read()

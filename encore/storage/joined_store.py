@@ -68,8 +68,8 @@ from .abstract_store import (
     StoreError,
     Value,
 )
-from .utils import DEFAULT_BUFFER_SIZE, UserTag
-from ._composite import _CompositeStoreMixin, _is_writable, _unshadowed
+from .utils import UserTag
+from ._composite import _CompositeStore, _is_writable, _unshadowed
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def _held_by_any(stores: List[Any], key: str) -> bool:
 
 
 
-class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
+class JoinedStore(_CompositeStore, AbstractAuthorizingStore):
     """A store whose keys are the union of the keys of several stores.
 
     When several stores hold a key, the first of them in :attr:`stores`
@@ -123,8 +123,8 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
             raise StoreError("the first store of the JoinedStore ({!r}) is read-only".format(first))
         return first
 
-    def _reader(self, key: str) -> Any:
-        """The store to read ``key`` from: the first store holding it.
+    def _source(self, key: str) -> Tuple[Any, str]:
+        """Read ``key`` from the first store holding it.
 
         Every store but the last is probed with ``exists`` (a miss there is
         much cheaper than a failing ``get``); the last is returned without a
@@ -134,12 +134,12 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
         stores = self.stores
         for store in stores[:-1]:
             if store.exists(key):
-                return store
+                return store, key
         if stores:
-            return stores[-1]
+            return stores[-1], key
         raise KeyError(key)
 
-    # The write routing of the composite machinery (see _CompositeStoreMixin).
+    # The routing hooks of the composite machinery (see _CompositeStore).
 
     def _write_target(self, key: str) -> Tuple[Any, str]:
         return self._writable_first(), key
@@ -152,14 +152,6 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
 
     def _copies(self, key: str) -> List[Tuple[Any, str]]:
         return [(store, key) for store in self.stores if store.exists(key)]
-
-    # -- connection ----------------------------------------------------------
-
-    # Listed here, as in Encore's documentation of the class; the composite
-    # machinery implements them.
-    connect = _CompositeStoreMixin.connect
-    disconnect = _CompositeStoreMixin.disconnect
-    transaction = _CompositeStoreMixin.transaction
 
     def info(self) -> Dict[str, Any]:
         """Describe the joined store.
@@ -182,25 +174,9 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
     # -- reads ---------------------------------------------------------------
 
     def get(self, key: str) -> Value:
-        """Return the value of a key from the first store holding it.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Returns
-        -------
-        Value
-            The value given by that store (its data is not read).  The
-            stores before it are probed with ``exists``.
-
-        Raises
-        ------
-        KeyError
-            If no store holds the key.
-        """
-        # The loop of _reader, inlined on this hot path.
+        """Return the value of a key from the first store holding it (the
+        stores before it are probed with ``exists``)."""
+        # The loop of _source, inlined on this hot path.
         stores = self.stores
         for store in stores[:-1]:
             if store.exists(key):
@@ -209,79 +185,8 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
             return stores[-1].get(key)
         raise KeyError(key)
 
-    def get_data(self, key: str) -> Any:
-        """Return the data of a key, from the first store holding it.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Returns
-        -------
-        file-like
-            The child's stream; the caller closes it.
-
-        Raises
-        ------
-        KeyError
-            If no store holds the key.
-        """
-        return self._reader(key).get_data(key)
-
-    def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> Any:
-        """Return ``data[start:end]`` of a key, from the first store holding it.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        start, end : int, optional
-            Slice-style offsets (``end`` exclusive).
-
-        Returns
-        -------
-        file-like
-            A stream of the range; the caller closes it.
-
-        Raises
-        ------
-        KeyError
-            If no store holds the key.
-        """
-        return self._reader(key).get_data_range(key, start, end)
-
-    def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
-        """Return the metadata of a key, from the first store holding it.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        select : iterable of str, optional
-            The names wanted; ``None`` for all.
-
-        Returns
-        -------
-        dict
-            An independent copy.
-
-        Raises
-        ------
-        KeyError
-            If no store holds the key.
-        """
-        if select is not None:
-            select = list(select)
-        return self._reader(key).get_metadata(key, select)
-
     def exists(self, key: str) -> bool:
         """Whether any of the stores holds a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
 
         Returns
         -------
@@ -321,11 +226,6 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
         **kwargs
             Metadata names and the values they must equal; with none, every
             key of every store, once.
-
-        Returns
-        -------
-        iterator of str
-            The matching keys.
         """
         return self._joined(lambda store: store.query_keys(**kwargs), bool(kwargs), False)
 
@@ -356,145 +256,6 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
         )
         return _unshadowed(listings, pairs)
 
-    # -- writes --------------------------------------------------------------
-
-    def set(self, key: str, value: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
-        """Set the data and metadata of a key in the first store.
-
-        Copies of the key in later stores stay, shadowed.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        value : Value or (file-like, dict) tuple
-            The new data and metadata; the data is streamed.
-        buffer_size : int, optional
-            The number of bytes read at a time.
-
-        Raises
-        ------
-        StoreError
-            If the first store is read-only or there is no store.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            One, with this store as the source (after the transaction).
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is copied, when anyone listens.
-        """
-        self._set(key, value, buffer_size)
-
-    def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
-        """Replace the data of a key, in the first store.
-
-        If the key is held only by a later store, the first store receives
-        the new data with that store's metadata (copy-on-write).  A new key
-        is created in the first store with empty metadata.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        data : file-like
-            The new data, streamed.
-        buffer_size : int, optional
-            The number of bytes read at a time.
-
-        Raises
-        ------
-        StoreError
-            If the first store is read-only or there is no store.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            One, with this store as the source.
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is copied, when anyone listens.
-        """
-        self._set_data(key, data, buffer_size)
-
-    def set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
-        """Replace the metadata of a key, in the first store.
-
-        If the key is held only by a later store, its data is streamed into
-        the first store with the new metadata (copy-on-write).  A new key is
-        created in the first store with empty data.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        metadata : dict
-            The new metadata.
-
-        Raises
-        ------
-        StoreError
-            If the first store is read-only or there is no store.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            One, with this store as the source.
-        """
-        self._set_metadata(key, metadata)
-
-    def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
-        """Merge values into the metadata of a key, in the first store.
-
-        If the key is held only by a later store, its data and merged
-        metadata are streamed into the first store (copy-on-write).
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        metadata : dict
-            The names and values to merge.
-
-        Raises
-        ------
-        KeyError
-            If no store holds the key.
-        StoreError
-            If the first store is read-only or there is no store.
-
-        Events
-        ------
-        StoreUpdateEvent
-            One, with this store as the source and the merged metadata.
-        """
-        self._update_metadata(key, metadata)
-
-    def delete(self, key: str) -> None:
-        """Delete a key from every store holding it.
-
-        Deleting only the first copy would let a shadowed copy reappear, so
-        every copy goes, in one transaction.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Raises
-        ------
-        KeyError
-            If no store holds the key.
-        StoreError
-            If a store holding the key is read-only; nothing is deleted.
-
-        Events
-        ------
-        StoreDeleteEvent
-            One, with this store as the source and the metadata the key
-            showed.
-        """
-        self._delete(key)
-
     # -- permissions ---------------------------------------------------------
 
     @property
@@ -519,11 +280,6 @@ class JoinedStore(_CompositeStoreMixin, AbstractAuthorizingStore):
 
     def get_permissions(self, key: str) -> Dict[str, Any]:
         """Return the permissions of a key, from the first store holding it.
-
-        Parameters
-        ----------
-        key : str
-            The key.
 
         Returns
         -------

@@ -806,11 +806,6 @@ class LockingFileSystemStore(FileSystemStore):
         keys are restored as they were, nothing is logged and the events
         are dropped.  A second call while a transaction is open joins it.
 
-        Parameters
-        ----------
-        notes : str
-            Describes the transaction (informative only).
-
         Returns
         -------
         SimpleTransactionContext

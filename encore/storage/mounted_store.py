@@ -47,8 +47,7 @@ import logging
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .abstract_store import AbstractStore, StoreError, Value
-from ._composite import _CompositeStoreMixin, _copy_data, _is_writable, _unshadowed
-from .utils import DEFAULT_BUFFER_SIZE
+from ._composite import _CompositeStore, _copy_data, _is_writable, _unshadowed
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ __all__ = ["MountedStore"]
 _GLOB_SPECIALS = frozenset("*?[")
 
 
-class MountedStore(_CompositeStoreMixin, AbstractStore):
+class MountedStore(_CompositeStore, AbstractStore):
     """A store mounting ``mount_store`` at ``mount_point`` in ``backing_store``.
 
     Parameters
@@ -112,9 +111,9 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
             raise KeyError(key)
         return short
 
-    def _locate(self, key: str) -> Tuple[Any, str]:
-        """The child to read ``key`` from and its key there: the mount copy
-        if there is one, else the backing store's."""
+    def _source(self, key: str) -> Tuple[Any, str]:
+        """Read ``key`` from the mount copy if there is one, else from the
+        backing store."""
         if self._shadowed(key):
             return self.mount_store, key[len(self.mount_point):]
         return self.backing_store, key
@@ -124,7 +123,7 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
         short = self._short(key)
         return short is not None and self.mount_store.exists(short)
 
-    # The write routing of the composite machinery (see _CompositeStoreMixin).
+    # The routing hooks of the composite machinery (see _CompositeStore).
 
     def _write_target(self, key: str) -> Tuple[Any, str]:
         return self.mount_store, self._mounted(key)
@@ -138,14 +137,6 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
         if self.backing_store.exists(key):
             copies.append((self.backing_store, key))
         return copies
-
-    # -- connection ----------------------------------------------------------
-
-    # Listed here, as in Encore's documentation of the class; the composite
-    # machinery implements them.
-    connect = _CompositeStoreMixin.connect
-    disconnect = _CompositeStoreMixin.disconnect
-    transaction = _CompositeStoreMixin.transaction
 
     def info(self) -> Dict[str, Any]:
         """Describe the mounted store.
@@ -166,23 +157,8 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
     # -- reads ---------------------------------------------------------------
 
     def get(self, key: str) -> Value:
-        """Return the value of a key: the mount copy first, else the backing one.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Returns
-        -------
-        Value
-            The value given by the child holding the key.
-
-        Raises
-        ------
-        KeyError
-            If neither store holds it.
-        """
+        """Return the value of a key: the mount copy first, else the
+        backing store's."""
         prefix = self.mount_point  # _short, inlined on this hot path
         if key.startswith(prefix):
             mount = self.mount_store
@@ -191,82 +167,8 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
                 return mount.get(short)
         return self.backing_store.get(key)
 
-    def get_data(self, key: str) -> Any:
-        """Return the data of a key (mount copy first).
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Returns
-        -------
-        file-like
-            The child's stream; the caller closes it.
-
-        Raises
-        ------
-        KeyError
-            If neither store holds it.
-        """
-        store, store_key = self._locate(key)
-        return store.get_data(store_key)
-
-    def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> Any:
-        """Return ``data[start:end]`` of a key (mount copy first).
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        start, end : int, optional
-            Slice-style offsets.
-
-        Returns
-        -------
-        file-like
-            A stream of the range.
-
-        Raises
-        ------
-        KeyError
-            If neither store holds it.
-        """
-        store, store_key = self._locate(key)
-        return store.get_data_range(store_key, start, end)
-
-    def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
-        """Return the metadata of a key (mount copy first).
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        select : iterable of str, optional
-            The names wanted.
-
-        Returns
-        -------
-        dict
-            An independent copy.
-
-        Raises
-        ------
-        KeyError
-            If neither store holds it.
-        """
-        if select is not None:
-            select = list(select)
-        store, store_key = self._locate(key)
-        return store.get_metadata(store_key, select)
-
     def exists(self, key: str) -> bool:
         """Whether the view holds a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
 
         Returns
         -------
@@ -354,139 +256,6 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
 
     # -- writes --------------------------------------------------------------
 
-    def set(self, key: str, value: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
-        """Set the data and metadata of a key under the mount point.
-
-        Parameters
-        ----------
-        key : str
-            The key; it must start with the mount point.
-        value : Value or (file-like, dict) tuple
-            The new data (streamed) and metadata.
-        buffer_size : int, optional
-            The number of bytes read at a time.
-
-        Raises
-        ------
-        KeyError
-            If the key is outside the mount point.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            One, with this store as the source.
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is copied, when anyone listens.
-        """
-        self._set(key, value, buffer_size)
-
-    def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
-        """Replace the data of a key under the mount point.
-
-        A key only the backing store holds gets its metadata copied into the
-        mount store with the new data.
-
-        Parameters
-        ----------
-        key : str
-            The key; it must start with the mount point.
-        data : file-like
-            The new data, streamed.
-        buffer_size : int, optional
-            The number of bytes read at a time.
-
-        Raises
-        ------
-        KeyError
-            If the key is outside the mount point.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            One, with this store as the source.
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is copied, when anyone listens.
-        """
-        self._set_data(key, data, buffer_size)
-
-    def set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
-        """Replace the metadata of a key under the mount point.
-
-        A key only the backing store holds has its data streamed into the
-        mount store with the new metadata.
-
-        Parameters
-        ----------
-        key : str
-            The key; it must start with the mount point.
-        metadata : dict
-            The new metadata.
-
-        Raises
-        ------
-        KeyError
-            If the key is outside the mount point.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            One, with this store as the source.
-        """
-        self._set_metadata(key, metadata)
-
-    def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
-        """Merge values into the metadata of a key under the mount point.
-
-        A key only the backing store holds is copied into the mount store
-        (data streamed) with the merged metadata.
-
-        Parameters
-        ----------
-        key : str
-            The key; it must start with the mount point.
-        metadata : dict
-            The names and values to merge.
-
-        Raises
-        ------
-        KeyError
-            If the key is outside the mount point or in neither store.
-
-        Events
-        ------
-        StoreUpdateEvent
-            One, with this store as the source and the merged metadata.
-        """
-        self._update_metadata(key, metadata)
-
-    def delete(self, key: str) -> None:
-        """Delete a key under the mount point from both stores.
-
-        The mount copy and the backing copy are both deleted (in one
-        transaction), so the key disappears from the view; deleting only
-        the mount copy would uncover the backing one.
-
-        Parameters
-        ----------
-        key : str
-            The key; it must start with the mount point.
-
-        Raises
-        ------
-        KeyError
-            If the key is outside the mount point or in neither store.
-        StoreError
-            If the backing store holds the key but is read-only; nothing is
-            deleted then.
-
-        Events
-        ------
-        StoreDeleteEvent
-            One, with this store as the source and the metadata the key
-            showed.
-        """
-        self._delete(key)
-
     def push(self, key: str) -> None:
         """Move a key from the mount store down to the backing store.
 
@@ -512,7 +281,7 @@ class MountedStore(_CompositeStoreMixin, AbstractStore):
         mount, backing = self.mount_store, self.backing_store
         if not _is_writable(backing):
             raise StoreError("cannot push {!r}: the backing store is read-only".format(key))
-        with self._writing() as scope:
+        with self._write_scope(hold_events=False) as scope:
             metadata = mount.get_metadata(short)
             scope.will_write(backing, mount)
             _copy_data((mount, short), backing, key, metadata)

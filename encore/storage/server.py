@@ -937,6 +937,9 @@ class StoreServer(object):
         The port listened on.
     """
 
+    host: str
+    port: int
+
     def __init__(self, app: Callable, host: str, port: int, workers: int = 16, queue: int = 64,
                  idle_timeout: float = 15.0) -> None:
         if not isinstance(workers, int) or workers < 1:

@@ -35,9 +35,8 @@ import io
 import logging
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
-from .abstract_store import AbstractStore, AuthorizationError, Value
-from ._composite import _CompositeStoreMixin, _close, _is_writable
-from .utils import DEFAULT_BUFFER_SIZE
+from .abstract_store import AbstractStore, AuthorizationError
+from ._composite import _CompositeStore, _close, _is_writable
 
 logger = logging.getLogger(__name__)
 
@@ -223,7 +222,7 @@ def create_user_record(
     return key
 
 
-class SimpleAuthStore(_CompositeStoreMixin, AbstractStore):
+class SimpleAuthStore(_CompositeStore, AbstractStore):
     """A store adding username/password authentication to another store.
 
     Parameters
@@ -254,6 +253,19 @@ class SimpleAuthStore(_CompositeStoreMixin, AbstractStore):
         The record key prefix.
     user_key_store : store
         The store holding the records.
+
+    Notes
+    -----
+    Every method follows the contract of
+    :class:`~encore.storage.abstract_store.AbstractStore`, behind these
+    gates: reads (``get``, ``get_data``, ``get_data_range``,
+    ``get_metadata``) raise ``KeyError`` for a user record or a key the user
+    lacks ``'exists'`` on, and :class:`AuthenticationError` without
+    ``'get'``; ``set``, ``set_data`` and ``set_metadata`` need ``'set'``,
+    ``update_metadata`` needs ``'exists'`` and ``'set'``, ``delete``
+    ``'exists'`` and ``'delete'`` (``KeyError`` without ``'exists'``,
+    :class:`AuthenticationError` otherwise, and always for a user record).
+    The modification events have this store as their source.
     """
 
     def __init__(
@@ -283,8 +295,15 @@ class SimpleAuthStore(_CompositeStoreMixin, AbstractStore):
         store = self.store
         return [store] if callable(getattr(store, "transaction", None)) else []
 
-    # The write routing of the composite machinery (see _CompositeStoreMixin):
-    # everything goes to the wrapped store; the gates are checked before.
+    # The routing hooks of the composite machinery (see _CompositeStore):
+    # everything goes to the wrapped store, once the gates let it through.
+
+    def _source(self, key: str) -> Tuple[Any, str]:
+        self._require_read(key)
+        return self.store, key
+
+    def _check_write(self, key: str, permission: str, must_exist: bool = False) -> None:
+        self._require_write(key, permission, must_exist)
 
     def _write_target(self, key: str) -> Tuple[Any, str]:
         return self.store, key
@@ -460,11 +479,6 @@ class SimpleAuthStore(_CompositeStoreMixin, AbstractStore):
         to take.  Inside it every write is still checked, and the writes
         commit or roll back with the wrapped store's transaction.
 
-        Parameters
-        ----------
-        notes : str
-            Describes the transaction (informative only).
-
         Returns
         -------
         context manager
@@ -491,110 +505,8 @@ class SimpleAuthStore(_CompositeStoreMixin, AbstractStore):
 
     # -- reads ---------------------------------------------------------------
 
-    def get(self, key: str) -> Value:
-        """Return the value of a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Returns
-        -------
-        Value
-            The wrapped store's value.
-
-        Raises
-        ------
-        KeyError
-            If the key does not exist, is a user record, or the user may not
-            know it exists.
-        AuthenticationError
-            If the user may not read it.
-        """
-        self._require_read(key)
-        return self.store.get(key)
-
-    def get_data(self, key: str) -> Any:
-        """Return the data of a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Returns
-        -------
-        file-like
-            The wrapped store's stream.
-
-        Raises
-        ------
-        KeyError
-            As for :meth:`get`.
-        AuthenticationError
-            If the user may not read it.
-        """
-        self._require_read(key)
-        return self.store.get_data(key)
-
-    def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> Any:
-        """Return ``data[start:end]`` of a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        start, end : int, optional
-            Slice-style offsets.
-
-        Returns
-        -------
-        file-like
-            A stream of the range.
-
-        Raises
-        ------
-        KeyError
-            As for :meth:`get`.
-        AuthenticationError
-            If the user may not read it.
-        """
-        self._require_read(key)
-        return self.store.get_data_range(key, start, end)
-
-    def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
-        """Return the metadata of a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        select : iterable of str, optional
-            The names wanted.
-
-        Returns
-        -------
-        dict
-            An independent copy.
-
-        Raises
-        ------
-        KeyError
-            As for :meth:`get`.
-        AuthenticationError
-            If the user may not read it.
-        """
-        self._require_read(key)
-        return self.store.get_metadata(key, select)
-
     def exists(self, key: str) -> bool:
         """Whether a key exists, for this user.
-
-        Parameters
-        ----------
-        key : str
-            The key.
 
         Returns
         -------
@@ -635,11 +547,6 @@ class SimpleAuthStore(_CompositeStoreMixin, AbstractStore):
         ----------
         **kwargs
             Metadata names and the values they must equal.
-
-        Returns
-        -------
-        iterator of str
-            The matching keys.
         """
         return self._filtered(lambda: self.store.query_keys(**kwargs), False)
 
@@ -650,11 +557,6 @@ class SimpleAuthStore(_CompositeStoreMixin, AbstractStore):
         ----------
         pattern : str
             A pattern for :func:`fnmatch.fnmatchcase`.
-
-        Returns
-        -------
-        iterator of str
-            The matching keys.
         """
         return self._filtered(lambda: self.store.glob(pattern), False)
 
@@ -663,128 +565,3 @@ class SimpleAuthStore(_CompositeStoreMixin, AbstractStore):
         for item in listing():
             if visible(item[0] if pairs else item):
                 yield item
-
-    # -- writes --------------------------------------------------------------
-
-    def set(self, key: str, value: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
-        """Set the data and metadata of a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        value : Value or (file-like, dict) tuple
-            The new data (streamed) and metadata.
-        buffer_size : int, optional
-            The number of bytes read at a time.
-
-        Raises
-        ------
-        AuthenticationError
-            If the user may not write the key, or it is a user record.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            One, with this store as the source.
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is copied, when anyone listens.
-        """
-        self._require_write(key, "set")
-        self._set(key, value, buffer_size)
-
-    def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
-        """Replace the data of a key, keeping its metadata.
-
-        Parameters
-        ----------
-        key : str
-            The key; created with empty metadata if new.
-        data : file-like
-            The new data, streamed.
-        buffer_size : int, optional
-            The number of bytes read at a time.
-
-        Raises
-        ------
-        AuthenticationError
-            If the user may not write the key, or it is a user record.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            One, with this store as the source.
-        """
-        self._require_write(key, "set")
-        self._set_data(key, data, buffer_size)
-
-    def set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
-        """Replace the metadata of a key, keeping its data.
-
-        Parameters
-        ----------
-        key : str
-            The key; created with empty data if new.
-        metadata : dict
-            The new metadata.
-
-        Raises
-        ------
-        AuthenticationError
-            If the user may not write the key, or it is a user record.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            One, with this store as the source.
-        """
-        self._require_write(key, "set")
-        self._set_metadata(key, metadata)
-
-    def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
-        """Merge values into the metadata of a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        metadata : dict
-            The names and values to merge.
-
-        Raises
-        ------
-        KeyError
-            If the key does not exist (or the user may not know it does).
-        AuthenticationError
-            If the user may not write the key, or it is a user record.
-
-        Events
-        ------
-        StoreUpdateEvent
-            One, with this store as the source and the merged metadata.
-        """
-        self._require_write(key, "set", must_exist=True)
-        self._update_metadata(key, metadata)
-
-    def delete(self, key: str) -> None:
-        """Delete a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Raises
-        ------
-        KeyError
-            If the key does not exist (or the user may not know it does).
-        AuthenticationError
-            If the user may not delete the key, or it is a user record.
-
-        Events
-        ------
-        StoreDeleteEvent
-            One, with this store as the source.
-        """
-        self._require_write(key, "delete", must_exist=True)
-        self._delete(key)

@@ -137,18 +137,18 @@ from ._sqlite_index import (  # noqa: F401  (re-exported: names of this module b
     _Unindexable,
 )
 from ._sqlite_pool import _MAX_IDLE_READERS, _open_connection, _ReaderPool  # noqa: F401
-from .abstract_store import AbstractStore, StoreError, Value, check_metadata
+from .abstract_store import AbstractStore, StoreError, Value, check_metadata, value_parts
 from .events import (
     StoreDeleteEvent,
-    StoreProgressEndEvent,
-    StoreProgressStartEvent,
-    StoreProgressStepEvent,
     StoreSetEvent,
     StoreUpdateEvent,
 )
 from .utils import (
     DEFAULT_BUFFER_SIZE,
+    EventHold,
+    emit_events,
     is_listened,
+    progress_is_listened,
     slice_offsets,
     StoreProgressManager,
     transaction_lock,
@@ -226,7 +226,7 @@ class SqliteValue(Value):
         """file-like : A new stream over the data, from its start."""
         if self._inline is not None:
             return io.BytesIO(self._inline)
-        return self._store._open_value_data(self, 0, self.size)
+        return self._store._open_value_data(self, 0, self.size)  # type: ignore[arg-type]
 
     @property
     def metadata(self) -> Dict[str, Any]:
@@ -389,8 +389,6 @@ class SqliteStore(AbstractStore):
         self._tx_lock = transaction_lock(self)
         self._writer: Optional[sqlite3.Connection] = None
         self._tx_owner: Optional[int] = None
-        # The events of the store's own open write transaction, if any.
-        self._tx_events: Optional[list] = None
         # Index columns: committed ones, and those of the open transaction.
         self._columns: Dict[str, str] = {}
         self._tx_columns: Optional[Dict[str, str]] = None
@@ -597,13 +595,6 @@ class SqliteStore(AbstractStore):
             self._tx_columns = None
 
     def is_connected(self) -> bool:
-        """Whether the store is connected.
-
-        Returns
-        -------
-        bool
-            ``True`` between :meth:`connect` and :meth:`disconnect`.
-        """
         return self._writer is not None
 
     def info(self) -> Dict[str, Any]:
@@ -657,7 +648,7 @@ class SqliteStore(AbstractStore):
                 cursor.close()
                 return row
         if self._tx_owner == threading.get_ident():
-            cursor = self._writer.execute(sql, parameters)
+            cursor = self._writer.execute(sql, parameters)  # type: ignore[union-attr]
             row = cursor.fetchone()
             cursor.close()
             return row
@@ -679,7 +670,7 @@ class SqliteStore(AbstractStore):
             yield from rows
             return
         if self._tx_owner == threading.get_ident():
-            rows = self._writer.execute(sql, parameters).fetchall()
+            rows = self._writer.execute(sql, parameters).fetchall()  # type: ignore[union-attr]
             yield from rows
             return
         connection = self._pool.acquire()
@@ -711,20 +702,10 @@ class SqliteStore(AbstractStore):
     def get(self, key: str) -> SqliteValue:
         """Return the value of a key.
 
-        Parameters
-        ----------
-        key : str
-            The key.
-
         Returns
         -------
         SqliteValue
             The data, metadata, size and times of the key.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         row = self._read_one(self._statements["get" if _BLOB_IO else "get_whole"], (key,))
         if row is None:
@@ -748,21 +729,11 @@ class SqliteStore(AbstractStore):
     def get_data(self, key: str) -> Any:
         """Return the data of a key as a readable stream.
 
-        Parameters
-        ----------
-        key : str
-            The key.
-
         Returns
         -------
         file-like
             A stream from the start of the data (seekable); the caller
             closes it.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         return self._open_key_data(key, None, None)
 
@@ -779,16 +750,6 @@ class SqliteStore(AbstractStore):
         end : int, optional
             The offset just past the last byte (default: the end); the
             stream holds ``data[start:end]``.
-
-        Returns
-        -------
-        file-like
-            A readable stream; the caller closes it.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         return self._open_key_data(key, start, end)
 
@@ -835,7 +796,7 @@ class SqliteStore(AbstractStore):
                     continue
                 stream = _blob_reader(blob, first, last,
                                       release=functools.partial(self._pool.release, connection))
-                connection = None
+                connection = None  # type: ignore[assignment]
                 return stream
             raise StoreError("the data of {!r} kept changing while it was opened".format(key))
         finally:
@@ -873,7 +834,7 @@ class SqliteStore(AbstractStore):
                 raise changed
             stream = _blob_reader(blob, first, last,
                                   release=functools.partial(self._pool.release, connection))
-            connection = None
+            connection = None  # type: ignore[assignment]
             return stream
         finally:
             if connection is not None:
@@ -882,23 +843,10 @@ class SqliteStore(AbstractStore):
     def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
         """Return the metadata of a key.
 
-        Parameters
-        ----------
-        key : str
-            The key.
-        select : iterable of str, optional
-            The names wanted; names the key lacks are left out.  ``None``
-            (the default) returns everything.
-
         Returns
         -------
         dict
             A new dictionary.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         row = self._read_one(self._statements["metadata"], (key,))
         if row is None:
@@ -909,18 +857,6 @@ class SqliteStore(AbstractStore):
         return {name: metadata[name] for name in select if name in metadata}
 
     def exists(self, key: str) -> bool:
-        """Whether a key is in the store.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Returns
-        -------
-        bool
-            ``True`` if the key exists.
-        """
         return self._read_one(self._statements["exists"], (key,)) is not None
 
     def to_bytes(self, key: str, buffer_size: int = DEFAULT_BUFFER_SIZE) -> bytes:
@@ -932,16 +868,6 @@ class SqliteStore(AbstractStore):
             The key.
         buffer_size : int, optional
             Ignored: the data is read in one statement.
-
-        Returns
-        -------
-        bytes
-            The whole data.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
         """
         return self._whole_data(key)
 
@@ -951,15 +877,6 @@ class SqliteStore(AbstractStore):
         Conditions on indexed names are evaluated by SQLite with the index;
         the others are checked in Python on the metadata of the remaining
         rows.  Either way a key matches when ``metadata.get(name) == value``.
-
-        Parameters
-        ----------
-        select : iterable of str, optional
-            The metadata names to return; ``None`` (the default) returns the
-            whole metadata.  Selected names a key lacks are left out.
-        **kwargs
-            Metadata names and the values they must equal.  With no
-            arguments every key matches.
 
         Returns
         -------
@@ -976,17 +893,6 @@ class SqliteStore(AbstractStore):
 
         When every condition is on an indexed name, only the index is read
         (no metadata, and never any data).
-
-        Parameters
-        ----------
-        **kwargs
-            Metadata names and the values they must equal; with none, every
-            key in the store.
-
-        Returns
-        -------
-        iterator of str
-            The matching keys.
         """
         return self._query(None, kwargs, keys_only=True)
 
@@ -1045,17 +951,6 @@ class SqliteStore(AbstractStore):
         The literal start of the pattern narrows the search with the primary
         key index; the pattern itself is matched with
         :func:`fnmatch.fnmatchcase`.
-
-        Parameters
-        ----------
-        pattern : str
-            A pattern for :func:`fnmatch.fnmatchcase` (``*``, ``?``,
-            ``[seq]``); matching is case-sensitive.
-
-        Returns
-        -------
-        iterator of str
-            The matching keys.
         """
         self._require_writer()
         prefix = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
@@ -1114,60 +1009,62 @@ class SqliteStore(AbstractStore):
             connection.execute("ROLLBACK")
 
     @contextlib.contextmanager
-    def _writing(self, deferred: Optional[list] = None) -> Iterator[Tuple[sqlite3.Connection, list]]:
+    def _write_transaction(self) -> Iterator[sqlite3.Connection]:
         """Make a write atomic.
 
-        Yields the writer connection and a list to which the write appends
-        ``(emit, args)`` pairs, called once the write is safely done: after
-        the commit, or -- inside a transaction of this thread, where the
-        write becomes a savepoint -- when the savepoint is released (the
-        transaction context then holds the events until it commits).  When
-        ``deferred`` is a list, the pairs are appended to it instead of
-        being called, for the caller to call once it has finished (after
-        its progress end event, say).
+        Yields the writer connection.  The write reports its changes with
+        ``_emit_write`` and ``_emit_delete`` as it goes; an
+        :class:`~encore.storage.utils.EventHold` keeps those events until
+        the write is safely done: after the commit, or -- inside a
+        transaction of this thread, where the write becomes a savepoint --
+        when the savepoint is released, into the hold of the enclosing
+        write or transaction.  A caller that wants them later still (after
+        its progress end event, say) holds them itself around the call.
         """
-        events: list = []
-        with self._tx_lock:
-            if self._tx_owner == threading.get_ident():
-                connection = self._require_writer()
-                connection.execute("SAVEPOINT encore_write")
-                saved = None if self._tx_columns is None else dict(self._tx_columns)
-                try:
-                    yield connection, events
-                except BaseException:
-                    if connection.in_transaction:
-                        connection.execute("ROLLBACK TO encore_write")
-                        connection.execute("RELEASE encore_write")
-                    self._tx_columns = saved
-                    raise
-                connection.execute("RELEASE encore_write")
-                outer = self._tx_events
-                if outer is not None:
-                    outer.extend(events)  # the enclosing write emits them
-                elif deferred is not None:
-                    deferred.extend(events)
+        hold = EventHold(self).open()
+        try:
+            with self._tx_lock:
+                if self._tx_owner == threading.get_ident():
+                    connection = self._require_writer()
+                    connection.execute("SAVEPOINT encore_write")
+                    saved = None if self._tx_columns is None else dict(self._tx_columns)
+                    try:
+                        yield connection
+                    except BaseException:
+                        if connection.in_transaction:
+                            connection.execute("ROLLBACK TO encore_write")
+                            connection.execute("RELEASE encore_write")
+                        self._tx_columns = saved
+                        raise
+                    connection.execute("RELEASE encore_write")
                 else:
-                    for emit, args in events:
-                        emit(*args)
-                return
-            self._begin_transaction()
-            self._tx_events = events
-            try:
-                yield self._writer, events
-                self._commit_transaction()
-            except BaseException:
-                try:
-                    self._rollback_transaction()
-                except sqlite3.Error:
-                    logger.exception("rolling back a failed write failed too")
-                raise
-            finally:
-                self._tx_events = None
-        if deferred is not None:
-            deferred.extend(events)
-            return
-        for emit, args in events:
-            emit(*args)
+                    self._begin_transaction()
+                    try:
+                        yield self._writer  # type: ignore[misc]
+                        self._commit_transaction()
+                    except BaseException:
+                        try:
+                            self._rollback_transaction()
+                        except sqlite3.Error:
+                            logger.exception("rolling back a failed write failed too")
+                        raise
+        except BaseException:
+            hold.close()  # the write did not happen: its events go
+            raise
+        emit_events(self, hold.close())
+
+    @contextlib.contextmanager
+    def _events_after(self) -> Iterator[None]:
+        """Hold this thread's modification events of the store until the
+        block ends (they follow a progress end event), dropping them if it
+        raises."""
+        hold = EventHold(self).open()
+        try:
+            yield
+        except BaseException:
+            hold.close()
+            raise
+        emit_events(self, hold.close())
 
     def _write_columns(self) -> Dict[str, str]:
         return self._tx_columns if self._tx_columns is not None else self._columns
@@ -1268,8 +1165,7 @@ class SqliteStore(AbstractStore):
     # -- writing helpers -----------------------------------------------------
 
     def _modifications_listened(self) -> bool:
-        manager = self.event_manager
-        return is_listened(manager, StoreSetEvent) or is_listened(manager, StoreUpdateEvent)
+        return is_listened(self.event_manager, StoreSetEvent, StoreUpdateEvent)
 
     def _progress(self, key: str, metadata: Any, size: Optional[int], message: str) -> Any:
         """A progress manager, or None when nobody listens."""
@@ -1280,12 +1176,7 @@ class SqliteStore(AbstractStore):
                                     key=key, metadata=metadata)
 
     def _progress_listened(self) -> bool:
-        # Listeners of one concrete progress class count too, so each class is
-        # asked (asking about the StoreProgressEvent base would miss them).
-        manager = self.event_manager
-        return (is_listened(manager, StoreProgressStepEvent)
-                or is_listened(manager, StoreProgressStartEvent)
-                or is_listened(manager, StoreProgressEndEvent))
+        return progress_is_listened(self.event_manager)
 
     def _prepare(self, stream: Any, size: Optional[int], buffer_size: int, progress: Any,
                  force_spool: bool = False) -> _Payload:
@@ -1373,11 +1264,8 @@ class SqliteStore(AbstractStore):
                 self._set(key, stream, metadata, size, buffer_size, None)
             else:
                 # The modification event follows the progress end event.
-                deferred: list = []
-                with progress:
-                    self._set(key, stream, metadata, size, buffer_size, progress, deferred)
-                for emit, args in deferred:
-                    emit(*args)
+                with self._events_after(), progress:
+                    self._set(key, stream, metadata, size, buffer_size, progress)
         finally:
             if close:
                 closer = getattr(stream, "close", None)
@@ -1388,24 +1276,22 @@ class SqliteStore(AbstractStore):
         """Split a (checked) value into stream, metadata, size and ownership."""
         if type(value) is tuple:
             return value[0], value[1], None, False
-        metadata = check_metadata(value.metadata)
         if isinstance(value, SqliteValue) and value._inline is not None:
-            return io.BytesIO(value._inline), metadata, len(value._inline), True
-        size = getattr(value, "size", None)
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            size = None
+            return (io.BytesIO(value._inline), check_metadata(value.metadata),
+                    len(value._inline), True)
+        data, metadata, size, opened = value_parts(value)
         if (isinstance(value, SqliteValue) and value._store is self and self._shared
                 and value._key == key):
             size = -1  # over itself, on one connection: spool the old data first
-        return value.data, metadata, size, True
+        return data, metadata, size, opened
 
     def _set(self, key: str, stream: Any, metadata: Dict[str, Any], size: Optional[int],
-             buffer_size: int, progress: Any, deferred: Optional[list] = None) -> None:
+             buffer_size: int, progress: Any) -> None:
         payload = self._prepare(stream, None if size == -1 else size, buffer_size, progress,
                                 force_spool=size == -1)
         try:
             events_wanted = self._modifications_listened()
-            with self._writing(deferred) as (connection, events):
+            with self._write_transaction() as connection:
                 existed = True
                 if events_wanted:
                     existed = connection.execute(self._statements["exists"], (key,)).fetchone() is not None
@@ -1415,7 +1301,7 @@ class SqliteStore(AbstractStore):
                                     payload, buffer_size, progress)
                 self._put_index(connection, key, metadata, existed)
                 if events_wanted:
-                    events.append((self._emit_write, (key, existed, metadata)))
+                    self._emit_write(key, existed, metadata)
         finally:
             payload.close()
 
@@ -1430,11 +1316,6 @@ class SqliteStore(AbstractStore):
             A readable binary stream, read to its end (and left open).
         buffer_size : int, optional
             The number of bytes read at a time (default 1 MiB).
-
-        Raises
-        ------
-        TypeError
-            If ``data`` is not a readable binary stream.
 
         Events
         ------
@@ -1455,18 +1336,15 @@ class SqliteStore(AbstractStore):
         if progress is None:
             self._set_data(key, data, size, buffer_size, None)
         else:
-            deferred: list = []
-            with progress:
-                self._set_data(key, data, size, buffer_size, progress, deferred)
-            for emit, args in deferred:
-                emit(*args)
+            with self._events_after(), progress:
+                self._set_data(key, data, size, buffer_size, progress)
 
     def _set_data(self, key: str, data: Any, size: Optional[int], buffer_size: int,
-                  progress: Any, deferred: Optional[list] = None) -> None:
+                  progress: Any) -> None:
         payload = self._prepare(data, size, buffer_size, progress)
         try:
             events_wanted = self._modifications_listened()
-            with self._writing(deferred) as (connection, events):
+            with self._write_transaction() as connection:
                 if events_wanted:
                     row = connection.execute(self._statements["metadata"], (key,)).fetchone()
                 now = _now()
@@ -1474,46 +1352,20 @@ class SqliteStore(AbstractStore):
                                     payload, buffer_size, progress)
                 if events_wanted:
                     metadata = {} if row is None else self._decode_metadata(row[0], key)
-                    events.append((self._emit_write, (key, row is not None, metadata)))
+                    self._emit_write(key, row is not None, metadata)
         finally:
             payload.close()
 
     def set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
-        """Replace the metadata of a key, keeping its data.
-
-        Parameters
-        ----------
-        key : str
-            The key; created with empty data if it does not exist.
-        metadata : dict
-            The new metadata (JSON-representable, ``str`` keys).
-
-        Raises
-        ------
-        TypeError, ValueError
-            If the metadata cannot be stored.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            After the write.
-        """
         events_wanted = self._modifications_listened()
-        with self._writing() as (connection, events):
+        with self._write_transaction() as connection:
             row = connection.execute(self._statements["row_info"], (key,)).fetchone()
             self._put_metadata(connection, key, metadata, row, _now())
             if events_wanted:
-                events.append((self._emit_write, (key, row is not None, metadata)))
+                self._emit_write(key, row is not None, metadata)
 
     def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         """Merge new values into the metadata of a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        metadata : dict
-            Names and values to add or replace, as :meth:`dict.update`.
 
         Raises
         ------
@@ -1521,17 +1373,12 @@ class SqliteStore(AbstractStore):
             If the key is not in the store.
         TypeError, ValueError
             If the metadata cannot be stored.
-
-        Events
-        ------
-        StoreUpdateEvent
-            With the merged metadata.
         """
         events_wanted = self._modifications_listened()
-        with self._writing() as (connection, events):
+        with self._write_transaction() as connection:
             merged = self._update_one(connection, key, metadata, _now())
             if events_wanted:
-                events.append((self._emit_write, (key, True, merged)))
+                self._emit_write(key, True, merged)
 
     def _update_one(self, connection: sqlite3.Connection, key: str, metadata: Dict[str, Any],
                     now: float) -> Dict[str, Any]:
@@ -1544,25 +1391,8 @@ class SqliteStore(AbstractStore):
         return merged
 
     def delete(self, key: str) -> None:
-        """Delete a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
-
-        Events
-        ------
-        StoreDeleteEvent
-            With the metadata the key had.
-        """
         events_wanted = is_listened(self.event_manager, StoreDeleteEvent)
-        with self._writing() as (connection, events):
+        with self._write_transaction() as connection:
             if events_wanted:
                 row = connection.execute(self._statements["metadata"], (key,)).fetchone()
                 if row is None:
@@ -1576,7 +1406,7 @@ class SqliteStore(AbstractStore):
                     metadata = self._decode_metadata(row[0], key)
                 except StoreError:
                     metadata = {}
-                events.append((self._emit_delete, (key, metadata)))
+                self._emit_delete(key, metadata)
 
     # -- several keys at once ------------------------------------------------
 
@@ -1584,33 +1414,14 @@ class SqliteStore(AbstractStore):
         """Set the data and metadata of several keys in one transaction.
 
         Small values are written in batches (``executemany``).
-
-        Parameters
-        ----------
-        keys : iterable of str
-            The keys (any iterable, generators included).
-        values : iterable of Value or (file-like, dict) tuples
-            The values, paired with ``keys`` as by :func:`zip`.
-        buffer_size : int, optional
-            The number of bytes read at a time.
-
-        Raises
-        ------
-        TypeError, ValueError
-            If any key or value is invalid; nothing is written then.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            One per key, after the transaction.
         """
         if (self._modifications_listened()
                 or self._progress_listened()):
-            with self._writing():
+            with self._write_transaction():
                 for key, value in zip(keys, values):
                     self._set_value(key, value, buffer_size)
             return
-        with self._writing() as (connection, _):
+        with self._write_transaction() as connection:
             batch: list = []
             batch_bytes = 0
             now = _now()
@@ -1682,89 +1493,37 @@ class SqliteStore(AbstractStore):
             [_index_row(key, metadata, names) for key, metadata, _ in batch])
 
     def multiset_data(self, keys: Iterable[str], datas: Iterable[Any], buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
-        """Set the data of several keys in one transaction.
-
-        Parameters
-        ----------
-        keys : iterable of str
-            The keys.
-        datas : iterable of file-like
-            The streams, paired with ``keys`` as by :func:`zip`.
-        buffer_size : int, optional
-            The number of bytes read at a time.
-
-        Raises
-        ------
-        TypeError
-            If any key or stream is invalid; nothing is written then.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            One per key, after the transaction.
-        """
-        with self._writing():
+        with self._write_transaction():
             for key, data in zip(keys, datas):
                 self._set_data_value(key, data, buffer_size)
 
     def multiset_metadata(self, keys: Iterable[str], metadatas: Iterable[Dict[str, Any]]) -> None:
-        """Set the metadata of several keys in one transaction.
-
-        Parameters
-        ----------
-        keys : iterable of str
-            The keys.
-        metadatas : iterable of dict
-            The metadata, paired with ``keys`` as by :func:`zip`.
-
-        Raises
-        ------
-        TypeError, ValueError
-            If any key or metadata is invalid; nothing is written then.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            One per key, after the transaction.
-        """
         events_wanted = self._modifications_listened()
-        with self._writing() as (connection, events):
+        with self._write_transaction() as connection:
             sql = self._statements["row_info"]
             now = _now()
             for key, metadata in zip(keys, metadatas):
                 row = connection.execute(sql, (key,)).fetchone()
                 self._put_metadata(connection, key, metadata, row, now)
                 if events_wanted:
-                    events.append((self._emit_write, (key, row is not None, metadata)))
+                    self._emit_write(key, row is not None, metadata)
 
     def multiupdate_metadata(self, keys: Iterable[str], metadatas: Iterable[Dict[str, Any]]) -> None:
         """Merge new values into the metadata of several keys, in one
         transaction.
 
-        Parameters
-        ----------
-        keys : iterable of str
-            The keys.
-        metadatas : iterable of dict
-            The values to merge, paired with ``keys`` as by :func:`zip`.
-
         Raises
         ------
         KeyError
             If a key is not in the store; nothing is written then.
-
-        Events
-        ------
-        StoreUpdateEvent
-            One per key, after the transaction.
         """
         events_wanted = self._modifications_listened()
-        with self._writing() as (connection, events):
+        with self._write_transaction() as connection:
             now = _now()
             for key, metadata in zip(keys, metadatas):
                 merged = self._update_one(connection, key, metadata, now)
                 if events_wanted:
-                    events.append((self._emit_write, (key, True, merged)))
+                    self._emit_write(key, True, merged)
 
 
 #: The spelling of the class name used by parts of Encore's manual (its

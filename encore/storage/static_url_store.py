@@ -383,7 +383,7 @@ class StaticURLStore(AbstractReadOnlyStore):
             for name, value in credentials.items():
                 name = {"username": "user", "password": "passwd"}.get(name, name)
                 arguments[name] = value
-            factory = auth_handler_factory if auth_handler_factory is not None else basic_auth_factory
+            factory: Callable[[], Any] = auth_handler_factory if auth_handler_factory is not None else basic_auth_factory
             handler = factory()
             handler.add_password(**arguments)
             handlers.append(handler)
@@ -426,13 +426,6 @@ class StaticURLStore(AbstractReadOnlyStore):
         self._connected = False
 
     def is_connected(self) -> bool:
-        """Whether the store is connected.
-
-        Returns
-        -------
-        bool
-            ``True`` between :meth:`connect` and :meth:`disconnect`.
-        """
         return self._opener is not None
 
     # -- the index -----------------------------------------------------------
@@ -528,11 +521,6 @@ class StaticURLStore(AbstractReadOnlyStore):
     def get(self, key: str) -> URLValue:
         """Return the value of a key; its data is fetched when read.
 
-        Parameters
-        ----------
-        key : str
-            The key.
-
         Returns
         -------
         URLValue
@@ -549,11 +537,6 @@ class StaticURLStore(AbstractReadOnlyStore):
 
     def get_data(self, key: str) -> Any:
         """Return a stream of the data of a key (one request).
-
-        Parameters
-        ----------
-        key : str
-            The key.
 
         Returns
         -------
@@ -582,11 +565,6 @@ class StaticURLStore(AbstractReadOnlyStore):
         select : iterable of str, optional
             The names wanted; ``None`` for all.
 
-        Returns
-        -------
-        dict
-            An independent copy.
-
         Raises
         ------
         KeyError
@@ -596,11 +574,6 @@ class StaticURLStore(AbstractReadOnlyStore):
 
     def exists(self, key: str) -> bool:
         """Whether the cached index has a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
 
         Returns
         -------
@@ -646,11 +619,6 @@ class StaticURLStore(AbstractReadOnlyStore):
         ----------
         **kwargs
             Metadata names and the values they must equal.
-
-        Returns
-        -------
-        iterator of str
-            The matching keys.
         """
         items = self._snapshot()
         criteria = list(kwargs.items())

@@ -10,7 +10,6 @@ from .abstract_store import Value, check_metadata, copy_metadata
 _BytesIO = io.BytesIO  # looked up once: ``data`` is read on every get
 
 
-
 class StringValue(Value):
     """A value whose data is a bytes object in memory.
 
@@ -50,17 +49,6 @@ class StringValue(Value):
         self.size = len(self._bytes)
         self.created = now if created is None else created
         self.modified = now if modified is None else modified
-
-    @classmethod
-    def _trusted(cls, data: bytes, metadata: Dict[str, Any], created: float, modified: float) -> "StringValue":
-        """Build a value from parts a store already checked and owns."""
-        value = cls.__new__(cls)
-        value._bytes = data
-        value._metadata = metadata
-        value.size = len(data)
-        value.created = created
-        value.modified = modified
-        return value
 
     @property
     def data(self) -> io.BytesIO:

@@ -22,11 +22,13 @@ import itertools
 import logging
 import sys
 import threading
-from typing import Any, Callable, Iterable, Iterator, List, Optional
+from typing import Any, Callable, Iterable, Iterator, List, Literal, Optional
 
+from encore.events.abstract_event_manager import emit_held
 from encore.events.progress_events import ProgressManager
 
 from .events import (
+    StoreDeleteEvent,
     StoreModificationEvent,
     StoreProgressEndEvent,
     StoreProgressStartEvent,
@@ -450,6 +452,10 @@ def is_listened(event_manager: Any, *event_classes: type) -> bool:
     """Tell cheaply whether emitting any of the event classes can reach a
     listener.
 
+    This is the one place stores ask "is anyone listening?" before they
+    build modification or progress events (see
+    :meth:`~encore.events.abstract_event_manager.BaseEventManager.has_listeners`).
+
     Parameters
     ----------
     event_manager : BaseEventManager
@@ -461,8 +467,9 @@ def is_listened(event_manager: Any, *event_classes: type) -> bool:
     -------
     bool
         ``False`` only when the manager can tell that no listener would
-        receive an event of any of the classes; managers without a
-        ``has_listeners`` method are assumed to have listeners.
+        receive an event of any of the classes; an object that is not a
+        :class:`~encore.events.abstract_event_manager.BaseEventManager` and
+        has no ``has_listeners`` method is assumed to have listeners.
     """
     has_listeners = getattr(event_manager, "has_listeners", None)
     if has_listeners is None:
@@ -584,6 +591,203 @@ def store_progress(
 
 
 # ---------------------------------------------------------------------------
+# Holding modification events back
+# ---------------------------------------------------------------------------
+
+class _Holds(threading.local):
+    """Per thread: the open holds, innermost last."""
+
+    def __init__(self) -> None:
+        # Set for every thread: a missing attribute of a threading.local is
+        # slow to look up, and every modification event looks.
+        self.stack: List["EventHold"] = []
+
+
+_holds = _Holds()
+
+
+class EventHold(object):
+    """Modification events of one store, held back on the current thread.
+
+    This is the one mechanism by which a store delays its modification
+    events until the writes they describe are final: the abstract
+    :meth:`~encore.storage.abstract_store.AbstractStore.set` merges the
+    events of its two parts into one, :class:`SimpleTransactionContext`
+    emits the events of a transaction after it commits (and drops them
+    after a rollback), and the composite stores emit theirs when a write or
+    a transaction of theirs ends.
+
+    While a hold is open, the store's
+    :meth:`~encore.storage.abstract_store.AbstractReadOnlyStore._emit_modification`
+    adds each event about the store to the innermost open hold of this
+    thread that takes it (see :func:`event_hold`) instead of emitting it.
+    The owner of the hold closes it, getting the events back, and emits
+    them (:func:`emit_events`) or drops them.
+
+    Parameters
+    ----------
+    store : AbstractReadOnlyStore
+        The store whose events are held.
+    key : str, optional
+        Hold only the set and update events of this key, as
+        ``(event_class, metadata)`` pairs, for the owner to merge them into
+        one event.  By default every modification event of the store is
+        held, as events.
+    """
+
+    __slots__ = ("store", "key", "events")
+
+    def __init__(self, store: Any, key: Optional[str] = None) -> None:
+        self.store = store
+        self.key = key
+        self.events: List[Any] = []
+
+    def open(self) -> "EventHold":
+        """Start holding the store's events on this thread.
+
+        Returns
+        -------
+        EventHold
+            ``self``.
+        """
+        _holds.stack.append(self)
+        return self
+
+    def close(self) -> List[Any]:
+        """Stop holding and return what was held.
+
+        Returns
+        -------
+        list
+            The events held (for a merging hold, ``(event_class,
+            metadata)`` pairs), in the order they came.
+        """
+        stack = _holds.stack
+        if stack and stack[-1] is self:
+            stack.pop()  # the usual case: holds close innermost first
+        else:
+            for index in range(len(stack) - 1, -1, -1):
+                if stack[index] is self:
+                    del stack[index]
+                    break
+        events = self.events
+        if events:
+            self.events = []
+        return events
+
+    def takes(self, event_class: type, key: str) -> bool:
+        """Whether this hold holds an event of ``event_class`` about ``key``.
+
+        Parameters
+        ----------
+        event_class : type
+            The modification event class.
+        key : str
+            The key concerned.
+
+        Returns
+        -------
+        bool
+            Always for a hold of every event; for a merging hold, set and
+            update events of its key.
+        """
+        if self.key is None:
+            return True
+        return self.key == key and event_class is not StoreDeleteEvent
+
+    def add(self, event_class: type, key: str, metadata: Optional[dict]) -> None:
+        """Hold an event (called by ``_emit_modification``).
+
+        Parameters
+        ----------
+        event_class : type
+            The modification event class.
+        key : str
+            The key concerned.
+        metadata : dict or None
+            The metadata the event carries; a hold of every event builds
+            the event at once with a copy (the store may change the dict it
+            keeps before the hold ends).
+        """
+        if self.key is not None:
+            self.events.append((event_class, metadata))
+        else:
+            if metadata is not None:
+                from .abstract_store import copy_metadata
+
+                metadata = copy_metadata(metadata)
+            self.events.append(event_class(source=self.store, key=key, metadata=metadata))
+
+    def add_event(self, event: Any) -> None:
+        """Hold an event already built (one emitted by the store itself, or
+        released by an inner hold).
+
+        Parameters
+        ----------
+        event : StoreModificationEvent
+            The event.
+        """
+        if self.key is not None:
+            self.events.append((type(event), event.metadata))
+        else:
+            self.events.append(event)
+
+
+def event_hold(store: Any, event_class: type, key: str) -> Optional[EventHold]:
+    """Return the innermost open hold of this thread taking an event.
+
+    Parameters
+    ----------
+    store : AbstractReadOnlyStore
+        The store the event is about (its source).
+    event_class : type
+        The modification event class.
+    key : str
+        The key concerned.
+
+    Returns
+    -------
+    EventHold or None
+        ``None`` when the event should be emitted now.
+    """
+    stack = _holds.stack
+    if not stack:
+        return None
+    for index in range(len(stack) - 1, -1, -1):
+        hold = stack[index]
+        if hold.store is store and hold.takes(event_class, key):
+            return hold
+    return None
+
+
+def emit_events(store: Any, events: Iterable[Any]) -> None:
+    """Emit events that were held back, on a store's event manager.
+
+    A modification event that an enclosing hold of this thread takes (a
+    transaction nested in a write that holds its events) goes to that hold
+    instead.
+
+    Parameters
+    ----------
+    store : AbstractReadOnlyStore
+        The store whose ``event_manager`` receives them.
+    events : iterable of BaseEvent
+        The events, emitted in order (see
+        :func:`~encore.events.abstract_event_manager.emit_held`).
+    """
+    manager = store.event_manager
+    for event in events:
+        # A hold of an enclosing write takes them over.
+        hold = None
+        if isinstance(event, StoreModificationEvent):
+            hold = event_hold(store, type(event), getattr(event, "key", ""))
+        if hold is not None:
+            hold.add_event(event)
+        else:
+            emit_held(manager, event)
+
+
+# ---------------------------------------------------------------------------
 # Transactions
 # ---------------------------------------------------------------------------
 
@@ -625,6 +829,8 @@ class DummyTransactionContext(object):
         The store the context belongs to.
     """
 
+    store: Any
+
     def __new__(cls, store: Any) -> "DummyTransactionContext":
         existing = getattr(store, "_transaction", None)
         if type(existing) is cls:
@@ -643,7 +849,7 @@ class DummyTransactionContext(object):
     def __enter__(self) -> "DummyTransactionContext":
         return self
 
-    def __exit__(self, exc_type, exc_value, traceback) -> bool:
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> Literal[False]:
         return False
 
 
@@ -661,7 +867,7 @@ class SimpleTransactionContext(object):
     The outermost entry calls :meth:`begin` and emits a
     :class:`~encore.storage.events.StoreTransactionStartEvent`.  While it is
     open, the store's modification events emitted on this thread are held
-    back.  The outermost exit calls :meth:`commit` (or :meth:`rollback` when
+    back in an :class:`EventHold`.  The outermost exit calls :meth:`commit` (or :meth:`rollback` when
     the block raised, or when the commit failed), emits a
     :class:`~encore.storage.events.StoreTransactionEndEvent` with
     ``state='done'`` or ``'failed'``, and then re-emits the held events in
@@ -685,6 +891,12 @@ class SimpleTransactionContext(object):
         When it ends, with ``state`` ``'done'`` or ``'failed'``.
     """
 
+    store: Any
+    _depth: int
+    _owner: Optional[int]
+    _hold: Optional[EventHold]
+    _lock: Any  # threading.RLock
+
     def __new__(cls, store: Any) -> "SimpleTransactionContext":
         existing = getattr(store, "_transaction", None)
         if isinstance(existing, cls) and existing.store is store:
@@ -693,7 +905,7 @@ class SimpleTransactionContext(object):
         context.store = store
         context._depth = 0
         context._owner = None
-        context._captured = []
+        context._hold = None
         context._lock = transaction_lock(store)
         try:
             store._transaction = context
@@ -730,8 +942,11 @@ class SimpleTransactionContext(object):
             method()
 
     def _capture(self, event: Any) -> None:
-        if event.source is self.store and threading.get_ident() == self._owner:
-            self._captured.append(event)
+        # Events a store emits itself, rather than through
+        # _emit_modification, join the hold too.
+        hold = self._hold
+        if hold is not None and event.source is self.store and threading.get_ident() == self._owner:
+            hold.add_event(event)
             event.mark_as_handled()
 
     def __enter__(self) -> "SimpleTransactionContext":
@@ -746,7 +961,7 @@ class SimpleTransactionContext(object):
             raise
         self._depth = 1
         self._owner = threading.get_ident()
-        self._captured = []
+        self._hold = EventHold(self.store).open()
         try:
             self.store._transaction = self
         except AttributeError:
@@ -757,14 +972,15 @@ class SimpleTransactionContext(object):
             manager.emit(StoreTransactionStartEvent(source=self.store))
         return self
 
-    def __exit__(self, exc_type, exc_value, traceback) -> bool:
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> Literal[False]:
         if self._depth > 1:
             self._depth -= 1
             self._lock.release()
             return False
         store = self.store
         manager = store.event_manager
-        captured, self._captured = self._captured, []
+        hold, self._hold = self._hold, None
+        captured = hold.close() if hold is not None else []
         state = "failed"
         error: Optional[BaseException] = None
         try:
@@ -796,9 +1012,7 @@ class SimpleTransactionContext(object):
         if is_listened(manager, StoreTransactionEndEvent):
             manager.emit(StoreTransactionEndEvent(source=store, state=state))
         if state == "done" or getattr(store, "_rollback_transaction", None) is None:
-            for event in captured:
-                event._handled = False
-                manager.emit(event)
+            emit_events(store, captured)
         if error is not None:
             raise error
         return False

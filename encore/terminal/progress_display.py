@@ -58,7 +58,7 @@ import shutil
 import sys
 import threading
 import time
-from typing import Any, Dict, Optional, TextIO
+from typing import Any, Callable, Dict, Optional, TextIO
 
 from encore.events.abstract_event_manager import BaseEventManager
 from encore.events.progress_events import (
@@ -158,6 +158,8 @@ class _Writer(object):
     #: Rates and times left are shown once the operation has run this long
     #: (in seconds); earlier figures would be noise.
     rate_after = 0.5
+    #: Each writer's listener for the step events of its operation.
+    step_listener: Callable[[ProgressStepEvent], None]
 
     def __init__(self, display: "ProgressDisplay", operation_id: Any) -> None:
         self.display = display
@@ -545,7 +547,7 @@ class ProgressDisplay(object):
             otherwise.  Its ``units`` (if any) says what the steps count;
             the steps of store progress events count bytes.
         """
-        operation_id = event.operation_id
+        operation_id = event.operation_id  # type: ignore[attr-defined]  # (set by the emitter)
         steps = getattr(event, "steps", -1)
         message = str(getattr(event, "message", ""))
         units = getattr(event, "units", None)

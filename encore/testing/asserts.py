@@ -144,7 +144,7 @@ def _run(command: List[str], environment: Dict[str, str], timeout: Optional[floa
             except subprocess.TimeoutExpired as exc:
                 # Something outside the session still holds the pipes: keep
                 # what was read.
-                out, err = exc.stdout, exc.stderr
+                out, err = exc.stdout, exc.stderr  # type: ignore[assignment]
             return process.wait(), out or b"", err or b"", True
         except BaseException:
             # Interrupted (Ctrl-C): do not leave the child behind.

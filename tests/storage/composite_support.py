@@ -1,19 +1,11 @@
 """What the composite stores' test modules share: child stores of every kind,
 and the generation of one unittest class per (child kind, conformance mixin)."""
 import os
-import unittest
 
 from encore.storage.dict_memory_store import DictMemoryStore
 from encore.storage.filesystem_store import FileSystemStore, init_shared_store
 from encore.storage.sqlite_store import SqliteStore
-from encore.storage.tests.abstract_test import (
-    StoreBadInputTestMixin,
-    StoreConcurrencyTestMixin,
-    StoreEventTestMixin,
-    StoreKeyTestMixin,
-    StoreMetadataCopyTestMixin,
-    StoreTransactionTestMixin,
-)
+from encore.storage.tests.abstract_test import CONFORMANCE_MIXINS, store_test_cases
 
 #: The kinds of child store every composite is tested over.
 CHILD_KINDS = ["dict", "sqlite", "filesystem"]
@@ -64,26 +56,16 @@ def make_mixin_classes(prefix, case, read, write, large, extra=None):
     dict
         Class name to class, for ``globals().update``.
     """
-    mixins = [
-        ("Read", read),
-        ("Write", write),
-        ("Events", type("_E", (case, StoreEventTestMixin), {})),
-        ("Transactions", type("_T", (case, StoreTransactionTestMixin), {})),
-        ("Keys", type("_K", (case, StoreKeyTestMixin), {})),
-        ("MetadataCopy", type("_M", (case, StoreMetadataCopyTestMixin), {})),
-        ("Concurrency", type("_C", (case, StoreConcurrencyTestMixin), {})),
-        ("BadInput", type("_B", (case, StoreBadInputTestMixin), {})),
-        ("LargeValues", large),
-    ]
     made = {}
     for kind in CHILD_KINDS:
-        for label, base in mixins:
-            namespace = {"kind": kind}
-            if kind == "dict" and label == "LargeValues":
-                # Memory is the dict store's medium: nothing to bound.
-                namespace.update(streaming=False, large_value_size=8 << 20)
-            if extra is not None:
-                namespace.update(extra(kind, label))
-            name = "%s%s%s" % (prefix, kind.capitalize(), label)
-            made[name] = type(name, (base, unittest.TestCase), namespace)
+        attributes = {label: {"kind": kind} for label in CONFORMANCE_MIXINS}
+        if kind == "dict":
+            # Memory is the dict store's medium: nothing to bound.
+            attributes["LargeValues"].update(streaming=False, large_value_size=8 << 20)
+        if extra is not None:
+            for label in CONFORMANCE_MIXINS:
+                attributes[label].update(extra(kind, label))
+        made.update(store_test_cases(
+            prefix=prefix + kind.capitalize(), base=case, attributes=attributes,
+            overrides={"Read": read, "Write": write, "LargeValues": large}))
     return made

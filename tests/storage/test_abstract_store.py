@@ -15,9 +15,13 @@ from encore.storage.abstract_store import (
     AuthorizationError,
     StoreError,
     Value,
+    ValueParts,
     check_key,
     check_metadata,
+    checks_own_arguments,
+    value_parts,
 )
+import encore.storage.abstract_store as abstract_store_module
 from encore.storage.events import (
     StoreDeleteEvent,
     StoreEvent,
@@ -380,9 +384,87 @@ class TestArgumentChecks:
         class Sub(MinimalStore):
             def get(self, key):
                 return super().get(key)
-        assert Sub.get.__encore_checked__
-        assert Sub.get.__wrapped__.__name__ == "get"
-        assert not hasattr(Sub.get.__wrapped__, "__encore_checked__")
+        unchecked = Sub.get.__encore_unchecked__
+        assert unchecked.__name__ == "get"
+        assert not hasattr(unchecked, "__encore_unchecked__")
+        assert Sub.get.__doc__ == unchecked.__doc__
+
+        class SubSub(Sub):
+            pass
+        assert SubSub.__dict__.get("get") is None  # not wrapped a second time
+
+    def test_methods_from_a_plain_mixin_are_checked(self):
+        received = []
+
+        class GetMixin:
+            def get(self, key):
+                received.append(key)
+                return StringValue(b"", {})
+
+        class MixedStore(GetMixin, MinimalStore):
+            pass
+
+        store = MixedStore(event_manager=EventManager())
+        with pytest.raises(TypeError):
+            store.get(b"key")
+        assert received == []
+        store.get("key")
+        assert received == ["key"]
+        # The mixin itself is left as it was.
+        assert not hasattr(GetMixin.get, "__encore_unchecked__")
+
+    def test_checks_own_arguments_opts_out(self):
+        received = []
+
+        class OwnChecks(MinimalStore):
+            @checks_own_arguments
+            def get(self, key):
+                received.append(key)
+                return StringValue(b"", {})
+
+        store = OwnChecks(event_manager=EventManager())
+        store.get(b"raw")  # reaches the method unchecked
+        assert received == [b"raw"]
+        assert not hasattr(OwnChecks.get, "__encore_unchecked__")
+
+    def test_each_argument_is_checked_once_per_public_call(self, store, monkeypatch):
+        # Nested metadata always goes through _json_copy, once per check at
+        # the top level (path ""); a two-key multiset used to check six times.
+        calls = []
+        real = abstract_store_module._json_copy
+
+        def counting(value, path):
+            if path == "":
+                calls.append(value)
+            return real(value, path)
+
+        monkeypatch.setattr(abstract_store_module, "_json_copy", counting)
+        store.multiset(["a", "b"], [(io.BytesIO(b"1"), {"n": [1]}), (io.BytesIO(b"2"), {"n": [2]})])
+        assert len(calls) == 2
+        calls.clear()
+        store.set("c", (io.BytesIO(b"3"), {"n": [3]}))
+        assert len(calls) == 1
+        calls.clear()
+        store.update_metadata("c", {"m": [1]})
+        # (MinimalStore.get builds a StringValue, which checks what it holds.)
+        assert calls.count({"m": [1]}) == 1
+        calls.clear()
+        store.multiset_metadata(["a", "b"], [{"x": [1]}, {"x": [2]}])
+        assert len(calls) == 2
+        assert store.get_metadata("a") == {"x": [1]}
+        assert store.get_metadata("c") == {"n": [3], "m": [1]}
+
+    def test_value_parts(self):
+        stream = io.BytesIO(b"abc")
+        metadata = {"n": 1}
+        assert value_parts((stream, metadata)) == ValueParts(stream, metadata, None, False)
+        value = StringValue(b"abcd", {"n": [1]})
+        data, copied, size, opened = value_parts(value)
+        try:
+            assert data.read() == b"abcd" and size == 4 and opened
+            assert copied == {"n": [1]}
+        finally:
+            data.close()
 
 
 class TestEventsAndTransactions:
@@ -638,3 +720,70 @@ def test_keyword_item_under_the_implementations_own_name():
     assert store.data["a"][1] == {"x": 1} and store.data["b"][1] == {"y": 2}
     with pytest.raises(TypeError):
         store.set_metadata("c", md={"z": object()})
+
+
+def test_an_event_hold_takes_the_stores_events_until_its_owner_emits_them(store, manager):
+    from encore.storage.utils import EventHold, emit_events, event_hold
+
+    events = record(manager, StoreModificationEvent)
+    other = MinimalStore(event_manager=manager)
+    hold = EventHold(store).open()
+    try:
+        assert event_hold(store, StoreSetEvent, "k") is hold
+        assert event_hold(other, StoreSetEvent, "k") is None
+        store.set_data("k", io.BytesIO(b"x"))
+        other.set_data("elsewhere", io.BytesIO(b"y"))  # not held: another store
+        assert [e.key for e in events] == ["elsewhere"]
+    finally:
+        held = hold.close()
+    assert event_hold(store, StoreSetEvent, "k") is None
+    assert [(type(e), e.key) for e in held] == [(StoreSetEvent, "k")]
+    held[0].mark_as_handled()  # as a capturing listener would have
+    emit_events(store, held)
+    assert [e.key for e in events] == ["elsewhere", "k"]
+
+
+def test_a_merging_hold_takes_only_its_keys_set_and_update_events(store):
+    from encore.storage.utils import EventHold, event_hold
+
+    hold = EventHold(store, "k").open()
+    try:
+        assert event_hold(store, StoreUpdateEvent, "k") is hold
+        assert event_hold(store, StoreDeleteEvent, "k") is None
+        assert event_hold(store, StoreSetEvent, "other") is None
+    finally:
+        hold.close()
+
+
+def test_has_listeners_is_part_of_the_manager_interface():
+    from encore.events.abstract_event_manager import BaseEventManager
+    from encore.storage.utils import is_listened
+
+    class QuietManager(BaseEventManager):
+        """Implements only the abstract methods: has_listeners is inherited."""
+
+        def connect(self, cls, func, filter=None, priority=0):
+            pass
+
+        def disconnect(self, cls, func):
+            pass
+
+        def emit(self, event, block=True):
+            pass
+
+        def enable(self, cls):
+            pass
+
+        def disable(self, cls):
+            pass
+
+        def is_enabled(self, cls):
+            return True
+
+    assert QuietManager().has_listeners(StoreSetEvent) is True  # cannot know: assume so
+    assert is_listened(QuietManager(), StoreSetEvent)
+    assert is_listened(object(), StoreSetEvent)  # not a manager at all: assume so too
+    manager = EventManager()
+    assert not is_listened(manager, StoreSetEvent, StoreUpdateEvent)
+    manager.connect(StoreUpdateEvent, lambda event: None)
+    assert is_listened(manager, StoreSetEvent, StoreUpdateEvent)

@@ -36,77 +36,28 @@ from encore.storage.tests.abstract_test import (
     StoreWriteTestMixin,
     populate,
     read_fixture,
+    store_test_cases,
     write_fixture,
 )
 
 
-class _EmptyDictStore(object):
-    """setUp: a connected, empty store with a private event manager."""
-
-    def setUp(self):
-        self.event_manager = EventManager()
-        self.store = DictMemoryStore(event_manager=self.event_manager)
-        self.store.connect()
-
-    def tearDown(self):
-        self.store.disconnect()
+def _fill_read_directly(store):
+    """The read fixture put straight into ``_store`` (not through ``set``)."""
+    now = time.time()
+    for key, data, metadata in read_fixture():
+        store._store[key] = (data, metadata, now, now)
 
 
-class TestDictMemoryStoreRead(unittest.TestCase, StoreReadTestMixin):
-    """The read mixin, with the fixture put straight into ``_store``."""
-
-    def setUp(self):
-        self.store = DictMemoryStore(event_manager=EventManager())
-        self.store.connect()
-        now = time.time()
-        for key, data, metadata in read_fixture():
-            self.store._store[key] = (data, metadata, now, now)
-
-    def tearDown(self):
-        self.store.disconnect()
-
-
-class TestDictMemoryStoreWrite(unittest.TestCase, StoreWriteTestMixin):
-    """The write mixin, with the fixture written through the API."""
-
-    def setUp(self):
-        self.store = DictMemoryStore(event_manager=EventManager())
-        self.store.connect()
-        populate(self.store, write_fixture())
-
-    def tearDown(self):
-        self.store.disconnect()
-
-
-class TestDictMemoryStoreEvents(_EmptyDictStore, unittest.TestCase, StoreEventTestMixin):
-    pass
-
-
-class TestDictMemoryStoreMetadataCopies(_EmptyDictStore, unittest.TestCase, StoreMetadataCopyTestMixin):
-    pass
-
-
-class TestDictMemoryStoreTransactions(_EmptyDictStore, unittest.TestCase, StoreTransactionTestMixin):
-    pass
-
-
-class TestDictMemoryStoreKeys(_EmptyDictStore, unittest.TestCase, StoreKeyTestMixin):
-    pass
-
-
-class TestDictMemoryStoreBadInput(_EmptyDictStore, unittest.TestCase, StoreBadInputTestMixin):
-    pass
-
-
-class TestDictMemoryStoreLargeValues(_EmptyDictStore, unittest.TestCase, StoreLargeValueTestMixin):
-    # The medium is memory: no streaming bound to check, and a modest size.
-    streaming = False
-    large_value_size = 8 << 20
-
-
-class TestDictMemoryStoreConcurrency(_EmptyDictStore, unittest.TestCase, StoreConcurrencyTestMixin):
-    concurrency_threads = 6
-    concurrency_rounds = 200
+globals().update(store_test_cases(
+    lambda test: DictMemoryStore(event_manager=EventManager()),
+    "TestDictMemoryStore",
+    fixtures={"Read": _fill_read_directly},
+    attributes={
+        # The medium is memory: no streaming bound to check, and a modest size.
+        "LargeValues": {"streaming": False, "large_value_size": 8 << 20},
+        "Concurrency": {"concurrency_threads": 6, "concurrency_rounds": 200},
+    },
+))
 
 
 # ---------------------------------------------------------------------------
@@ -628,3 +579,22 @@ def test_read_only_store_skips_utils_large_with_a_reason():
     assert [reason for _, reason in result.skipped] == [
         "read-only store and utils_large() not overridden"
     ]
+
+
+def test_store_test_cases_rejects_unknown_labels_and_ambiguous_setups():
+    with pytest.raises(ValueError):
+        store_test_cases(lambda test: DictMemoryStore(), "TestX", include=["Reed"])
+    with pytest.raises(ValueError):
+        store_test_cases(None, "TestX")
+
+
+def test_store_test_cases_builds_runnable_unittest_cases():
+    made = store_test_cases(lambda test: DictMemoryStore(event_manager=EventManager()),
+                            "TestBuilt", include=["Read", "Keys"])
+    assert sorted(made) == ["TestBuiltKeys", "TestBuiltRead"]
+    assert all(issubclass(case, unittest.TestCase) for case in made.values())
+    assert made["TestBuiltRead"].__module__ == __name__
+    suite = unittest.defaultTestLoader.loadTestsFromTestCase(made["TestBuiltRead"])
+    result = unittest.TestResult()
+    suite.run(result)
+    assert result.testsRun > 10 and result.wasSuccessful(), result.failures + result.errors

@@ -17,15 +17,11 @@ from encore.storage.events import StoreDeleteEvent, StoreModificationEvent, Stor
 from encore.storage.server import make_app
 from encore.storage.tests.abstract_test import (
     EventRecorder,
-    StoreBadInputTestMixin,
-    StoreConcurrencyTestMixin,
-    StoreEventTestMixin,
-    StoreKeyTestMixin,
-    StoreMetadataCopyTestMixin,
     StoreReadTestMixin,
     StoreWriteTestMixin,
     populate,
     read_fixture,
+    store_test_cases,
     write_fixture,
 )
 
@@ -93,7 +89,9 @@ class _RemoteStore(object):
         self.store.disconnect()
 
 
-class TestDynamicRead(_RemoteStore, unittest.TestCase, StoreReadTestMixin):
+class _DynamicRead(_RemoteStore, StoreReadTestMixin):
+    """The read fixture put in the backing store."""
+
     resolution = "second"
 
     def setUp(self):
@@ -101,7 +99,9 @@ class TestDynamicRead(_RemoteStore, unittest.TestCase, StoreReadTestMixin):
         populate(self.backing, read_fixture())
 
 
-class TestDynamicWrite(_RemoteStore, unittest.TestCase, StoreWriteTestMixin):
+class _DynamicWrite(_RemoteStore, StoreWriteTestMixin):
+    """The write fixture put in the backing store."""
+
     resolution = "second"
 
     def setUp(self):
@@ -109,24 +109,9 @@ class TestDynamicWrite(_RemoteStore, unittest.TestCase, StoreWriteTestMixin):
         populate(self.backing, write_fixture())
 
 
-class TestDynamicMetadataCopy(_RemoteStore, unittest.TestCase, StoreMetadataCopyTestMixin):
-    pass
-
-
-class TestDynamicEvents(_RemoteStore, unittest.TestCase, StoreEventTestMixin):
-    pass
-
-
-class TestDynamicKeys(_RemoteStore, unittest.TestCase, StoreKeyTestMixin):
-    pass
-
-
-class TestDynamicBadInput(_RemoteStore, unittest.TestCase, StoreBadInputTestMixin):
-    pass
-
-
-class TestDynamicConcurrency(_RemoteStore, unittest.TestCase, StoreConcurrencyTestMixin):
-    pass
+globals().update(store_test_cases(
+    prefix="TestDynamic", base=_RemoteStore, exclude=["Transactions", "LargeValues"],
+    overrides={"Read": _DynamicRead, "Write": _DynamicWrite}))
 
 
 # ---------------------------------------------------------------------------

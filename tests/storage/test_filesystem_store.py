@@ -8,7 +8,6 @@ import re
 import shutil
 import tempfile
 import threading
-import unittest
 
 import pytest
 
@@ -23,81 +22,28 @@ from encore.storage.filesystem_store import (
     encode_key,
     init_shared_store,
 )
-from encore.storage.tests.abstract_test import (
-    StoreBadInputTestMixin,
-    StoreConcurrencyTestMixin,
-    StoreEventTestMixin,
-    StoreKeyTestMixin,
-    StoreLargeValueTestMixin,
-    StoreMetadataCopyTestMixin,
-    StoreReadTestMixin,
-    StoreTransactionTestMixin,
-    StoreWriteTestMixin,
-    populate,
-    read_fixture,
-    write_fixture,
-)
+from encore.storage.tests.abstract_test import store_test_cases
 
 
-class _DirectoryStore(object):
-    """setUp: a connected, empty store in ``<private dir>/store`` with a
-    private event manager."""
-
-    fixture = None
-
-    def make_store(self, path, event_manager):
-        return FileSystemStore(path, event_manager=event_manager)
-
-    def setUp(self):
-        self.parent = tempfile.mkdtemp(prefix="encore_fs_test_")
-        self.store_directory = os.path.join(self.parent, "store")
-        init_shared_store(self.store_directory)
-        self.event_manager = EventManager()
-        self.store = self.make_store(self.store_directory, self.event_manager)
-        self.store.connect()
-        if self.fixture is not None:
-            populate(self.store, self.fixture())
-
-    def tearDown(self):
-        self.store.disconnect()
-        shutil.rmtree(self.parent, ignore_errors=True)
+def _make_directory_store(test):
+    """A store in ``<private dir>/store`` with a private event manager (the
+    directory is ``test.store_directory``, for the key mixin's checks)."""
+    parent = tempfile.mkdtemp(prefix="encore_fs_test_")
+    test.addCleanup(shutil.rmtree, parent, True)
+    test.store_directory = os.path.join(parent, "store")
+    init_shared_store(test.store_directory)
+    return FileSystemStore(test.store_directory, event_manager=EventManager())
 
 
-class TestFileSystemStoreRead(_DirectoryStore, unittest.TestCase, StoreReadTestMixin):
-    fixture = staticmethod(read_fixture)
-
-
-class TestFileSystemStoreWrite(_DirectoryStore, unittest.TestCase, StoreWriteTestMixin):
-    fixture = staticmethod(write_fixture)
-
-
-class TestFileSystemStoreEvents(_DirectoryStore, unittest.TestCase, StoreEventTestMixin):
-    pass
-
-
-class TestFileSystemStoreMetadataCopies(_DirectoryStore, unittest.TestCase, StoreMetadataCopyTestMixin):
-    pass
-
-
-class TestFileSystemStoreTransactions(_DirectoryStore, unittest.TestCase, StoreTransactionTestMixin):
-    pass
-
-
-class TestFileSystemStoreKeys(_DirectoryStore, unittest.TestCase, StoreKeyTestMixin):
-    pass
-
-
-class TestFileSystemStoreBadInput(_DirectoryStore, unittest.TestCase, StoreBadInputTestMixin):
-    pass
-
-
-class TestFileSystemStoreLargeValues(_DirectoryStore, unittest.TestCase, StoreLargeValueTestMixin):
-    # Big enough to span many buffers, small enough to keep fsync cheap.
-    large_value_size = 16 << 20
-
-
-class TestFileSystemStoreConcurrency(_DirectoryStore, unittest.TestCase, StoreConcurrencyTestMixin):
-    concurrency_rounds = 15
+globals().update(store_test_cases(
+    _make_directory_store,
+    "TestFileSystemStore",
+    attributes={
+        # Big enough to span many buffers, small enough to keep fsync cheap.
+        "LargeValues": {"large_value_size": 16 << 20},
+        "Concurrency": {"concurrency_rounds": 15},
+    },
+))
 
 
 # ---------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import shutil
 import tempfile
 import threading
 import time
-import unittest
 import weakref
 from datetime import datetime, timedelta, timezone
 
@@ -31,76 +30,26 @@ from encore.storage.locking_filesystem_store import (
     transact,
     write_log,
 )
-from encore.storage.tests.abstract_test import (
-    StoreBadInputTestMixin,
-    StoreConcurrencyTestMixin,
-    StoreEventTestMixin,
-    StoreKeyTestMixin,
-    StoreLargeValueTestMixin,
-    StoreMetadataCopyTestMixin,
-    StoreReadTestMixin,
-    StoreTransactionTestMixin,
-    StoreWriteTestMixin,
-    populate,
-    read_fixture,
-    write_fixture,
-)
+from encore.storage.tests.abstract_test import store_test_cases
 
 
-class _LockingStore(object):
-    """setUp: a connected, empty store in ``<private dir>/store``."""
-
-    fixture = None
-
-    def setUp(self):
-        self.parent = tempfile.mkdtemp(prefix="encore_lfs_test_")
-        self.store_directory = os.path.join(self.parent, "store")
-        init_shared_store(self.store_directory)
-        self.event_manager = EventManager()
-        self.store = LockingFileSystemStore(self.store_directory, event_manager=self.event_manager)
-        self.store.connect()
-        if self.fixture is not None:
-            populate(self.store, self.fixture())
-
-    def tearDown(self):
-        self.store.disconnect()
-        shutil.rmtree(self.parent, ignore_errors=True)
+def _make_locking_store(test):
+    """A store in ``<private dir>/store`` with a private event manager."""
+    parent = tempfile.mkdtemp(prefix="encore_lfs_test_")
+    test.addCleanup(shutil.rmtree, parent, True)
+    test.store_directory = os.path.join(parent, "store")
+    init_shared_store(test.store_directory)
+    return LockingFileSystemStore(test.store_directory, event_manager=EventManager())
 
 
-class TestLockingStoreRead(_LockingStore, unittest.TestCase, StoreReadTestMixin):
-    fixture = staticmethod(read_fixture)
-
-
-class TestLockingStoreWrite(_LockingStore, unittest.TestCase, StoreWriteTestMixin):
-    fixture = staticmethod(write_fixture)
-
-
-class TestLockingStoreEvents(_LockingStore, unittest.TestCase, StoreEventTestMixin):
-    pass
-
-
-class TestLockingStoreMetadataCopies(_LockingStore, unittest.TestCase, StoreMetadataCopyTestMixin):
-    pass
-
-
-class TestLockingStoreTransactions(_LockingStore, unittest.TestCase, StoreTransactionTestMixin):
-    pass
-
-
-class TestLockingStoreKeys(_LockingStore, unittest.TestCase, StoreKeyTestMixin):
-    pass
-
-
-class TestLockingStoreBadInput(_LockingStore, unittest.TestCase, StoreBadInputTestMixin):
-    pass
-
-
-class TestLockingStoreLargeValues(_LockingStore, unittest.TestCase, StoreLargeValueTestMixin):
-    large_value_size = 16 << 20
-
-
-class TestLockingStoreConcurrency(_LockingStore, unittest.TestCase, StoreConcurrencyTestMixin):
-    concurrency_rounds = 15
+globals().update(store_test_cases(
+    _make_locking_store,
+    "TestLockingStore",
+    attributes={
+        "LargeValues": {"large_value_size": 16 << 20},
+        "Concurrency": {"concurrency_rounds": 15},
+    },
+))
 
 
 # ---------------------------------------------------------------------------

@@ -10,7 +10,6 @@ import sqlite3
 import tempfile
 import threading
 import tracemalloc
-import unittest
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -31,19 +30,8 @@ from encore.storage.string_value import StringValue
 from encore.storage.tests.abstract_test import (
     EventRecorder,
     PatternFile,
-    StoreBadInputTestMixin,
-    StoreConcurrencyTestMixin,
-    StoreEventTestMixin,
-    StoreKeyTestMixin,
-    StoreLargeValueTestMixin,
-    StoreMetadataCopyTestMixin,
-    StoreReadTestMixin,
-    StoreTransactionTestMixin,
-    StoreWriteTestMixin,
     pattern_digest,
-    populate,
-    read_fixture,
-    write_fixture,
+    store_test_cases,
 )
 
 # ---------------------------------------------------------------------------
@@ -51,129 +39,34 @@ from encore.storage.tests.abstract_test import (
 # ---------------------------------------------------------------------------
 
 
-class _MemoryStore(object):
-    """setUp: a connected store in a private in-memory database."""
-
-    fixture = None
-    index = "dynamic"
-
-    def setUp(self):
-        self.event_manager = EventManager()
-        self.store = SqliteStore(index=self.index, event_manager=self.event_manager)
-        self.store.connect()
-        if self.fixture is not None:
-            populate(self.store, self.fixture())
-
-    def tearDown(self):
-        self.store.disconnect()
+def _memory_store(index="dynamic"):
+    """Make a store in a private in-memory database."""
+    def make(test):
+        return SqliteStore(index=index, event_manager=EventManager())
+    return make
 
 
-class _FileStore(_MemoryStore):
-    """setUp: a connected store in a new database file."""
-
-    def setUp(self):
-        self.directory = tempfile.mkdtemp(prefix="encore_sqlite_test_")
-        self.event_manager = EventManager()
-        self.store = SqliteStore(os.path.join(self.directory, "store.db"), index=self.index,
-                                 event_manager=self.event_manager)
-        self.store.connect()
-        if self.fixture is not None:
-            populate(self.store, self.fixture())
-
-    def tearDown(self):
-        self.store.disconnect()
-        shutil.rmtree(self.directory, ignore_errors=True)
+def _file_store(index="dynamic"):
+    """Make a store in a new database file."""
+    def make(test):
+        directory = tempfile.mkdtemp(prefix="encore_sqlite_test_")
+        test.addCleanup(shutil.rmtree, directory, True)
+        return SqliteStore(os.path.join(directory, "store.db"), index=index,
+                           event_manager=EventManager())
+    return make
 
 
-class _Large(object):
+_ATTRIBUTES = {
     # Spans many buffers and the blob path, while keeping the suite fast.
-    large_value_size = 16 << 20
+    "LargeValues": {"large_value_size": 16 << 20},
+    "Concurrency": {"concurrency_rounds": 15},
+}
 
-
-class _Concurrency(object):
-    concurrency_rounds = 15
-
-
-class TestMemoryRead(_MemoryStore, unittest.TestCase, StoreReadTestMixin):
-    fixture = staticmethod(read_fixture)
-
-
-class TestMemoryReadUnindexed(_MemoryStore, unittest.TestCase, StoreReadTestMixin):
-    fixture = staticmethod(read_fixture)
-    index = None
-
-
-class TestMemoryWrite(_MemoryStore, unittest.TestCase, StoreWriteTestMixin):
-    fixture = staticmethod(write_fixture)
-
-
-class TestMemoryEvents(_MemoryStore, unittest.TestCase, StoreEventTestMixin):
-    pass
-
-
-class TestMemoryMetadataCopies(_MemoryStore, unittest.TestCase, StoreMetadataCopyTestMixin):
-    pass
-
-
-class TestMemoryTransactions(_MemoryStore, unittest.TestCase, StoreTransactionTestMixin):
-    pass
-
-
-class TestMemoryKeys(_MemoryStore, unittest.TestCase, StoreKeyTestMixin):
-    pass
-
-
-class TestMemoryBadInput(_MemoryStore, unittest.TestCase, StoreBadInputTestMixin):
-    pass
-
-
-class TestMemoryLargeValues(_Large, _MemoryStore, unittest.TestCase, StoreLargeValueTestMixin):
-    pass
-
-
-class TestMemoryConcurrency(_Concurrency, _MemoryStore, unittest.TestCase, StoreConcurrencyTestMixin):
-    pass
-
-
-class TestFileRead(_FileStore, unittest.TestCase, StoreReadTestMixin):
-    fixture = staticmethod(read_fixture)
-
-
-class TestFileReadUnindexed(_FileStore, unittest.TestCase, StoreReadTestMixin):
-    fixture = staticmethod(read_fixture)
-    index = None
-
-
-class TestFileWrite(_FileStore, unittest.TestCase, StoreWriteTestMixin):
-    fixture = staticmethod(write_fixture)
-
-
-class TestFileEvents(_FileStore, unittest.TestCase, StoreEventTestMixin):
-    pass
-
-
-class TestFileMetadataCopies(_FileStore, unittest.TestCase, StoreMetadataCopyTestMixin):
-    pass
-
-
-class TestFileTransactions(_FileStore, unittest.TestCase, StoreTransactionTestMixin):
-    pass
-
-
-class TestFileKeys(_FileStore, unittest.TestCase, StoreKeyTestMixin):
-    pass
-
-
-class TestFileBadInput(_FileStore, unittest.TestCase, StoreBadInputTestMixin):
-    pass
-
-
-class TestFileLargeValues(_Large, _FileStore, unittest.TestCase, StoreLargeValueTestMixin):
-    pass
-
-
-class TestFileConcurrency(_Concurrency, _FileStore, unittest.TestCase, StoreConcurrencyTestMixin):
-    pass
+globals().update(store_test_cases(_memory_store(), "TestMemory", attributes=_ATTRIBUTES))
+globals().update(store_test_cases(_file_store(), "TestFile", attributes=_ATTRIBUTES))
+# The read mixin again, without the metadata index.
+globals().update(store_test_cases(_memory_store(index=None), "TestMemoryUnindexed", include=["Read"]))
+globals().update(store_test_cases(_file_store(index=None), "TestFileUnindexed", include=["Read"]))
 
 
 # ---------------------------------------------------------------------------

@@ -7,7 +7,6 @@ import re
 import shutil
 import tempfile
 import threading
-import unittest
 import urllib.request
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
@@ -17,7 +16,7 @@ from encore.events.event_manager import EventManager
 from encore.storage.abstract_store import AuthorizationError, StoreError
 from encore.storage.events import StoreDeleteEvent, StoreModificationEvent, StoreSetEvent, StoreUpdateEvent
 from encore.storage.static_url_store import StaticURLStore, basic_auth_factory
-from encore.storage.tests.abstract_test import LARGE_SIZE, PatternFile, StoreReadTestMixin, read_fixture
+from encore.storage.tests.abstract_test import LARGE_SIZE, PatternFile, read_fixture, store_test_cases
 
 NO_PROXY = urllib.request.ProxyHandler({})
 
@@ -113,8 +112,9 @@ class _Site(object):
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-class TestStaticRead(unittest.TestCase, StoreReadTestMixin):
-    """The read mixin, over a fixture directory served by http.server."""
+class _StaticSite(object):
+    """setUp: a store over the read fixture's directory, served by
+    http.server (one site per class)."""
 
     resolution = "second"
 
@@ -148,6 +148,9 @@ class TestStaticRead(unittest.TestCase, StoreReadTestMixin):
             self.store.update_index()
         finally:
             self.site.write(read_fixture())  # the other tests expect the plain fixture
+
+
+globals().update(store_test_cases(prefix="TestStatic", base=_StaticSite, include=["Read"]))
 
 
 @pytest.fixture

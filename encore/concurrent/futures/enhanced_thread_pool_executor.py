@@ -212,7 +212,7 @@ class EnhancedThreadPoolExecutor(concurrent.futures.Executor):
         # When the executor is garbage-collected, wake the workers so they
         # notice and exit (they hold only this weak reference to it).
         work_queue = self._work_queue
-        self._self_ref = weakref.ref(self, lambda _, q=work_queue: q.put(None))
+        self._self_ref = weakref.ref(self, lambda _, q=work_queue: q.put(None))  # type: ignore[misc]
         if self._wait_at_exit:
             with _registry_lock:
                 _exit_waited_executors.add(self)

@@ -21,6 +21,12 @@ can check that it behaves as the API promises by mixing these classes into a
 The tests only use ``unittest`` assertions, so they run under ``unittest`` and
 under pytest alike.
 
+:func:`store_test_cases` builds these classes for a store factory, filling
+the fixtures through the API -- the way encore's own stores are tested, and
+the shortest way to test a new one::
+
+    globals().update(store_test_cases(lambda test: MyStore(), "TestMyStore"))
+
 :class:`StoreReadTestMixin` and :class:`StoreWriteTestMixin` keep the fixture
 contract of Encore 0.8's mixins, so a test class written for Encore runs
 unchanged.  The other mixins check properties Encore did not test: metadata copies
@@ -62,6 +68,7 @@ from .mixins._support import (  # noqa: F401  (private helpers re-exported too)
     write_fixture,
 )
 from .mixins.bad_input import StoreBadInputTestMixin
+from .mixins.cases import CONFORMANCE_MIXINS, store_test_cases
 from .mixins.concurrency import StoreConcurrencyTestMixin
 from .mixins.events import StoreEventTestMixin
 from .mixins.keys import StoreKeyTestMixin
@@ -94,4 +101,6 @@ __all__ = [
     "StoreBadInputTestMixin",
     "StoreLargeValueTestMixin",
     "StoreConcurrencyTestMixin",
+    "CONFORMANCE_MIXINS",
+    "store_test_cases",
 ]

@@ -32,7 +32,7 @@ class StoreTransactionTestMixin(_StoreTestHelpers):
     """
 
     def _setup_keys(self) -> Dict[str, Tuple[bytes, dict]]:
-        content = {
+        content: Dict[str, Tuple[bytes, dict]] = {
             "tx_keep": (b"keep", {"k": 1}),
             "tx_delete": (b"delete", {"d": [1, 2]}),
             "tx_meta": (b"meta", {"m": {"n": 1}}),
