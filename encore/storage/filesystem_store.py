@@ -41,20 +41,46 @@ Writes
 Every file is written to a temporary file in the same directory, flushed,
 ``fsync``-ed and renamed over the old one with :func:`os.replace`, and the
 directory is ``fsync``-ed where the platform allows, so a crash or an
-exception in the middle of a write leaves the old value intact.  ``set``
-writes the data first and the metadata last: a new key becomes visible
-only once both files are complete, and a reader of an existing key can
-only briefly see the new data with the old metadata, never new metadata
-describing data that is not there yet.  ``delete`` removes the metadata
-first for the same reason.
+exception in the middle of a write leaves the old file intact.  Incoming
+data is staged in its temporary file *before* the key is locked: a slow
+source holds no lock, and a write locks its key only to put the staged
+files in place.
+
+A value is its data and its metadata together, also after a crash:
+
+* a new key is written data first and metadata last (a key exists exactly
+  when its ``.metadata`` file does), and a deletion removes the metadata
+  first, so a crash in between leaves at most an orphan ``.data`` file,
+  which is no key and is replaced by the next write;
+* replacing both files of an existing key (``set`` with new metadata, or
+  the rollback of a transaction) first writes a small *intent record*,
+  ``.~<owner>-<n>.intent`` in the store's root: a JSON object
+  ``{"version": 1, "renames": [[temporary, target, identity], ...]}`` with
+  paths relative to the root and ``identity`` the ``[inode, size,
+  modification time in ns]`` of the target when the record was written
+  (``null``: no target).  The record is synced before the first rename and
+  removed after the last.  Opening a store rolls forward the records of
+  writers that no longer run: each temporary file still present is renamed
+  over its target if the target is still the one recorded (else the
+  temporary file is dropped, a later write having won), so every key ends
+  up wholly as before the write or wholly as after it.
+
+Temporary files are named ``.~<pid>-<host><random>-<n><suffix>`` (``<pid>``
+in hexadecimal, ``<host>`` four hexadecimal digits of the host name's
+hash).  :meth:`FileSystemStore.connect` deletes those left by a writer that
+no longer runs: same host, and no process with that ``<pid>``.  Files of
+other hosts, of live processes and of any name it cannot parse are kept.
 """
 from __future__ import annotations
 
 import errno
+import hashlib
 import itertools
 import json
 import logging
 import os
+import re
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -92,12 +118,14 @@ from .utils import (
     DEFAULT_BUFFER_SIZE,
     copy_stream,
     is_listened,
+    progress_is_listened,
     range_stream,
     store_progress,
     transaction_lock,
 )
 
-__all__ = ["FileSystemStore", "FileSystemStoreError", "init_shared_store", "encode_key", "decode_key"]
+__all__ = ["FileSystemStore", "FileSystemStoreError", "init_shared_store", "encode_key", "decode_key",
+           "recover", "sweep"]
 
 logger = logging.getLogger(__name__)
 
@@ -168,17 +196,56 @@ def _make_directories(path: str) -> None:
 
 _temporary_state: Dict[str, Any] = {"pid": None, "prefix": "", "counter": None}
 
+#: The suffix of intent records (see the module documentation).
+INTENT_SUFFIX = ".intent"
+#: The suffixes of the temporary files a writer leaves when it dies.
+_SWEPT_SUFFIXES = (TEMP_SUFFIX, BACKUP_SUFFIX, INTENT_SUFFIX)
+_OWNER = re.compile(r"\.~([0-9a-f]{1,16})-([0-9a-f]{4})[0-9a-f]{4}-[0-9]+\.")
+
+
+def _host_token() -> str:
+    try:
+        host = socket.gethostname()
+    except OSError:  # pragma: no cover - no host name
+        host = ""
+    return hashlib.sha256(host.encode("utf-8", "surrogatepass")).hexdigest()[:4]
+
+
+_HOST_TOKEN = _host_token()
+
 
 def _temporary_name(suffix: str) -> str:
-    """A name no other process or thread will pick: a random per-process
-    prefix and a counter."""
+    """A name no other process or thread will pick: a per-process prefix
+    (pid, host token and random digits) and a counter."""
     state = _temporary_state
     pid = os.getpid()
     if state["pid"] != pid:  # first use, or a forked child
-        state["prefix"] = "{}{:x}-{}-".format(TEMP_PREFIX, pid, os.urandom(4).hex())
+        state["prefix"] = "{}{:x}-{}{}-".format(TEMP_PREFIX, pid, _HOST_TOKEN, os.urandom(2).hex())
         state["counter"] = itertools.count()
         state["pid"] = pid
     return "{}{}{}".format(state["prefix"], next(state["counter"]), suffix)
+
+
+def _owner_is_gone(name: str) -> bool:
+    """Whether the process that made the temporary file ``name`` has ended.
+
+    Only a file made on this host by a process that no longer exists
+    counts; a name that cannot be parsed, another host's file or a file of
+    a live process (or of a new process that got the same pid) does not.
+    """
+    match = _OWNER.match(name)
+    if match is None or match.group(2) != _HOST_TOKEN or os.name == "nt":
+        return False
+    pid = int(match.group(1), 16)
+    if pid == os.getpid() or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, but not ours to signal
+        return False
+    return False
 
 
 _TEMPORARY_FLAGS = (os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0)
@@ -245,6 +312,177 @@ def _read_bytes(path: str) -> Optional[bytes]:
 
 def _dump_metadata(metadata: Dict[str, Any]) -> bytes:
     return json.dumps(metadata, ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def _identity(path: str) -> Optional[List[int]]:
+    """What tells one version of a file from another: ``[inode, size,
+    modification time in ns]``, or None if there is no file."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return [status.st_ino, status.st_size, status.st_mtime_ns]
+
+
+def _write_intent(root: str, renames: List[Tuple[str, str]]) -> str:
+    """Write and sync an intent record for ``renames`` (temporary, target)
+    in ``root``; return its path."""
+    record = {
+        "version": 1,
+        "renames": [[os.path.relpath(temporary, root), os.path.relpath(target, root), _identity(target)]
+                    for temporary, target in renames],
+    }
+    content = json.dumps(record, separators=(",", ":")).encode("utf-8", "surrogatepass")
+    fd, path = _open_temporary(root, INTENT_SUFFIX)
+    try:
+        with open(fd, "wb") as stream:
+            stream.write(content)
+            stream.flush()
+            os.fsync(stream.fileno())
+    except BaseException:
+        _unlink_quietly(path)
+        raise
+    _fsync_directory(root)
+    return path
+
+
+def _inside(root: str, relative: Any) -> Optional[str]:
+    """The absolute path of ``relative`` if it is a path inside ``root``."""
+    if not isinstance(relative, str) or not relative or os.path.isabs(relative):
+        return None
+    path = os.path.normpath(os.path.join(root, relative))
+    if not path.startswith(os.path.join(root, "")):
+        return None
+    return path
+
+
+def _roll_forward(root: str, intent: str) -> None:
+    """Finish the renames of the intent record ``intent`` of a dead writer.
+
+    A temporary file still present is renamed over its target when the
+    target is still the one the record names; otherwise a later write won
+    and the temporary file is dropped.  A record that cannot be read was
+    being written when its writer died, before any rename: it is dropped.
+    """
+    try:
+        with open(intent, "rb") as stream:
+            record = json.loads(stream.read().decode("utf-8", "surrogatepass"))
+        renames = record["renames"]
+        if not isinstance(renames, list):
+            raise ValueError("renames is not a list")
+    except (OSError, ValueError, KeyError, TypeError):
+        _unlink_quietly(intent)
+        return
+    directories = []
+    for item in renames:
+        if not isinstance(item, list) or len(item) != 3:
+            continue
+        temporary, target = _inside(root, item[0]), _inside(root, item[1])
+        if temporary is None or target is None:
+            continue
+        if not os.path.basename(temporary).startswith(TEMP_PREFIX):
+            continue  # only ever a temporary file is renamed
+        if not os.path.lexists(temporary):
+            continue  # renamed before the writer died
+        try:
+            if _identity(target) == item[2]:
+                os.replace(temporary, target)
+                logger.info("Completed an interrupted write of %s", target)
+            else:
+                os.unlink(temporary)
+        except FileNotFoundError:
+            continue  # another process finishing the same record
+        except OSError:
+            logger.exception("Could not complete the interrupted write of %s", target)
+            continue
+        directory = os.path.dirname(target)
+        if directory not in directories:
+            directories.append(directory)
+    for directory in directories:
+        _fsync_directory(directory)
+    _unlink_quietly(intent)
+
+
+def recover(path: Any) -> int:
+    """Roll forward the interrupted writes of a store's dead writers.
+
+    Every :class:`FileSystemStore` does this when it is created and when it
+    connects; it is safe to call at any time, from any process.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The store's directory.
+
+    Returns
+    -------
+    int
+        The number of intent records completed.
+    """
+    root = os.path.abspath(os.fspath(path))
+    done = 0
+    try:
+        with os.scandir(root) as scan:
+            names = [entry.name for entry in scan
+                     if entry.name.startswith(TEMP_PREFIX) and entry.name.endswith(INTENT_SUFFIX)]
+    except OSError:
+        return 0
+    for name in sorted(names):
+        if _owner_is_gone(name):
+            _roll_forward(root, os.path.join(root, name))
+            done += 1
+    return done
+
+
+def sweep(path: Any) -> int:
+    """Delete the temporary files that writers no longer running left.
+
+    Interrupted writes are first rolled forward (:func:`recover`).  Only
+    files whose name shows they were made on this host by a process that
+    has ended are deleted (see the module documentation).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The store's directory.
+
+    Returns
+    -------
+    int
+        The number of files deleted.
+    """
+    root = os.path.abspath(os.fspath(path))
+    recover(root)
+    removed = 0
+    pending = [root]
+    while pending:
+        directory = pending.pop()
+        try:
+            with os.scandir(directory) as scan:
+                entries = list(scan)
+        except OSError:
+            continue
+        for entry in entries:
+            name = entry.name
+            if name.startswith(TEMP_PREFIX):
+                if name.endswith(_SWEPT_SUFFIXES) and _owner_is_gone(name):
+                    try:
+                        if not entry.is_dir(follow_symlinks=False):
+                            os.unlink(entry.path)
+                            removed += 1
+                    except OSError:
+                        pass
+                continue
+            if name.endswith(LOCK_SUFFIX) or name.endswith(METADATA_SUFFIX) or name.endswith(DATA_SUFFIX):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+            except OSError:
+                continue
+    if removed:
+        logger.info("Removed %d temporary files of ended writers from %s", removed, root)
+    return removed
 
 
 class _FileSystemValue(FileValue):
@@ -398,6 +636,7 @@ class FileSystemStore(AbstractStore):
         self._path_cache: Dict[str, Tuple[str, str]] = {}
         self._journal: Optional[Dict[str, Optional[str]]] = None
         self._journal_thread: Optional[int] = None
+        recover(root)
 
     # -- description -------------------------------------------------------
 
@@ -438,6 +677,9 @@ class FileSystemStore(AbstractStore):
     def connect(self, credentials: Any = None) -> None:
         """Connect to the store.
 
+        Interrupted writes of writers that no longer run are completed and
+        their temporary files deleted (see :func:`sweep`).
+
         Parameters
         ----------
         credentials : object, optional
@@ -451,6 +693,7 @@ class FileSystemStore(AbstractStore):
         if not os.path.isfile(os.path.join(self._root, self._magic_fname)):
             raise FileSystemStoreError("{!r} no longer holds a {!r} file".format(
                 self._root, self._magic_fname))
+        sweep(self._root)
         super().connect(credentials)
 
     # -- paths -------------------------------------------------------------
@@ -787,11 +1030,24 @@ class FileSystemStore(AbstractStore):
 
     def _prepare_data(self, key: str, path: str, data: Any, buffer_size: int,
                       metadata: Optional[Dict[str, Any]], steps: int) -> _Pending:
+        """Stage incoming data in a synced temporary file beside ``path``.
+
+        Called without the key's lock: reading a slow source blocks no
+        other writer.  If reading fails, a directory made for the staged
+        file alone is removed again.
+        """
+        directory = os.path.dirname(path)
+        fresh_directory = not os.path.isdir(directory)
         progress = store_progress(self, key, metadata, "Setting data of {}".format(key), steps)
-        with progress:
-            temporary = _write_temporary(
-                os.path.dirname(path),
-                lambda stream: copy_stream(data, stream.write, buffer_size, progress.step))
+        try:
+            with progress:
+                temporary = _write_temporary(
+                    directory,
+                    lambda stream: copy_stream(data, stream.write, buffer_size, progress.step))
+        except BaseException:
+            if fresh_directory:
+                self._remove_empty_directories(directory)
+            raise
         return _Pending(temporary, path)
 
     def _prepare_bytes(self, path: str, content: bytes) -> _Pending:
@@ -822,11 +1078,21 @@ class FileSystemStore(AbstractStore):
                     break
         journal[path] = backup
 
-    def _apply(self, changes: List[_Pending]) -> None:
-        """Install prepared changes in order, then sync their directories."""
+    def _apply(self, changes: List[_Pending], replaces_pair: bool = False) -> None:
+        """Install prepared changes in order, then sync their directories.
+
+        ``replaces_pair``: the changes replace both files of an existing
+        key, so an intent record makes them one step for a crash.
+        """
         journaling = self._journaling()
         directories = []
+        intent = None
         try:
+            if replaces_pair:
+                renames = [(change.temporary, change.path) for change in changes
+                           if change.temporary is not None]
+                if len(renames) > 1:
+                    intent = _write_intent(self._root, renames)
             for change in changes:
                 if journaling:
                     self._back_up(change.path)
@@ -841,6 +1107,13 @@ class FileSystemStore(AbstractStore):
         finally:
             for change in changes:
                 change.discard()
+            if intent is not None and directories:
+                for directory in directories:
+                    _fsync_directory(directory)
+                directories = []
+            if intent is not None:
+                # Its temporary files are all renamed or discarded by now.
+                _unlink_quietly(intent)
         for directory in directories:
             _fsync_directory(directory)
 
@@ -851,7 +1124,9 @@ class FileSystemStore(AbstractStore):
     def set(self, key: str, value: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Set the data and metadata of a key.
 
-        The data is written first, then the metadata, each atomically.
+        The data is staged in a temporary file before the key is locked;
+        then data and metadata are put in place as one step, also for a
+        crash (see the module documentation).
 
         Parameters
         ----------
@@ -886,20 +1161,24 @@ class FileSystemStore(AbstractStore):
         try:
             content = _dump_metadata(metadata)
             data_path, metadata_path = self._paths(key)
+            staged = self._prepare_data(key, data_path, data, buffer_size, metadata, steps)
+        finally:
+            if owned is not None:
+                owned.close()
+        try:
             with self._writing(key):
                 existed = os.path.isfile(metadata_path)
                 with _staging() as changes:
                     if not existed:
                         changes.extend(self._creation_changes(key, data_path))
-                    changes.append(self._prepare_data(key, data_path, data, buffer_size, metadata, steps))
+                    changes.append(staged)
                     # Metadata equal to what is stored is not written again.
                     if not existed or _read_bytes(metadata_path) != content:
                         changes.append(self._prepare_bytes(metadata_path, content))
-                self._apply(changes)
+                self._apply(changes, replaces_pair=existed)
                 self._written(key, "w")
         finally:
-            if owned is not None:
-                owned.close()
+            staged.discard()
         self._emit_write(key, existed, metadata)
 
     def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
@@ -922,23 +1201,34 @@ class FileSystemStore(AbstractStore):
             After the write, with the key's metadata.
         """
         data_path, metadata_path = self._paths(key)
-        with self._writing(key):
-            existed = os.path.isfile(metadata_path)
-            metadata = None
-            if existed and self._listened():
-                try:
-                    metadata = self._read_metadata(key, metadata_path)
-                except KeyError:
-                    existed = False
-            with _staging() as changes:
-                if not existed:
-                    changes.extend(self._creation_changes(key, data_path))
-                changes.append(self._prepare_data(key, data_path, data, buffer_size, metadata, -1))
-                if not existed:
-                    metadata = {}
-                    changes.append(self._prepare_bytes(metadata_path, b"{}"))
-            self._apply(changes)
-            self._written(key, "w")
+        progress_metadata = None
+        if progress_is_listened(self.event_manager):
+            # For the progress events only: the data is staged unlocked.
+            try:
+                progress_metadata = self._read_metadata(key, metadata_path)
+            except KeyError:
+                pass
+        staged = self._prepare_data(key, data_path, data, buffer_size, progress_metadata, -1)
+        try:
+            with self._writing(key):
+                existed = os.path.isfile(metadata_path)
+                metadata = None
+                if existed and self._listened():
+                    try:
+                        metadata = self._read_metadata(key, metadata_path)
+                    except KeyError:
+                        existed = False
+                with _staging() as changes:
+                    if not existed:
+                        changes.extend(self._creation_changes(key, data_path))
+                    changes.append(staged)
+                    if not existed:
+                        metadata = {}
+                        changes.append(self._prepare_bytes(metadata_path, b"{}"))
+                self._apply(changes)
+                self._written(key, "w")
+        finally:
+            staged.discard()
         self._emit_write(key, existed, metadata)
 
     def set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
@@ -1074,6 +1364,15 @@ class FileSystemStore(AbstractStore):
             return 0 if journal[path] is None else 2
 
         directories = set()
+        restores = [(journal[path], path) for path in sorted(journal, key=order)
+                    if journal[path] is not None]
+        intent = None
+        if len(restores) > 1:
+            # A crash while restoring must not leave a key half restored.
+            try:
+                intent = _write_intent(self._root, restores)
+            except OSError:
+                logger.exception("Could not write the intent record of a rollback")
         for path in sorted(journal, key=order):
             backup = journal[path]
             try:
@@ -1086,6 +1385,8 @@ class FileSystemStore(AbstractStore):
             directories.add(os.path.dirname(path))
         for directory in directories:
             _fsync_directory(directory)
+        if intent is not None:
+            _unlink_quietly(intent)
         for directory in sorted(directories, key=len, reverse=True):
             self._remove_empty_directories(directory)
 
