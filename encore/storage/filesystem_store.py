@@ -56,8 +56,8 @@ A value is its data and its metadata together, also after a crash:
   the rollback of a transaction) first writes a small *intent record*,
   ``.~<owner>-<n>.intent`` in the store's root: a JSON object
   ``{"version": 1, "renames": [[temporary, target, identity], ...]}`` with
-  paths relative to the root and ``identity`` the ``[inode, size,
-  modification time in ns]`` of the target when the record was written
+  paths relative to the root and ``identity`` the ``[inode, size]`` of
+  the target when the record was written
   (``null``: no target).  The record is synced before the first rename and
   removed after the last.  Opening a store rolls forward the records of
   writers that no longer run: each temporary file still present is renamed
@@ -198,8 +198,10 @@ _temporary_state: Dict[str, Any] = {"pid": None, "prefix": "", "counter": None}
 
 #: The suffix of intent records (see the module documentation).
 INTENT_SUFFIX = ".intent"
+#: The suffix of transaction records (see the module documentation).
+TRANSACTION_SUFFIX = ".txn"
 #: The suffixes of the temporary files a writer leaves when it dies.
-_SWEPT_SUFFIXES = (TEMP_SUFFIX, BACKUP_SUFFIX, INTENT_SUFFIX)
+_SWEPT_SUFFIXES = (TEMP_SUFFIX, BACKUP_SUFFIX, INTENT_SUFFIX, TRANSACTION_SUFFIX)
 _OWNER = re.compile(r"\.~([0-9a-f]{1,16})-([0-9a-f]{4})[0-9a-f]{4}-[0-9]+\.")
 
 
@@ -315,13 +317,14 @@ def _dump_metadata(metadata: Dict[str, Any]) -> bytes:
 
 
 def _identity(path: str) -> Optional[List[int]]:
-    """What tells one version of a file from another: ``[inode, size,
-    modification time in ns]``, or None if there is no file."""
+    """What tells one version of a file from another: ``[inode, size]``, or
+    None if there is no file.  Every write replaces a file with a new one
+    (a new inode); only its time is ever changed in place."""
     try:
         status = os.stat(path)
     except OSError:
         return None
-    return [status.st_ino, status.st_size, status.st_mtime_ns]
+    return [status.st_ino, status.st_size]
 
 
 def _write_intent(root: str, renames: List[Tuple[str, str]]) -> str:
@@ -403,6 +406,96 @@ def _roll_forward(root: str, intent: str) -> None:
     _unlink_quietly(intent)
 
 
+def _restore(root: str, items: List[Tuple[str, Optional[str], Optional[list]]]) -> List[str]:
+    """Put back the files a transaction changed; return their directories.
+
+    ``items`` are ``(path, backup, written)``: ``backup`` None for a file
+    the transaction created, ``written`` None to restore unconditionally,
+    else the identities the transaction gave the file -- it is restored
+    only while it still has one of them (no later write is undone).
+    """
+    def order(item: Tuple[str, Optional[str], Optional[list]]) -> int:
+        # Remove the metadata of keys the transaction created first and
+        # restore the metadata of older keys last, so that a key is
+        # visible only while its data is in place.
+        if not item[0].endswith(METADATA_SUFFIX):
+            return 1
+        return 0 if item[1] is None else 2
+
+    todo = []
+    for path, backup, written in sorted(items, key=order):
+        if written is not None:
+            current = _identity(path)
+            if current not in written or (backup is not None and not os.path.lexists(backup)):
+                if backup is not None:
+                    _unlink_quietly(backup)
+                continue
+        todo.append((path, backup))
+    restores = [(backup, path) for path, backup in todo if backup is not None]
+    intent = None
+    if len(restores) > 1:
+        # A crash while restoring must not leave a key half restored.
+        try:
+            intent = _write_intent(root, restores)
+        except OSError:
+            logger.exception("Could not write the intent record of a rollback")
+    directories: List[str] = []
+    for path, backup in todo:
+        try:
+            if backup is None:
+                _unlink_quietly(path)
+            else:
+                os.replace(backup, path)
+        except OSError:
+            logger.exception("Could not restore %s during a rollback", path)
+        directory = os.path.dirname(path)
+        if directory not in directories:
+            directories.append(directory)
+    for directory in directories:
+        _fsync_directory(directory)
+    if intent is not None:
+        _unlink_quietly(intent)
+    return directories
+
+
+def _roll_back(root: str, record: str) -> None:
+    """Undo the writes of a transaction whose writer died before it ended."""
+    backups: Dict[str, Tuple[Optional[str], Optional[list]]] = {}
+    written: Dict[str, list] = {}
+    try:
+        with open(record, "rb") as stream:
+            lines = stream.read().decode("utf-8", "surrogatepass").split("\n")
+    except OSError:
+        return
+    for line in lines:
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue  # the last line, cut short
+        if not isinstance(item, list) or not item:
+            continue
+        if item[0] == "b" and len(item) == 4:
+            path = _inside(root, item[1])
+            backup = None if item[2] is None else _inside(root, item[2])
+            if path is not None and path not in backups:
+                backups[path] = (backup, item[3])
+        elif item[0] == "a" and len(item) == 3:
+            path = _inside(root, item[1])
+            if path is not None:
+                written.setdefault(path, []).append(item[2])
+    items = []
+    for path, (backup, before) in backups.items():
+        if backup is None:
+            # Created by the transaction: removed if still as it wrote it.
+            items.append((path, None, [identity for identity in written.get(path, [])
+                                       if identity is not None]))
+        else:
+            items.append((path, backup, written.get(path, []) + [None]))
+    _restore(root, items)
+    _unlink_quietly(record)
+    logger.info("Rolled back a transaction interrupted by the end of its writer (%s)", record)
+
+
 def recover(path: Any) -> int:
     """Roll forward the interrupted writes of a store's dead writers.
 
@@ -430,6 +523,18 @@ def recover(path: Any) -> int:
     for name in sorted(names):
         if _owner_is_gone(name):
             _roll_forward(root, os.path.join(root, name))
+            done += 1
+    # Transactions after intents: an intent may finish a write the
+    # transaction made, or the restoring of its rollback.
+    try:
+        with os.scandir(root) as scan:
+            records = [entry.name for entry in scan
+                       if entry.name.startswith(TEMP_PREFIX) and entry.name.endswith(TRANSACTION_SUFFIX)]
+    except OSError:
+        records = []
+    for name in sorted(records):
+        if _owner_is_gone(name):
+            _roll_back(root, os.path.join(root, name))
             done += 1
     return done
 
@@ -636,6 +741,7 @@ class FileSystemStore(AbstractStore):
         self._path_cache: Dict[str, Tuple[str, str]] = {}
         self._journal: Optional[Dict[str, Optional[str]]] = None
         self._journal_thread: Optional[int] = None
+        self._journal_file: Optional[Tuple[int, str]] = None
         recover(root)
 
     # -- description -------------------------------------------------------
@@ -1056,11 +1162,12 @@ class FileSystemStore(AbstractStore):
     def _journaling(self) -> bool:
         return self._journal is not None and self._journal_thread == threading.get_ident()
 
-    def _back_up(self, path: str) -> None:
-        """Remember how ``path`` was before the current transaction touched it."""
+    def _back_up(self, path: str) -> Optional[list]:
+        """Remember how ``path`` was before the current transaction touched
+        it; return the transaction record line for it (None if known)."""
         journal = self._journal
         if path in journal:
-            return
+            return None
         backup = None
         if os.path.lexists(path):
             directory = os.path.dirname(path)
@@ -1077,6 +1184,33 @@ class FileSystemStore(AbstractStore):
                     shutil.copy2(path, backup)
                     break
         journal[path] = backup
+        root = self._root
+        return ["b", os.path.relpath(path, root),
+                None if backup is None else os.path.relpath(backup, root),
+                None if backup is None else _identity(backup)]
+
+    def _journal_append(self, records: List[list]) -> None:
+        """Append lines to the transaction record, durably, before the
+        changes they describe are made (see :func:`recover`)."""
+        if not records:
+            return
+        if self._journal_file is None:
+            fd, path = _open_temporary(self._root, TRANSACTION_SUFFIX)
+            self._journal_file = (fd, path)
+            _fsync_directory(self._root)
+        fd = self._journal_file[0]
+        content = "".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records)
+        os.write(fd, content.encode("utf-8", "surrogatepass"))
+        os.fsync(fd)
+
+    def _journal_close(self) -> None:
+        """Remove the transaction record: the commit point of a transaction
+        (or the end of its rollback)."""
+        journal_file, self._journal_file = self._journal_file, None
+        if journal_file is not None:
+            os.close(journal_file[0])
+            _unlink_quietly(journal_file[1])
+            _fsync_directory(self._root)
 
     def _apply(self, changes: List[_Pending], replaces_pair: bool = False) -> None:
         """Install prepared changes in order, then sync their directories.
@@ -1093,9 +1227,16 @@ class FileSystemStore(AbstractStore):
                            if change.temporary is not None]
                 if len(renames) > 1:
                     intent = _write_intent(self._root, renames)
+            if journaling:
+                records = []
+                for change in changes:
+                    record = self._back_up(change.path)
+                    if record is not None:
+                        records.append(record)
+                    records.append(["a", os.path.relpath(change.path, self._root),
+                                    None if change.temporary is None else _identity(change.temporary)])
+                self._journal_append(records)
             for change in changes:
-                if journaling:
-                    self._back_up(change.path)
                 if change.temporary is None:
                     _unlink_quietly(change.path)
                 else:
@@ -1348,45 +1489,20 @@ class FileSystemStore(AbstractStore):
         return journal
 
     def _commit_transaction(self) -> None:
-        for backup in self._end_journal().values():
-            if backup is not None:
-                _unlink_quietly(backup)
+        journal = self._end_journal()
+        try:
+            self._journal_close()  # the commit point
+        finally:
+            for backup in journal.values():
+                if backup is not None:
+                    _unlink_quietly(backup)
 
     def _rollback_transaction(self) -> None:
         journal = self._end_journal()
-
-        def order(path: str) -> int:
-            # Remove the metadata of keys the transaction created first and
-            # restore the metadata of older keys last, so that a key is
-            # visible only while its data is in place.
-            if not path.endswith(METADATA_SUFFIX):
-                return 1
-            return 0 if journal[path] is None else 2
-
-        directories = set()
-        restores = [(journal[path], path) for path in sorted(journal, key=order)
-                    if journal[path] is not None]
-        intent = None
-        if len(restores) > 1:
-            # A crash while restoring must not leave a key half restored.
-            try:
-                intent = _write_intent(self._root, restores)
-            except OSError:
-                logger.exception("Could not write the intent record of a rollback")
-        for path in sorted(journal, key=order):
-            backup = journal[path]
-            try:
-                if backup is None:
-                    _unlink_quietly(path)
-                else:
-                    os.replace(backup, path)
-            except OSError:
-                logger.exception("Could not restore %s during a rollback", path)
-            directories.add(os.path.dirname(path))
-        for directory in directories:
-            _fsync_directory(directory)
-        if intent is not None:
-            _unlink_quietly(intent)
+        try:
+            directories = _restore(self._root, [(path, backup, None) for path, backup in journal.items()])
+        finally:
+            self._journal_close()
         for directory in sorted(directories, key=len, reverse=True):
             self._remove_empty_directories(directory)
 
