@@ -31,6 +31,7 @@ import threading
 import warnings
 from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
 
+from ._atomic_file import replacing
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .utils import (
     DEFAULT_BUFFER_SIZE,
@@ -987,7 +988,9 @@ class AbstractReadOnlyStore(abc.ABC):
         key : str
             The key.
         path : str or os.PathLike
-            The file to write; replaced if it exists.
+            The file to write; replaced if it exists, only once the whole
+            value was read (through a temporary file beside it): on any
+            error an existing file is left as it was.
         buffer_size : int, optional
             The number of bytes copied at a time (default 1 MiB).
 
@@ -1010,7 +1013,7 @@ class AbstractReadOnlyStore(abc.ABC):
             stream = self.get_data(key)
             metadata, size = None, None
         try:
-            with open(path, "wb") as target:
+            with replacing(path) as target:
                 progress = store_progress(
                     self, key, metadata, "Copying {} to a file".format(key),
                     -1 if size is None else size)

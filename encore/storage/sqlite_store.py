@@ -106,6 +106,7 @@ from ._sqlite_codec import (  # noqa: F401  (re-exported: names of this module b
     _RestrictedUnpickler,
     _unpickle_legacy,
 )
+from ._sqlite_index import _scan_condition, _scan_where
 from ._sqlite_index import (  # noqa: F401  (re-exported: names of this module before the split)
     INDEX_TABLE_SUFFIX,
     _add_index_column,
@@ -968,7 +969,36 @@ class SqliteStore(AbstractStore):
                 fields, self._table_sql, self._index_sql, " AND ".join(conditions))
         else:
             sql = "SELECT {} FROM {} AS t".format(fields, self._table_sql)
-        return self._filter_rows(self._rows(sql, parameters), with_metadata, rest, select, keys_only)
+        # Unindexed names: SQLite scans the JSON with a superset filter and
+        # Python confirms every row it returns with ==.
+        scans = [condition for condition in (_scan_condition(name, value) for name, value in rest)
+                 if condition is not None]
+        if not scans:
+            return self._filter_rows(self._rows(sql, parameters), with_metadata, rest, select, keys_only)
+        where, scan_parameters = _scan_where(scans)
+        scan_sql = sql + (" AND " if conditions else " WHERE ") + where
+        return self._scan_rows(scan_sql, parameters + scan_parameters, sql, parameters,
+                               rest, select, keys_only)
+
+    def _scan_rows(self, scan_sql: str, scan_parameters: list, sql: str, parameters: list,
+                   rest: List[Tuple[str, Any]], select: Optional[List[str]],
+                   keys_only: bool) -> Iterator[Any]:
+        """Rows of the SQL-filtered scan; if SQLite finds metadata text that
+        is not JSON, the rest of the scan is done in Python (which reports
+        the row as any read would)."""
+        seen = set()
+        try:
+            for item in self._filter_rows(self._rows(scan_sql, scan_parameters), True, rest,
+                                          select, keys_only):
+                seen.add(item if keys_only else item[0])
+                yield item
+            return
+        except sqlite3.OperationalError as error:
+            if "json" not in str(error).lower():
+                raise
+        for item in self._filter_rows(self._rows(sql, parameters), True, rest, select, keys_only):
+            if (item if keys_only else item[0]) not in seen:
+                yield item
 
     def _filter_rows(self, rows: Iterator[tuple], with_metadata: bool, rest: List[Tuple[str, Any]],
                      select: Optional[List[str]], keys_only: bool) -> Iterator[Any]:
