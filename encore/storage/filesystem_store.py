@@ -881,25 +881,29 @@ class FileSystemStore(AbstractStore):
         size and times are unchanged (every write replaces the file, so
         any write, by any process, invalidates the entry).
         """
+        return copy_metadata(self._load_metadata(key, metadata_path))
+
+    def _load_metadata(self, key: str, metadata_path: str) -> Dict[str, Any]:
+        """Like :meth:`_read_metadata`, but return the cached dictionary
+        itself: the caller must not change it or hand it out."""
+        cached = self._metadata_cache.get(metadata_path)
         try:
-            status = os.stat(metadata_path)
-            cached = self._metadata_cache.get(metadata_path)
-            if cached is not None and cached[0] == (status.st_ino, status.st_size,
-                                                    status.st_mtime_ns, status.st_ctime_ns):
-                return copy_metadata(cached[1])
-            fd = os.open(metadata_path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            if cached is not None:
+                status = os.stat(metadata_path)
+                if cached[0] == (status.st_ino, status.st_size,
+                                 status.st_mtime_ns, status.st_ctime_ns):
+                    return cached[1]
+            # Not cached (a scan larger than the cache, say): no stat first.
+            stream = open(metadata_path, "rb", buffering=0)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise KeyError(key) from None
         except OSError as error:
             if error.errno == errno.ENAMETOOLONG:
                 raise KeyError(key) from None
             raise
-        try:
-            status = os.fstat(fd)
-            with open(fd, "rb", closefd=False) as stream:
-                content = stream.read()
-        finally:
-            os.close(fd)
+        with stream:
+            status = os.fstat(stream.fileno())
+            content = stream.readall()
         try:
             metadata = json.loads(content)
         except ValueError as error:
@@ -913,7 +917,7 @@ class FileSystemStore(AbstractStore):
             cache.clear()
         cache[metadata_path] = (
             (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns), metadata)
-        return copy_metadata(metadata)
+        return metadata
 
     def get(self, key: str) -> Value:
         """Return the value of a key.
@@ -1102,17 +1106,21 @@ class FileSystemStore(AbstractStore):
             for key, _ in self._walk(self._root, []):
                 yield key, {}
             return
+        items = list(criteria.items())
         for key, metadata_path in self._walk(self._root, []):
             try:
                 with self._reading(key):
-                    metadata = self._read_metadata(key, metadata_path)
+                    # Checked without a copy; only what is returned is copied.
+                    metadata = self._load_metadata(key, metadata_path)
             except KeyError:
                 continue  # deleted while we walked
-            if criteria and not all(metadata.get(name) == value for name, value in criteria.items()):
-                continue
+            if items:
+                get = metadata.get
+                if not all(get(name) == value for name, value in items):
+                    continue
             if select is not None:
                 metadata = {name: metadata[name] for name in select if name in metadata}
-            yield key, metadata
+            yield key, copy_metadata(metadata)
 
     def query_keys(self, **kwargs: Any) -> Iterator[str]:
         """Find the keys whose metadata match the given values.
@@ -1130,7 +1138,19 @@ class FileSystemStore(AbstractStore):
         """
         if not kwargs:
             return (key for key, _ in self._walk(self._root, []))
-        return (key for key, _ in self._query([], kwargs))
+        return self._query_keys(kwargs)
+
+    def _query_keys(self, criteria: Dict[str, Any]) -> Iterator[str]:
+        items = list(criteria.items())
+        for key, metadata_path in self._walk(self._root, []):
+            try:
+                with self._reading(key):
+                    metadata = self._load_metadata(key, metadata_path)
+            except KeyError:
+                continue  # deleted while we walked
+            get = metadata.get
+            if all(get(name) == value for name, value in items):
+                yield key
 
     # -- writing -------------------------------------------------------------
 
