@@ -265,11 +265,12 @@ def _scan_condition(name: str, value: Any) -> Optional[Tuple[str, list]]:
     Returns ``None`` when the value is better left to Python altogether.
 
     * ``None``: the name is missing or null;
-    * strings, booleans, integers and integral floats: ``json_extract``
-      equals the value -- SQLite compares numbers by value, so ``1``,
-      ``1.0`` and ``true`` all match ``1`` as in Python -- or, in metadata
-      holding nested objects, the stored value is an object (a tagged value
-      that may compare equal in Python, such as a ``Decimal``);
+    * strings: ``json_extract`` equals the string;
+    * booleans, integers and integral floats: ``json_extract`` equals the
+      value -- SQLite compares numbers by value, so ``1``, ``1.0`` and
+      ``true`` all match ``1`` as in Python -- or, in metadata holding
+      nested objects, the stored value is an object (a tagged value that
+      may compare equal in Python, such as a ``Decimal``);
     * lists and dictionaries: the stored value is an array or an object.
     """
     if type(name) is not str or not _PATH_SAFE_NAME.match(name):
@@ -302,6 +303,9 @@ def _scan_condition(name: str, value: Any) -> Optional[Tuple[str, list]]:
         parameter = int(value)
     else:
         return None
+    if kind is str:
+        # Only a string equals a string: no tagged value can.
+        return "json_extract(t.metadata, ?) = ?", [path, parameter]
     return ("(json_extract(t.metadata, ?) = ? OR (t.metadata LIKE '{%{%' "
             "AND json_type(t.metadata, ?) = 'object'))", [path, parameter, path])
 
