@@ -31,6 +31,19 @@ canonical JSON text of the value, in which numbers equal in Python (``1``,
 ``1.0`` and ``True``) have the same text, so an indexed query matches
 exactly the keys for which ``metadata.get(name) == value``.
 
+A condition on a name without an index is evaluated by SQLite too, with
+``json_extract`` over the stored JSON, as a *superset* filter: it keeps
+every row that may match (numbers compare by value, so ``1``, ``1.0`` and
+``true`` all pass for ``1``; a name holding an object passes for any number,
+since a tagged value may equal it; a list or dictionary passes for any array
+or object) and Python then checks each row it returns with ``==``.  Values
+SQLite could compare differently (non-integral floats, integers beyond 64
+bits, strings with NUL characters, tuples and other types) and names that
+do not fit in a JSON path (anything but printable ASCII, ``"`` and ``\``)
+are left to Python alone.  Rows whose metadata is not JSON text (Encore 0.8
+pickles) always pass the filter.  The results are exactly those of checking
+every row in Python, at the cost of SQLite's own scan.
+
 Large values
 ------------
 Values larger than 1 MiB are written and read incrementally with SQLite's
