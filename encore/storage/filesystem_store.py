@@ -594,23 +594,52 @@ class _FileSystemValue(FileValue):
     """A :class:`~encore.storage.file_value.FileValue` read from a store.
 
     The first access to :attr:`data` returns the stream opened by
-    :meth:`FileSystemStore.get` (so data, size and metadata describe the
-    same version); later accesses reopen the file.
+    :meth:`FileSystemStore.get`; later accesses reopen the file.  Size and
+    times are read from that stream (``fstat``) when first asked for, so
+    they describe the same version as the data and metadata -- unless that
+    stream was already closed, in which case they are read from the file.
     """
 
-    def __init__(self, path: str, metadata: Dict[str, Any], stream: Any, status: os.stat_result) -> None:
+    def __init__(self, path: str, metadata: Dict[str, Any], stream: Any) -> None:
         self.path = path
-        self.size = status.st_size
-        self.modified = status.st_mtime
-        self.created = getattr(status, "st_birthtime", None)
         self._metadata = metadata
         self._stream = stream
+        self._handed: Any = None
+        self._status: Optional[os.stat_result] = None
+
+    def _stat(self) -> os.stat_result:
+        status = self._status
+        if status is None:
+            stream = self._stream if self._stream is not None else self._handed
+            if stream is not None and not stream.closed:
+                status = os.fstat(stream.fileno())
+            else:
+                status = os.stat(self.path)
+            self._status = status
+        return status
+
+    @property
+    def size(self) -> int:
+        """int : The size of the data in bytes."""
+        return self._stat().st_size
+
+    @property
+    def modified(self) -> float:
+        """float : The time of the last write of data or metadata."""
+        return self._stat().st_mtime
+
+    @property
+    def created(self) -> Optional[float]:
+        """float or None : The file's creation time where the platform
+        records it."""
+        return getattr(self._stat(), "st_birthtime", None)
 
     @property
     def data(self) -> Any:
         """file-like : A binary stream over the data, from its start."""
         stream, self._stream = self._stream, None
         if stream is not None:
+            self._handed = stream
             return stream
         return open(self.path, "rb")
 
@@ -742,6 +771,8 @@ class FileSystemStore(AbstractStore):
         self._journal: Optional[Dict[str, Optional[str]]] = None
         self._journal_thread: Optional[int] = None
         self._journal_file: Optional[Tuple[int, str]] = None
+        # Reads take no lock unless a subclass adds one.
+        self._unlocked_reads = type(self)._reading is FileSystemStore._reading
         recover(root)
 
     # -- description -------------------------------------------------------
@@ -942,14 +973,24 @@ class FileSystemStore(AbstractStore):
         KeyError
             If the key is not in the store.
         """
-        data_path, metadata_path = self._paths(key)
-        with self._reading(key):
-            metadata = self._read_metadata(key, metadata_path)
+        paths = self._path_cache.get(key)
+        data_path, metadata_path = paths if paths is not None else self._paths(key)
+        # The value copies the metadata when it is asked for: it can share
+        # the cached dictionary, which is replaced, never changed.
+        if self._unlocked_reads:
+            metadata = self._load_metadata(key, metadata_path)
             try:
                 stream = open(data_path, "rb")
             except (FileNotFoundError, NotADirectoryError):
                 raise KeyError(key) from None
-        return _FileSystemValue(data_path, metadata, stream, os.fstat(stream.fileno()))
+        else:
+            with self._reading(key):
+                metadata = self._load_metadata(key, metadata_path)
+                try:
+                    stream = open(data_path, "rb")
+                except (FileNotFoundError, NotADirectoryError):
+                    raise KeyError(key) from None
+        return _FileSystemValue(data_path, metadata, stream)
 
     def get_data(self, key: str) -> Any:
         """Return the data of a key as an open binary file.
