@@ -39,9 +39,9 @@ since a tagged value may equal it; a list or dictionary passes for any array
 or object) and Python then checks each row it returns with ``==``.  Values
 SQLite could compare differently (non-integral floats, integers beyond 64
 bits, strings with NUL characters, tuples and other types) and names that
-do not fit in a JSON path (anything but printable ASCII, ``"`` and ``\``)
-are left to Python alone.  Rows whose metadata is not JSON text (Encore 0.8
-pickles) always pass the filter.  The results are exactly those of checking
+do not fit in a JSON path (anything but printable ASCII without double
+quotes and backslashes) are left to Python alone.  Rows whose metadata is
+not JSON text (Encore 0.8 pickles) always pass the filter.  The results are exactly those of checking
 every row in Python, at the cost of SQLite's own scan.
 
 Large values
