@@ -65,6 +65,17 @@ A value is its data and its metadata together, also after a crash:
   temporary file is dropped, a later write having won), so every key ends
   up wholly as before the write or wholly as after it.
 
+A transaction is all or nothing too.  Before it first changes a file it
+keeps the old one (a hard link, or a copy, ``.~<owner>-<n>.bak``) and
+appends a line to its *transaction record* ``.~<owner>-<n>.txn`` in the
+root, synced before the change: ``["b", path, backup, identity]`` for each
+file it touches (``backup`` null for a file it creates) and ``["a", path,
+identity]`` for each version it writes.  Removing the record is the commit;
+a rollback restores the backups (through an intent record) and then removes
+it.  Opening a store rolls back the transactions of writers that no longer
+run: every file still as the transaction wrote it gets its old version
+back; a file written since by someone else is left alone.
+
 Temporary files are named ``.~<pid>-<host><random>-<n><suffix>`` (``<pid>``
 in hexadecimal, ``<host>`` four hexadecimal digits of the host name's
 hash).  :meth:`FileSystemStore.connect` deletes those left by a writer that
@@ -497,10 +508,13 @@ def _roll_back(root: str, record: str) -> None:
 
 
 def recover(path: Any) -> int:
-    """Roll forward the interrupted writes of a store's dead writers.
+    """Finish what writers that died left half done in a store.
 
-    Every :class:`FileSystemStore` does this when it is created and when it
-    connects; it is safe to call at any time, from any process.
+    Intent records of writers that no longer run are rolled forward, then
+    their unfinished transactions are rolled back (see the module
+    documentation).  Every :class:`FileSystemStore` does this when it is
+    created and when it connects; it is safe to call at any time, from any
+    process.
 
     Parameters
     ----------
@@ -510,30 +524,23 @@ def recover(path: Any) -> int:
     Returns
     -------
     int
-        The number of intent records completed.
+        The number of intent and transaction records handled.
     """
     root = os.path.abspath(os.fspath(path))
-    done = 0
     try:
         with os.scandir(root) as scan:
-            names = [entry.name for entry in scan
-                     if entry.name.startswith(TEMP_PREFIX) and entry.name.endswith(INTENT_SUFFIX)]
+            names = sorted(entry.name for entry in scan if entry.name.startswith(TEMP_PREFIX))
     except OSError:
         return 0
-    for name in sorted(names):
-        if _owner_is_gone(name):
+    done = 0
+    for name in names:
+        if name.endswith(INTENT_SUFFIX) and _owner_is_gone(name):
             _roll_forward(root, os.path.join(root, name))
             done += 1
     # Transactions after intents: an intent may finish a write the
     # transaction made, or the restoring of its rollback.
-    try:
-        with os.scandir(root) as scan:
-            records = [entry.name for entry in scan
-                       if entry.name.startswith(TEMP_PREFIX) and entry.name.endswith(TRANSACTION_SUFFIX)]
-    except OSError:
-        records = []
-    for name in sorted(records):
-        if _owner_is_gone(name):
+    for name in names:
+        if name.endswith(TRANSACTION_SUFFIX) and _owner_is_gone(name):
             _roll_back(root, os.path.join(root, name))
             done += 1
     return done

@@ -478,3 +478,73 @@ def test_a_stalled_upload_does_not_block_writers_of_other_keys(tmp_path, kind, m
     assert store.get_data("slow").read() == b"first part "
     assert store.get_metadata("slow")["v"] == (1 if method == "set" else 0)
     assert store.get_metadata("other99") == {"i": 99}
+
+
+TRANSACTION_WRITER = r"""
+import io, sys
+from encore.storage.filesystem_store import FileSystemStore
+store = FileSystemStore(sys.argv[1])
+with store.transaction("cut short"):
+    store.set("old", (io.BytesIO(b"new data"), {"v": "new"}))
+    store.set("fresh", (io.BytesIO(b"fresh"), {"v": "fresh"}))
+    store.set_metadata("meta", {"v": "new"})
+    store.delete("gone")
+    print("inside", flush=True)
+    sys.stdin.read()  # wait here until killed
+"""
+
+
+def test_a_transaction_cut_short_by_a_crash_is_rolled_back(tmp_path):
+    root = str(tmp_path)
+    init_shared_store(root)
+    store = FileSystemStore(root)
+    store.set("old", (io.BytesIO(b"old data"), {"v": "old"}))
+    store.set("meta", (io.BytesIO(b"kept"), {"v": "old"}))
+    store.set("gone", (io.BytesIO(b"still here"), {"v": "old"}))
+    process = subprocess.Popen([sys.executable, "-c", TRANSACTION_WRITER, root],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "inside"
+        # The transaction's writes are visible while it runs ...
+        assert store.get_metadata("old") == {"v": "new"} and not store.exists("gone")
+    finally:
+        process.kill()
+        process.wait()
+        process.stdin.close()
+        process.stdout.close()
+    # ... and undone for the next process opening the store.
+    reopened = FileSystemStore(root)
+    reopened.connect()
+    assert reopened.get_data("old").read() == b"old data"
+    assert reopened.get_metadata("old") == {"v": "old"}
+    assert not reopened.exists("fresh")
+    assert reopened.get_metadata("meta") == {"v": "old"}
+    assert reopened.get_data("meta").read() == b"kept"
+    assert reopened.get_data("gone").read() == b"still here"
+    assert temporary_files(root) == []
+
+
+def test_rolling_back_a_dead_transaction_keeps_later_writes(tmp_path):
+    root = str(tmp_path)
+    init_shared_store(root)
+    store = FileSystemStore(root)
+    store.set("old", (io.BytesIO(b"old data"), {"v": "old"}))
+    store.set("meta", (io.BytesIO(b"kept"), {"v": "old"}))
+    store.set("gone", (io.BytesIO(b"still here"), {"v": "old"}))
+    process = subprocess.Popen([sys.executable, "-c", TRANSACTION_WRITER, root],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "inside"
+    finally:
+        process.kill()
+        process.wait()
+        process.stdin.close()
+        process.stdout.close()
+    # A process that had the store open before the crash writes a key the
+    # dead transaction touched; recovery must not undo that write.
+    store.set("old", (io.BytesIO(b"later"), {"v": "later"}))
+    reopened = FileSystemStore(root)
+    assert reopened.get_data("old").read() == b"later"
+    assert reopened.get_metadata("old") == {"v": "later"}
+    assert not reopened.exists("fresh")
+    assert reopened.get_metadata("meta") == {"v": "old"}
