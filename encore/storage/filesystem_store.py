@@ -1290,12 +1290,10 @@ class FileSystemStore(AbstractStore):
         directories = []
         intent = None
         try:
-            if replaces_pair:
-                renames = [(change.temporary, change.path) for change in changes
-                           if change.temporary is not None]
-                if len(renames) > 1:
-                    intent = _write_intent(self._root, renames)
             if journaling:
+                # Backed up and recorded before an intent record exists: a
+                # crash can then never complete a change the transaction's
+                # record does not know about.
                 records = []
                 for change in changes:
                     record = self._back_up(change.path)
@@ -1304,6 +1302,11 @@ class FileSystemStore(AbstractStore):
                     records.append(["a", os.path.relpath(change.path, self._root),
                                     None if change.temporary is None else _identity(change.temporary)])
                 self._journal_append(records)
+            if replaces_pair:
+                renames = [(change.temporary, change.path) for change in changes
+                           if change.temporary is not None]
+                if len(renames) > 1:
+                    intent = _write_intent(self._root, renames)
             for change in changes:
                 if change.temporary is None:
                     _unlink_quietly(change.path)
