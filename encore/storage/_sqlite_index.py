@@ -322,3 +322,84 @@ def _fill_index_column(connection: sqlite3.Connection, table_sql: str, index_sql
         return False
     _write_index_values(connection, index_sql, column, updates)
     return True
+# ---------------------------------------------------------------------------
+# Scans without an index: a superset filter in SQL
+# ---------------------------------------------------------------------------
+
+#: Metadata names usable in a JSON path: printable ASCII without ``"`` and
+#: ``\`` (the stored JSON escapes every other character, and SQLite matches
+#: path labels against the raw, escaped text).
+_PATH_SAFE_NAME = re.compile(r'[ !#-\[\]-~]+\Z')
+_SQL_INTEGER_RANGE = (-(1 << 63), 1 << 63)
+
+
+def _scan_condition(name: str, value: Any) -> Optional[Tuple[str, list]]:
+    """An SQL condition on ``t.metadata`` true for every row whose metadata
+    may hold ``value`` under ``name`` (``metadata.get(name) == value``).
+
+    The condition may also be true for rows that do not match (the caller
+    checks every row it returns in Python), never false for one that does.
+    Returns ``None`` when the value is better left to Python altogether.
+
+    * ``None``: the name is missing or null;
+    * strings: ``json_extract`` equals the string;
+    * booleans, integers and integral floats: ``json_extract`` equals the
+      value -- SQLite compares numbers by value, so ``1``, ``1.0`` and
+      ``true`` all match ``1`` as in Python -- or, in metadata holding
+      nested objects, the stored value is an object (a tagged value that
+      may compare equal in Python, such as a ``Decimal``);
+    * lists and dictionaries: the stored value is an array or an object.
+    """
+    if type(name) is not str or not _PATH_SAFE_NAME.match(name):
+        return None
+    path = '$."' + name + '"'
+    kind = type(value)
+    if value is None:
+        return "json_extract(t.metadata, ?) IS NULL", [path]
+    if kind is list or kind is dict:
+        return "json_type(t.metadata, ?) IN ('array', 'object')", [path]
+    if kind is str:
+        if "\x00" in value:
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+        parameter: Any = value
+    elif kind is bool:
+        parameter = int(value)
+    elif kind is int:
+        if not _SQL_INTEGER_RANGE[0] <= value < _SQL_INTEGER_RANGE[1]:
+            return None
+        parameter = value
+    elif kind is float:
+        # Only integral floats: SQLite's reading of other decimal texts
+        # may differ from Python's in the last bit.
+        if not value.is_integer() or abs(value) >= 2.0 ** 53:
+            return None
+        parameter = int(value)
+    else:
+        return None
+    if kind is str:
+        # Only a string equals a string: no tagged value can.
+        return "json_extract(t.metadata, ?) = ?", [path, parameter]
+    return ("(json_extract(t.metadata, ?) = ? OR (t.metadata LIKE '{%{%' "
+            "AND json_type(t.metadata, ?) = 'object'))", [path, parameter, path])
+
+
+def _scan_where(conditions: List[Tuple[str, list]]) -> Tuple[str, list]:
+    """Combine scan conditions.
+
+    Rows the SQL cannot judge always pass, to be decoded (and judged, or
+    refused naming their key) in Python: metadata that is not JSON text
+    (legacy pickles), text that is not a JSON object as the store writes it
+    (it starts with ``{``), and metadata holding tagged values (whose
+    decoding may fail, and whose Python values may equal plain ones).
+    """
+    sql = ("CASE WHEN typeof(t.metadata) <> 'text' OR substr(t.metadata, 1, 1) <> '{{' "
+           "OR instr(t.metadata, '\"$encore:') > 0 THEN 1 ELSE ({}) END").format(
+        " AND ".join(condition for condition, _ in conditions))
+    parameters: list = []
+    for _, values in conditions:
+        parameters.extend(values)
+    return sql, parameters

@@ -61,6 +61,10 @@ def _as_bytes(chunk: Any) -> bytes:
     )
 
 
+
+#: Streams whose ``read()`` returns their whole rest efficiently.
+_WHOLE_READ_TYPES = (io.BytesIO, io.BufferedReader, io.FileIO)
+
 class DictMemoryStore(AbstractStore):
     """A store that keeps its keys in a dictionary in memory.
 
@@ -284,8 +288,11 @@ class DictMemoryStore(AbstractStore):
 
     def _read_stream(self, stream: Any, buffer_size: int, progress: Any = None) -> bytes:
         """Read a stream to its end, buffer by buffer, as bytes."""
-        if progress is None and type(stream) is io.BytesIO:
-            return stream.read()  # the whole rest at once, usually without a copy
+        if progress is None and type(stream) in _WHOLE_READ_TYPES:
+            # The whole rest at once: a BytesIO usually without a copy, a
+            # file into one buffer of its size (read in chunks and joined,
+            # a large file would briefly need twice its size).
+            return stream.read()
         if buffer_size is None or buffer_size <= 0:
             buffer_size = DEFAULT_BUFFER_SIZE
         read = stream.read

@@ -51,19 +51,57 @@ Writes
 Every file is written to a temporary file in the same directory, flushed,
 ``fsync``-ed and renamed over the old one with :func:`os.replace`, and the
 directory is ``fsync``-ed where the platform allows, so a crash or an
-exception in the middle of a write leaves the old value intact.  ``set``
-writes the data first and the metadata last: a new key becomes visible
-only once both files are complete, and a reader of an existing key can
-only briefly see the new data with the old metadata, never new metadata
-describing data that is not there yet.  ``delete`` removes the metadata
-first for the same reason.
+exception in the middle of a write leaves the old file intact.  Incoming
+data is staged in its temporary file *before* the key is locked: a slow
+source holds no lock, and a write locks its key only to put the staged
+files in place.
+
+A value is its data and its metadata together, also after a crash:
+
+* a new key is written data first and metadata last (a key exists exactly
+  when its ``.metadata`` file does), and a deletion removes the metadata
+  first, so a crash in between leaves at most an orphan ``.data`` file,
+  which is no key and is replaced by the next write;
+* replacing both files of an existing key (``set`` with new metadata, or
+  the rollback of a transaction) first writes a small *intent record*,
+  ``.~<owner>-<n>.intent`` in the store's root: a JSON object
+  ``{"version": 1, "renames": [[temporary, target, identity], ...]}`` with
+  paths relative to the root and ``identity`` the ``[inode, size]`` of
+  the target when the record was written
+  (``null``: no target).  The record is synced before the first rename and
+  removed after the last.  Opening a store rolls forward the records of
+  writers that no longer run: each temporary file still present is renamed
+  over its target if the target is still the one recorded (else the
+  temporary file is dropped, a later write having won), so every key ends
+  up wholly as before the write or wholly as after it.
+
+A transaction is all or nothing too.  Before it first changes a file it
+keeps the old one (a hard link, or a copy, ``.~<owner>-<n>.bak``) and
+appends a line to its *transaction record* ``.~<owner>-<n>.txn`` in the
+root, synced before the change: ``["b", path, backup, identity]`` for each
+file it touches (``backup`` null for a file it creates) and ``["a", path,
+identity]`` for each version it writes.  Removing the record is the commit;
+a rollback restores the backups (through an intent record) and then removes
+it.  Opening a store rolls back the transactions of writers that no longer
+run: every file still as the transaction wrote it gets its old version
+back; a file written since by someone else is left alone.
+
+Temporary files are named ``.~<pid>-<host><random>-<n><suffix>`` (``<pid>``
+in hexadecimal, ``<host>`` four hexadecimal digits of the host name's
+hash).  :meth:`FileSystemStore.connect` deletes those left by a writer that
+no longer runs: same host, and no process with that ``<pid>``.  Files of
+other hosts, of live processes and of any name it cannot parse are kept.
 """
 from __future__ import annotations
 
 import errno
+import hashlib
 import itertools
+import json
 import logging
 import os
+import re
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -95,19 +133,21 @@ from ._filesystem_keys import (  # noqa: F401  (re-exported: names of this modul
     TEMP_SUFFIX,
 )
 from ._metadata_codec import decode_metadata, make_encoder
-from .abstract_store import AbstractStore, StoreError, Value, check_metadata, copy_metadata, value_parts
+from .abstract_store import AbstractStore, StoreError, Value, copy_metadata, value_parts
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .file_value import FileValue
 from .utils import (
     DEFAULT_BUFFER_SIZE,
     copy_stream,
     is_listened,
+    progress_is_listened,
     range_stream,
     store_progress,
     transaction_lock,
 )
 
-__all__ = ["FileSystemStore", "FileSystemStoreError", "init_shared_store", "encode_key", "decode_key"]
+__all__ = ["FileSystemStore", "FileSystemStoreError", "init_shared_store", "encode_key", "decode_key",
+           "recover", "sweep"]
 
 logger = logging.getLogger(__name__)
 
@@ -178,17 +218,58 @@ def _make_directories(path: str) -> None:
 
 _temporary_state: Dict[str, Any] = {"pid": None, "prefix": "", "counter": None}
 
+#: The suffix of intent records (see the module documentation).
+INTENT_SUFFIX = ".intent"
+#: The suffix of transaction records (see the module documentation).
+TRANSACTION_SUFFIX = ".txn"
+#: The suffixes of the temporary files a writer leaves when it dies.
+_SWEPT_SUFFIXES = (TEMP_SUFFIX, BACKUP_SUFFIX, INTENT_SUFFIX, TRANSACTION_SUFFIX)
+_OWNER = re.compile(r"\.~([0-9a-f]{1,16})-([0-9a-f]{4})[0-9a-f]{4}-[0-9]+\.")
+
+
+def _host_token() -> str:
+    try:
+        host = socket.gethostname()
+    except OSError:  # pragma: no cover - no host name
+        host = ""
+    return hashlib.sha256(host.encode("utf-8", "surrogatepass")).hexdigest()[:4]
+
+
+_HOST_TOKEN = _host_token()
+
 
 def _temporary_name(suffix: str) -> str:
-    """A name no other process or thread will pick: a random per-process
-    prefix and a counter."""
+    """A name no other process or thread will pick: a per-process prefix
+    (pid, host token and random digits) and a counter."""
     state = _temporary_state
     pid = os.getpid()
     if state["pid"] != pid:  # first use, or a forked child
-        state["prefix"] = "{}{:x}-{}-".format(TEMP_PREFIX, pid, os.urandom(4).hex())
+        state["prefix"] = "{}{:x}-{}{}-".format(TEMP_PREFIX, pid, _HOST_TOKEN, os.urandom(2).hex())
         state["counter"] = itertools.count()
         state["pid"] = pid
     return "{}{}{}".format(state["prefix"], next(state["counter"]), suffix)
+
+
+def _owner_is_gone(name: str) -> bool:
+    """Whether the process that made the temporary file ``name`` has ended.
+
+    Only a file made on this host by a process that no longer exists
+    counts; a name that cannot be parsed, another host's file or a file of
+    a live process (or of a new process that got the same pid) does not.
+    """
+    match = _OWNER.match(name)
+    if match is None or match.group(2) != _HOST_TOKEN or os.name == "nt":
+        return False
+    pid = int(match.group(1), 16)
+    if pid == os.getpid() or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, but not ours to signal
+        return False
+    return False
 
 
 _TEMPORARY_FLAGS = (os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0)
@@ -261,27 +342,326 @@ def _dump_metadata(metadata: Dict[str, Any]) -> bytes:
     return _encode_metadata(metadata).encode("utf-8")
 
 
+def _identity(path: str) -> Optional[List[int]]:
+    """What tells one version of a file from another: ``[inode, size]``, or
+    None if there is no file.  Every write replaces a file with a new one
+    (a new inode); only its time is ever changed in place."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return [status.st_ino, status.st_size]
+
+
+def _write_intent(root: str, renames: List[Tuple[str, str]]) -> str:
+    """Write and sync an intent record for ``renames`` (temporary, target)
+    in ``root``; return its path."""
+    record = {
+        "version": 1,
+        "renames": [[os.path.relpath(temporary, root), os.path.relpath(target, root), _identity(target)]
+                    for temporary, target in renames],
+    }
+    content = json.dumps(record, separators=(",", ":")).encode("utf-8", "surrogatepass")
+    fd, path = _open_temporary(root, INTENT_SUFFIX)
+    try:
+        with open(fd, "wb") as stream:
+            stream.write(content)
+            stream.flush()
+            os.fsync(stream.fileno())
+    except BaseException:
+        _unlink_quietly(path)
+        raise
+    _fsync_directory(root)
+    return path
+
+
+def _inside(root: str, relative: Any) -> Optional[str]:
+    """The absolute path of ``relative`` if it is a path inside ``root``."""
+    if not isinstance(relative, str) or not relative or os.path.isabs(relative):
+        return None
+    path = os.path.normpath(os.path.join(root, relative))
+    if not path.startswith(os.path.join(root, "")):
+        return None
+    return path
+
+
+def _roll_forward(root: str, intent: str) -> None:
+    """Finish the renames of the intent record ``intent`` of a dead writer.
+
+    A temporary file still present is renamed over its target when the
+    target is still the one the record names; otherwise a later write won
+    and the temporary file is dropped.  A record that cannot be read was
+    being written when its writer died, before any rename: it is dropped.
+    """
+    try:
+        with open(intent, "rb") as stream:
+            record = json.loads(stream.read().decode("utf-8", "surrogatepass"))
+        renames = record["renames"]
+        if not isinstance(renames, list):
+            raise ValueError("renames is not a list")
+    except (OSError, ValueError, KeyError, TypeError):
+        _unlink_quietly(intent)
+        return
+    directories = []
+    for item in renames:
+        if not isinstance(item, list) or len(item) != 3:
+            continue
+        temporary, target = _inside(root, item[0]), _inside(root, item[1])
+        if temporary is None or target is None:
+            continue
+        if not os.path.basename(temporary).startswith(TEMP_PREFIX):
+            continue  # only ever a temporary file is renamed
+        if not os.path.lexists(temporary):
+            continue  # renamed before the writer died
+        try:
+            if _identity(target) == item[2]:
+                os.replace(temporary, target)
+                logger.info("Completed an interrupted write of %s", target)
+            else:
+                os.unlink(temporary)
+        except FileNotFoundError:
+            continue  # another process finishing the same record
+        except OSError:
+            logger.exception("Could not complete the interrupted write of %s", target)
+            continue
+        directory = os.path.dirname(target)
+        if directory not in directories:
+            directories.append(directory)
+    for directory in directories:
+        _fsync_directory(directory)
+    _unlink_quietly(intent)
+
+
+def _restore(root: str, items: List[Tuple[str, Optional[str], Optional[list]]]) -> List[str]:
+    """Put back the files a transaction changed; return their directories.
+
+    ``items`` are ``(path, backup, written)``: ``backup`` None for a file
+    the transaction created, ``written`` None to restore unconditionally,
+    else the identities the transaction gave the file -- it is restored
+    only while it still has one of them (no later write is undone).
+    """
+    def order(item: Tuple[str, Optional[str], Optional[list]]) -> int:
+        # Remove the metadata of keys the transaction created first and
+        # restore the metadata of older keys last, so that a key is
+        # visible only while its data is in place.
+        if not item[0].endswith(METADATA_SUFFIX):
+            return 1
+        return 0 if item[1] is None else 2
+
+    todo = []
+    for path, backup, written in sorted(items, key=order):
+        if written is not None:
+            current = _identity(path)
+            if current not in written or (backup is not None and not os.path.lexists(backup)):
+                if backup is not None:
+                    _unlink_quietly(backup)
+                continue
+        todo.append((path, backup))
+    restores = [(backup, path) for path, backup in todo if backup is not None]
+    intent = None
+    if len(restores) > 1:
+        # A crash while restoring must not leave a key half restored.
+        try:
+            intent = _write_intent(root, restores)
+        except OSError:
+            logger.exception("Could not write the intent record of a rollback")
+    directories: List[str] = []
+    for path, backup in todo:
+        try:
+            if backup is None:
+                _unlink_quietly(path)
+            else:
+                os.replace(backup, path)
+        except OSError:
+            logger.exception("Could not restore %s during a rollback", path)
+        directory = os.path.dirname(path)
+        if directory not in directories:
+            directories.append(directory)
+    for directory in directories:
+        _fsync_directory(directory)
+    if intent is not None:
+        _unlink_quietly(intent)
+    return directories
+
+
+def _roll_back(root: str, record: str) -> None:
+    """Undo the writes of a transaction whose writer died before it ended."""
+    backups: Dict[str, Tuple[Optional[str], Optional[list]]] = {}
+    written: Dict[str, list] = {}
+    try:
+        with open(record, "rb") as stream:
+            lines = stream.read().decode("utf-8", "surrogatepass").split("\n")
+    except OSError:
+        return
+    for line in lines:
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue  # the last line, cut short
+        if not isinstance(item, list) or not item:
+            continue
+        if item[0] == "b" and len(item) == 4:
+            path = _inside(root, item[1])
+            backup = None if item[2] is None else _inside(root, item[2])
+            if path is not None and path not in backups:
+                backups[path] = (backup, item[3])
+        elif item[0] == "a" and len(item) == 3:
+            path = _inside(root, item[1])
+            if path is not None:
+                written.setdefault(path, []).append(item[2])
+    items = []
+    for path, (backup, before) in backups.items():
+        if backup is None:
+            # Created by the transaction: removed if still as it wrote it.
+            items.append((path, None, [identity for identity in written.get(path, [])
+                                       if identity is not None]))
+        else:
+            items.append((path, backup, written.get(path, []) + [None]))
+    _restore(root, items)
+    _unlink_quietly(record)
+    logger.info("Rolled back a transaction interrupted by the end of its writer (%s)", record)
+
+
+def recover(path: Any) -> int:
+    """Finish what writers that died left half done in a store.
+
+    Intent records of writers that no longer run are rolled forward, then
+    their unfinished transactions are rolled back (see the module
+    documentation).  Every :class:`FileSystemStore` does this when it is
+    created and when it connects; it is safe to call at any time, from any
+    process.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The store's directory.
+
+    Returns
+    -------
+    int
+        The number of intent and transaction records handled.
+    """
+    root = os.path.abspath(os.fspath(path))
+    try:
+        with os.scandir(root) as scan:
+            names = sorted(entry.name for entry in scan if entry.name.startswith(TEMP_PREFIX))
+    except OSError:
+        return 0
+    done = 0
+    for name in names:
+        if name.endswith(INTENT_SUFFIX) and _owner_is_gone(name):
+            _roll_forward(root, os.path.join(root, name))
+            done += 1
+    # Transactions after intents: an intent may finish a write the
+    # transaction made, or the restoring of its rollback.
+    for name in names:
+        if name.endswith(TRANSACTION_SUFFIX) and _owner_is_gone(name):
+            _roll_back(root, os.path.join(root, name))
+            done += 1
+    return done
+
+
+def sweep(path: Any) -> int:
+    """Delete the temporary files that writers no longer running left.
+
+    Interrupted writes are first rolled forward (:func:`recover`).  Only
+    files whose name shows they were made on this host by a process that
+    has ended are deleted (see the module documentation).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The store's directory.
+
+    Returns
+    -------
+    int
+        The number of files deleted.
+    """
+    root = os.path.abspath(os.fspath(path))
+    recover(root)
+    removed = 0
+    pending = [root]
+    while pending:
+        directory = pending.pop()
+        try:
+            with os.scandir(directory) as scan:
+                entries = list(scan)
+        except OSError:
+            continue
+        for entry in entries:
+            name = entry.name
+            if name.startswith(TEMP_PREFIX):
+                if name.endswith(_SWEPT_SUFFIXES) and _owner_is_gone(name):
+                    try:
+                        if not entry.is_dir(follow_symlinks=False):
+                            os.unlink(entry.path)
+                            removed += 1
+                    except OSError:
+                        pass
+                continue
+            if name.endswith(LOCK_SUFFIX) or name.endswith(METADATA_SUFFIX) or name.endswith(DATA_SUFFIX):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+            except OSError:
+                continue
+    if removed:
+        logger.info("Removed %d temporary files of ended writers from %s", removed, root)
+    return removed
+
+
 class _FileSystemValue(FileValue):
     """A :class:`~encore.storage.file_value.FileValue` read from a store.
 
     The first access to :attr:`data` returns the stream opened by
-    :meth:`FileSystemStore.get` (so data, size and metadata describe the
-    same version); later accesses reopen the file.
+    :meth:`FileSystemStore.get`; later accesses reopen the file.  Size and
+    times are read from that stream (``fstat``) when first asked for, so
+    they describe the same version as the data and metadata -- unless that
+    stream was already closed, in which case they are read from the file.
     """
 
-    def __init__(self, path: str, metadata: Dict[str, Any], stream: Any, status: os.stat_result) -> None:
+    def __init__(self, path: str, metadata: Dict[str, Any], stream: Any) -> None:
         self.path = path
-        self.size = status.st_size
-        self.modified = status.st_mtime
-        self.created = getattr(status, "st_birthtime", None)
         self._metadata = metadata
         self._stream = stream
+        self._handed: Any = None
+        self._status: Optional[os.stat_result] = None
+
+    def _stat(self) -> os.stat_result:
+        status = self._status
+        if status is None:
+            stream = self._stream if self._stream is not None else self._handed
+            if stream is not None and not stream.closed:
+                status = os.fstat(stream.fileno())
+            else:
+                status = os.stat(self.path)
+            self._status = status
+        return status
+
+    @property
+    def size(self) -> int:
+        """int : The size of the data in bytes."""
+        return self._stat().st_size
+
+    @property
+    def modified(self) -> float:
+        """float : The time of the last write of data or metadata."""
+        return self._stat().st_mtime
+
+    @property
+    def created(self) -> Optional[float]:
+        """float or None : The file's creation time where the platform
+        records it."""
+        return getattr(self._stat(), "st_birthtime", None)
 
     @property
     def data(self) -> Any:
         """file-like : A binary stream over the data, from its start."""
         stream, self._stream = self._stream, None
         if stream is not None:
+            self._handed = stream
             return stream
         return open(self.path, "rb")
 
@@ -412,6 +792,10 @@ class FileSystemStore(AbstractStore):
         self._path_cache: Dict[str, Tuple[str, str]] = {}
         self._journal: Optional[Dict[str, Optional[str]]] = None
         self._journal_thread: Optional[int] = None
+        self._journal_file: Optional[Tuple[int, str]] = None
+        # Reads take no lock unless a subclass adds one.
+        self._unlocked_reads = type(self)._reading is FileSystemStore._reading
+        recover(root)
 
     # -- description -------------------------------------------------------
 
@@ -452,6 +836,9 @@ class FileSystemStore(AbstractStore):
     def connect(self, credentials: Any = None) -> None:
         """Connect to the store.
 
+        Interrupted writes of writers that no longer run are completed and
+        their temporary files deleted (see :func:`sweep`).
+
         Parameters
         ----------
         credentials : object, optional
@@ -465,6 +852,7 @@ class FileSystemStore(AbstractStore):
         if not os.path.isfile(os.path.join(self._root, self._magic_fname)):
             raise FileSystemStoreError("{!r} no longer holds a {!r} file".format(
                 self._root, self._magic_fname))
+        sweep(self._root)
         super().connect(credentials)
 
     # -- paths -------------------------------------------------------------
@@ -546,25 +934,29 @@ class FileSystemStore(AbstractStore):
         size and times are unchanged (every write replaces the file, so
         any write, by any process, invalidates the entry).
         """
+        return copy_metadata(self._load_metadata(key, metadata_path))
+
+    def _load_metadata(self, key: str, metadata_path: str) -> Dict[str, Any]:
+        """Like :meth:`_read_metadata`, but return the cached dictionary
+        itself: the caller must not change it or hand it out."""
+        cached = self._metadata_cache.get(metadata_path)
         try:
-            status = os.stat(metadata_path)
-            cached = self._metadata_cache.get(metadata_path)
-            if cached is not None and cached[0] == (status.st_ino, status.st_size,
-                                                    status.st_mtime_ns, status.st_ctime_ns):
-                return copy_metadata(cached[1])
-            fd = os.open(metadata_path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            if cached is not None:
+                status = os.stat(metadata_path)
+                if cached[0] == (status.st_ino, status.st_size,
+                                 status.st_mtime_ns, status.st_ctime_ns):
+                    return cached[1]
+            # Not cached (a scan larger than the cache, say): no stat first.
+            stream = open(metadata_path, "rb", buffering=0)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise KeyError(key) from None
         except OSError as error:
             if error.errno == errno.ENAMETOOLONG:
                 raise KeyError(key) from None
             raise
-        try:
-            status = os.fstat(fd)
-            with open(fd, "rb", closefd=False) as stream:
-                content = stream.read()
-        finally:
-            os.close(fd)
+        with stream:
+            status = os.fstat(stream.fileno())
+            content = stream.readall()
         try:
             metadata = decode_metadata(content.decode("utf-8"))
         except ValueError as error:
@@ -578,7 +970,7 @@ class FileSystemStore(AbstractStore):
             cache.clear()
         cache[metadata_path] = (
             (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns), metadata)
-        return copy_metadata(metadata)
+        return metadata
 
     def get(self, key: str) -> Value:
         """Return the value of a key.
@@ -593,14 +985,24 @@ class FileSystemStore(AbstractStore):
             ``created`` is the file's creation time where the platform
             records it, else ``None``.
         """
-        data_path, metadata_path = self._paths(key)
-        with self._reading(key):
-            metadata = self._read_metadata(key, metadata_path)
+        paths = self._path_cache.get(key)
+        data_path, metadata_path = paths if paths is not None else self._paths(key)
+        # The value copies the metadata when it is asked for: it can share
+        # the cached dictionary, which is replaced, never changed.
+        if self._unlocked_reads:
+            metadata = self._load_metadata(key, metadata_path)
             try:
                 stream = open(data_path, "rb")
             except (FileNotFoundError, NotADirectoryError):
                 raise KeyError(key) from None
-        return _FileSystemValue(data_path, metadata, stream, os.fstat(stream.fileno()))
+        else:
+            with self._reading(key):
+                metadata = self._load_metadata(key, metadata_path)
+                try:
+                    stream = open(data_path, "rb")
+                except (FileNotFoundError, NotADirectoryError):
+                    raise KeyError(key) from None
+        return _FileSystemValue(data_path, metadata, stream)
 
     def get_data(self, key: str) -> Any:
         """Return the data of a key as an open binary file.
@@ -721,17 +1123,21 @@ class FileSystemStore(AbstractStore):
             for key, _ in self._walk(self._root, []):
                 yield key, {}
             return
+        items = list(criteria.items())
         for key, metadata_path in self._walk(self._root, []):
             try:
                 with self._reading(key):
-                    metadata = self._read_metadata(key, metadata_path)
+                    # Checked without a copy; only what is returned is copied.
+                    metadata = self._load_metadata(key, metadata_path)
             except KeyError:
                 continue  # deleted while we walked
-            if criteria and not all(metadata.get(name) == value for name, value in criteria.items()):
-                continue
+            if items:
+                get = metadata.get
+                if not all(get(name) == value for name, value in items):
+                    continue
             if select is not None:
                 metadata = {name: metadata[name] for name in select if name in metadata}
-            yield key, metadata
+            yield key, copy_metadata(metadata)
 
     def query_keys(self, **kwargs: Any) -> Iterator[str]:
         """Find the keys whose metadata match the given values.
@@ -744,17 +1150,42 @@ class FileSystemStore(AbstractStore):
         """
         if not kwargs:
             return (key for key, _ in self._walk(self._root, []))
-        return (key for key, _ in self._query([], kwargs))
+        return self._query_keys(kwargs)
+
+    def _query_keys(self, criteria: Dict[str, Any]) -> Iterator[str]:
+        items = list(criteria.items())
+        for key, metadata_path in self._walk(self._root, []):
+            try:
+                with self._reading(key):
+                    metadata = self._load_metadata(key, metadata_path)
+            except KeyError:
+                continue  # deleted while we walked
+            get = metadata.get
+            if all(get(name) == value for name, value in items):
+                yield key
 
     # -- writing -------------------------------------------------------------
 
     def _prepare_data(self, key: str, path: str, data: Any, buffer_size: int,
                       metadata: Optional[Dict[str, Any]], steps: int) -> _Pending:
+        """Stage incoming data in a synced temporary file beside ``path``.
+
+        Called without the key's lock: reading a slow source blocks no
+        other writer.  If reading fails, a directory made for the staged
+        file alone is removed again.
+        """
+        directory = os.path.dirname(path)
+        fresh_directory = not os.path.isdir(directory)
         progress = store_progress(self, key, metadata, "Setting data of {}".format(key), steps)
-        with progress:
-            temporary = _write_temporary(
-                os.path.dirname(path),
-                lambda stream: copy_stream(data, stream.write, buffer_size, progress.step))
+        try:
+            with progress:
+                temporary = _write_temporary(
+                    directory,
+                    lambda stream: copy_stream(data, stream.write, buffer_size, progress.step))
+        except BaseException:
+            if fresh_directory:
+                self._remove_empty_directories(directory)
+            raise
         return _Pending(temporary, path)
 
     def _prepare_bytes(self, path: str, content: bytes) -> _Pending:
@@ -763,11 +1194,12 @@ class FileSystemStore(AbstractStore):
     def _journaling(self) -> bool:
         return self._journal is not None and self._journal_thread == threading.get_ident()
 
-    def _back_up(self, path: str) -> None:
-        """Remember how ``path`` was before the current transaction touched it."""
+    def _back_up(self, path: str) -> Optional[list]:
+        """Remember how ``path`` was before the current transaction touched
+        it; return the transaction record line for it (None if known)."""
         journal = self._journal
-        if path in journal:  # type: ignore[operator]  # (only while journaling)
-            return
+        if path in journal:
+            return None
         backup = None
         if os.path.lexists(path):
             directory = os.path.dirname(path)
@@ -783,16 +1215,63 @@ class FileSystemStore(AbstractStore):
 
                     shutil.copy2(path, backup)
                     break
-        journal[path] = backup  # type: ignore[index]
+        journal[path] = backup
+        root = self._root
+        return ["b", os.path.relpath(path, root),
+                None if backup is None else os.path.relpath(backup, root),
+                None if backup is None else _identity(backup)]
 
-    def _apply(self, changes: List[_Pending]) -> None:
-        """Install prepared changes in order, then sync their directories."""
+    def _journal_append(self, records: List[list]) -> None:
+        """Append lines to the transaction record, durably, before the
+        changes they describe are made (see :func:`recover`)."""
+        if not records:
+            return
+        if self._journal_file is None:
+            fd, path = _open_temporary(self._root, TRANSACTION_SUFFIX)
+            self._journal_file = (fd, path)
+            _fsync_directory(self._root)
+        fd = self._journal_file[0]
+        content = "".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records)
+        os.write(fd, content.encode("utf-8", "surrogatepass"))
+        os.fsync(fd)
+
+    def _journal_close(self) -> None:
+        """Remove the transaction record: the commit point of a transaction
+        (or the end of its rollback)."""
+        journal_file, self._journal_file = self._journal_file, None
+        if journal_file is not None:
+            os.close(journal_file[0])
+            _unlink_quietly(journal_file[1])
+            _fsync_directory(self._root)
+
+    def _apply(self, changes: List[_Pending], replaces_pair: bool = False) -> None:
+        """Install prepared changes in order, then sync their directories.
+
+        ``replaces_pair``: the changes replace both files of an existing
+        key, so an intent record makes them one step for a crash.
+        """
         journaling = self._journaling()
         directories = []
+        intent = None
         try:
+            if journaling:
+                # Backed up and recorded before an intent record exists: a
+                # crash can then never complete a change the transaction's
+                # record does not know about.
+                records = []
+                for change in changes:
+                    record = self._back_up(change.path)
+                    if record is not None:
+                        records.append(record)
+                    records.append(["a", os.path.relpath(change.path, self._root),
+                                    None if change.temporary is None else _identity(change.temporary)])
+                self._journal_append(records)
+            if replaces_pair:
+                renames = [(change.temporary, change.path) for change in changes
+                           if change.temporary is not None]
+                if len(renames) > 1:
+                    intent = _write_intent(self._root, renames)
             for change in changes:
-                if journaling:
-                    self._back_up(change.path)
                 if change.temporary is None:
                     _unlink_quietly(change.path)
                 else:
@@ -804,6 +1283,13 @@ class FileSystemStore(AbstractStore):
         finally:
             for change in changes:
                 change.discard()
+            if intent is not None and directories:
+                for directory in directories:
+                    _fsync_directory(directory)
+                directories = []
+            if intent is not None:
+                # Its temporary files are all renamed or discarded by now.
+                _unlink_quietly(intent)
         for directory in directories:
             _fsync_directory(directory)
 
@@ -813,7 +1299,9 @@ class FileSystemStore(AbstractStore):
     def set(self, key: str, value: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Set the data and metadata of a key.
 
-        The data is written first, then the metadata, each atomically.
+        The data is staged in a temporary file before the key is locked;
+        then data and metadata are put in place as one step, also for a
+        crash (see the module documentation).
 
         Parameters
         ----------
@@ -842,20 +1330,24 @@ class FileSystemStore(AbstractStore):
         try:
             content = _dump_metadata(metadata)
             data_path, metadata_path = self._paths(key)
+            staged = self._prepare_data(key, data_path, data, buffer_size, metadata, steps)
+        finally:
+            if opened:
+                data.close()  # type: ignore[attr-defined]
+        try:
             with self._writing(key):
                 existed = os.path.isfile(metadata_path)
                 with _staging() as changes:
                     if not existed:
                         changes.extend(self._creation_changes(key, data_path))
-                    changes.append(self._prepare_data(key, data_path, data, buffer_size, metadata, steps))
+                    changes.append(staged)
                     # Metadata equal to what is stored is not written again.
                     if not existed or _read_bytes(metadata_path) != content:
                         changes.append(self._prepare_bytes(metadata_path, content))
-                self._apply(changes)
+                self._apply(changes, replaces_pair=existed)
                 self._written(key, "w")
         finally:
-            if opened:
-                data.close()  # type: ignore[attr-defined]
+            staged.discard()
         self._emit_write(key, existed, metadata)
 
     def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
@@ -878,23 +1370,34 @@ class FileSystemStore(AbstractStore):
             After the write, with the key's metadata.
         """
         data_path, metadata_path = self._paths(key)
-        with self._writing(key):
-            existed = os.path.isfile(metadata_path)
-            metadata = None
-            if existed and self._listened():
-                try:
-                    metadata = self._read_metadata(key, metadata_path)
-                except KeyError:
-                    existed = False
-            with _staging() as changes:
-                if not existed:
-                    changes.extend(self._creation_changes(key, data_path))
-                changes.append(self._prepare_data(key, data_path, data, buffer_size, metadata, -1))
-                if not existed:
-                    metadata = {}
-                    changes.append(self._prepare_bytes(metadata_path, b"{}"))
-            self._apply(changes)
-            self._written(key, "w")
+        progress_metadata = None
+        if progress_is_listened(self.event_manager):
+            # For the progress events only: the data is staged unlocked.
+            try:
+                progress_metadata = self._read_metadata(key, metadata_path)
+            except KeyError:
+                pass
+        staged = self._prepare_data(key, data_path, data, buffer_size, progress_metadata, -1)
+        try:
+            with self._writing(key):
+                existed = os.path.isfile(metadata_path)
+                metadata = None
+                if existed and self._listened():
+                    try:
+                        metadata = self._read_metadata(key, metadata_path)
+                    except KeyError:
+                        existed = False
+                with _staging() as changes:
+                    if not existed:
+                        changes.extend(self._creation_changes(key, data_path))
+                    changes.append(staged)
+                    if not existed:
+                        metadata = {}
+                        changes.append(self._prepare_bytes(metadata_path, b"{}"))
+                self._apply(changes)
+                self._written(key, "w")
+        finally:
+            staged.discard()
         self._emit_write(key, existed, metadata)
 
     def set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
@@ -983,34 +1486,20 @@ class FileSystemStore(AbstractStore):
         return journal
 
     def _commit_transaction(self) -> None:
-        for backup in self._end_journal().values():
-            if backup is not None:
-                _unlink_quietly(backup)
+        journal = self._end_journal()
+        try:
+            self._journal_close()  # the commit point
+        finally:
+            for backup in journal.values():
+                if backup is not None:
+                    _unlink_quietly(backup)
 
     def _rollback_transaction(self) -> None:
         journal = self._end_journal()
-
-        def order(path: str) -> int:
-            # Remove the metadata of keys the transaction created first and
-            # restore the metadata of older keys last, so that a key is
-            # visible only while its data is in place.
-            if not path.endswith(METADATA_SUFFIX):
-                return 1
-            return 0 if journal[path] is None else 2
-
-        directories = set()
-        for path in sorted(journal, key=order):
-            backup = journal[path]
-            try:
-                if backup is None:
-                    _unlink_quietly(path)
-                else:
-                    os.replace(backup, path)
-            except OSError:
-                logger.exception("Could not restore %s during a rollback", path)
-            directories.add(os.path.dirname(path))
-        for directory in directories:
-            _fsync_directory(directory)
+        try:
+            directories = _restore(self._root, [(path, backup, None) for path, backup in journal.items()])
+        finally:
+            self._journal_close()
         for directory in sorted(directories, key=len, reverse=True):
             self._remove_empty_directories(directory)
 

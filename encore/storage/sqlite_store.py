@@ -39,6 +39,19 @@ an indexed query matches exactly the keys for which
 read when its column is built, so a query on it fails on an unreadable row
 just as an unindexed one does.
 
+A condition on a name without an index is evaluated by SQLite too, with
+``json_extract`` over the stored JSON, as a *superset* filter: it keeps
+every row that may match (numbers compare by value, so ``1``, ``1.0`` and
+``true`` all pass for ``1``; a name holding an object passes for any number,
+since a tagged value may equal it; a list or dictionary passes for any array
+or object) and Python then checks each row it returns with ``==``.  Values
+SQLite could compare differently (non-integral floats, integers beyond 64
+bits, strings with NUL characters, tuples and other types) and names that
+do not fit in a JSON path (anything but printable ASCII without double
+quotes and backslashes) are left to Python alone.  Rows whose metadata is
+not JSON text (Encore 0.8 pickles) always pass the filter.  The results are exactly those of checking
+every row in Python, at the cost of SQLite's own scan.
+
 Large values
 ------------
 Values larger than 1 MiB are written and read incrementally with SQLite's
@@ -116,6 +129,7 @@ from ._sqlite_codec import (  # noqa: F401  (re-exported: names of this module b
     adapt_dict,
     convert_dict,
 )
+from ._sqlite_index import _scan_condition, _scan_where
 from ._sqlite_index import (  # noqa: F401  (re-exported: names of this module before the split)
     INDEX_TABLE_SUFFIX,
     _add_index_column,
@@ -923,7 +937,36 @@ class SqliteStore(AbstractStore):
                 fields, self._table_sql, self._index_sql, " AND ".join(conditions))
         else:
             sql = "SELECT {} FROM {} AS t".format(fields, self._table_sql)
-        return self._filter_rows(self._rows(sql, parameters), with_metadata, rest, select, keys_only)
+        # Unindexed names: SQLite scans the JSON with a superset filter and
+        # Python confirms every row it returns with ==.
+        scans = [condition for condition in (_scan_condition(name, value) for name, value in rest)
+                 if condition is not None]
+        if not scans:
+            return self._filter_rows(self._rows(sql, parameters), with_metadata, rest, select, keys_only)
+        where, scan_parameters = _scan_where(scans)
+        scan_sql = sql + (" AND " if conditions else " WHERE ") + where
+        return self._scan_rows(scan_sql, parameters + scan_parameters, sql, parameters,
+                               rest, select, keys_only)
+
+    def _scan_rows(self, scan_sql: str, scan_parameters: list, sql: str, parameters: list,
+                   rest: List[Tuple[str, Any]], select: Optional[List[str]],
+                   keys_only: bool) -> Iterator[Any]:
+        """Rows of the SQL-filtered scan; if SQLite finds metadata text that
+        is not JSON, the rest of the scan is done in Python (which reports
+        the row as any read would)."""
+        seen = set()
+        try:
+            for item in self._filter_rows(self._rows(scan_sql, scan_parameters), True, rest,
+                                          select, keys_only):
+                seen.add(item if keys_only else item[0])
+                yield item
+            return
+        except sqlite3.OperationalError as error:
+            if "json" not in str(error).lower():
+                raise
+        for item in self._filter_rows(self._rows(sql, parameters), True, rest, select, keys_only):
+            if (item if keys_only else item[0]) not in seen:
+                yield item
 
     def _filter_rows(self, rows: Iterator[tuple], with_metadata: bool, rest: List[Tuple[str, Any]],
                      select: Optional[List[str]], keys_only: bool) -> Iterator[Any]:

@@ -1,0 +1,78 @@
+"""Writing a destination file all or nothing (``to_file`` of every store).
+
+:func:`replacing` gives a stream on a new temporary file beside the
+destination; when the block ends normally the file is flushed, synced and
+renamed over the destination in one step, and when it raises the temporary
+file is removed, so an existing destination stays byte for byte as it was.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+__all__ = ["replacing"]
+
+_FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _temporary_beside(path: str) -> Any:
+    directory, name = os.path.split(path)
+    for _ in range(100):
+        temporary = os.path.join(directory or ".", ".{}.{}.part".format(name, os.urandom(4).hex()))
+        try:
+            return os.open(temporary, _FLAGS, 0o666), temporary
+        except FileExistsError:
+            continue
+    raise FileExistsError("could not create a temporary file beside {!r}".format(path))
+
+
+@contextmanager
+def replacing(path: Any) -> Iterator[Any]:
+    """Write a file that replaces ``path`` only once it is complete.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The destination.  When it exists and is not a regular file (a
+        device, a pipe), it is opened and written directly instead.
+
+    Yields
+    ------
+    file-like
+        A binary stream to write the new content to.
+
+    Notes
+    -----
+    The new file keeps the permission bits of the file it replaces; a new
+    destination gets the usual ``0o666`` less the umask.
+    """
+    path = os.fspath(path)
+    try:
+        status = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        status = None
+    if status is not None and not stat.S_ISREG(status.st_mode):
+        with open(path, "wb") as stream:
+            yield stream
+        return
+    fd, temporary = _temporary_beside(path)
+    try:
+        with open(fd, "wb") as stream:
+            yield stream
+            stream.flush()
+            if status is not None:
+                try:
+                    os.chmod(stream.fileno() if os.chmod in os.supports_fd else temporary,
+                             stat.S_IMODE(status.st_mode))
+                except OSError:
+                    pass
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
