@@ -21,7 +21,10 @@ command name.
 
 Metadata values follow one rule (httpie's): ``name=text`` is always a
 string (``version=1.10`` stays ``"1.10"``), ``name:=json`` is JSON
-(``n:=3``, ``flag:=true``, ``tags:='["a"]'``).
+(``n:=3``, ``flag:=true``, ``tags:='["a"]'``).  ``encore meta`` prints
+metadata as UTF-8 JSON, values beyond JSON (``datetime``, ``Decimal``,
+``bytes``, sets, ``UUID``...) in their tagged form
+(``{"$encore:date": "2024-05-01"}``), which ``name:=json`` reads back.
 
 Glob patterns (``ls``, ``cp``) are matched against whole keys with
 :func:`fnmatch.fnmatchcase`: ``*`` matches any run of characters
@@ -65,6 +68,7 @@ from encore import __version__, _cli_network
 from encore.events.event_manager import EventManager
 from encore.events.progress_events import ProgressManager
 from encore.storage import open_store, sqlite_location
+from encore.storage._metadata_codec import decode_metadata, to_json
 from encore.terminal.progress_display import ProgressDisplay, _is_terminal, format_size
 
 logger = logging.getLogger(__name__)
@@ -100,6 +104,9 @@ def parse_assignment(text: str) -> Tuple[str, Any]:
 
     The rule is httpie's: after ``=`` the value is always a string, after
     ``:=`` it is JSON.  The first ``=`` separates the name from the value.
+    The JSON may hold the tagged values that ``encore meta`` prints (see
+    :mod:`encore.storage._metadata_codec`): ``'day:={"$encore:date":
+    "2024-05-01"}'`` is a :class:`datetime.date`.
 
     Parameters
     ----------
@@ -116,7 +123,7 @@ def parse_assignment(text: str) -> Tuple[str, Any]:
     ------
     argparse.ArgumentTypeError
         If there is no ``=``, the name is empty, or the value after ``:=``
-        is not JSON.
+        is not JSON or holds an unknown or malformed tagged value.
 
     Examples
     --------
@@ -137,11 +144,13 @@ def parse_assignment(text: str) -> Tuple[str, Any]:
     if not is_json:
         return name, raw
     try:
-        value = json.loads(raw)
-    except ValueError:
+        value = decode_metadata(raw)
+    except (json.JSONDecodeError, RecursionError):
         raise argparse.ArgumentTypeError(
             "{}:= expects JSON, got {!r} (write {}={} for text)".format(name, raw, name, raw)
         ) from None
+    except ValueError as error:  # an unknown or malformed tagged value
+        raise argparse.ArgumentTypeError("{}:= {}".format(name, error)) from None
     return name, value
 
 
@@ -477,8 +486,23 @@ def _print(context: _Context, text: str) -> None:
     context.out.write((text + "\n").encode("utf-8"))
 
 
+def _sorted(value: Any) -> Any:
+    """JSON data with the names of every object in sorted order."""
+    if isinstance(value, dict):
+        return {name: _sorted(value[name]) for name in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(item) for item in value]
+    return value
+
+
+def _printable(metadata: Dict[str, Any]) -> Dict[str, Any]:
+    """Metadata as JSON data, names sorted, values beyond JSON in the tagged
+    form of :mod:`encore.storage._metadata_codec` (which ``name:=json`` reads)."""
+    return _sorted(to_json(metadata))
+
+
 def _dump(metadata: Any) -> str:
-    return json.dumps(metadata, indent=2, sort_keys=True, ensure_ascii=False)
+    return json.dumps(_printable(metadata), indent=2, ensure_ascii=False)
 
 
 def _command_ls(context: _Context) -> int:
@@ -657,7 +681,7 @@ def _command_meta(context: _Context) -> int:
                 "size": value.size,
                 "created": _iso(value.created),
                 "modified": _iso(value.modified),
-                "metadata": dict(sorted(value.metadata.items())),
+                "metadata": _printable(value.metadata),
             }
             _print(context, json.dumps(document, indent=2, ensure_ascii=False))
         else:

@@ -30,6 +30,7 @@ from .abstract_store import (
     select_metadata,
     value_parts,
 )
+from ._metadata_codec import decode_metadata, encode_metadata, to_json
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .url_value import DEFAULT_TIMEOUT, HTTPStatusError, IncompleteBodyError, ResponseStream, translate_network_error
 from .utils import DEFAULT_BUFFER_SIZE, UserTag, is_listened, range_stream, slice_offsets, store_progress
@@ -90,6 +91,17 @@ def _permissions_to_json(permissions: Dict[str, Any]) -> Dict[str, Any]:
         else:
             result[name] = tags
     return result
+
+
+def _permissions_body(permissions: Dict[str, Any]) -> bytes:
+    """The JSON body of a permissions write (plain JSON, tags as lists)."""
+    return json.dumps(_permissions_to_json(permissions)).encode("utf-8")
+
+
+def _metadata_body(metadata: Dict[str, Any]) -> bytes:
+    """The JSON body of a metadata write: checked metadata in the tagged
+    form of :mod:`encore.storage._metadata_codec` (plain JSON stays plain)."""
+    return encode_metadata(metadata).encode("utf-8")
 
 
 class RequestsURLValue(Value):
@@ -470,16 +482,20 @@ class DynamicURLStore(AbstractAuthorizingStore):
             raise translated from None
 
     def _json(self, key: str, part: str) -> Any:
+        """GET a part as JSON (metadata: tagged values decoded)."""
         url = self._url(key, part)
         with self._request("GET", url, key, headers={"Accept": "application/json"}) as response:
             content = self._content(response, url)
         try:
-            return json.loads(content.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+            text = content.decode("utf-8")
+            return decode_metadata(text) if part == "metadata" else json.loads(text)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise StoreError("the server sent invalid JSON for {}".format(url)) from None
+        except ValueError as error:  # an unknown or malformed tagged value
+            raise StoreError("the server sent a bad tagged value for {}: {}".format(url, error)) from None
 
-    def _put_json(self, method: str, key: str, part: str, document: Any) -> int:
-        body = json.dumps(document).encode("utf-8")
+    def _put_json(self, method: str, key: str, part: str, body: bytes) -> int:
+        """Send a JSON body already encoded (see :func:`_metadata_body`)."""
         with self._request(method, self._url(key, part), key, idempotent=(method == "PUT"), data=body,
                            headers={"Content-Type": "application/json"}) as response:
             return response.status_code
@@ -653,7 +669,8 @@ class DynamicURLStore(AbstractAuthorizingStore):
         iterator of str
             The matching keys, read as the server sends them.
         """
-        params = {name: json.dumps(value) for name, value in kwargs.items()}
+        # Encoded before any request: a value that cannot be sent raises here.
+        params = {name: json.dumps(to_json(value)) for name, value in kwargs.items()}
         response = self._request("GET", self.query_url, None, params=params, stream=True,
                                  headers={"Accept": "{}, text/plain;q=0.5".format(_NDJSON)})
         return self._keys(response)
@@ -737,7 +754,7 @@ class DynamicURLStore(AbstractAuthorizingStore):
         headers = {"Content-Type": "application/octet-stream"}
         prefix = b""
         if with_metadata:
-            prefix = json.dumps(metadata).encode("utf-8")
+            prefix = _metadata_body(metadata)
             headers["Encore-Metadata-Length"] = str(len(prefix))
         url = self._url(key, "data")
         with progress:
@@ -802,11 +819,14 @@ class DynamicURLStore(AbstractAuthorizingStore):
         """
         data, metadata, _, close = value_parts(value)
         try:
+            # Encoded before anything is sent: metadata that cannot be
+            # encoded leaves the key as it was on either protocol.
+            body = _metadata_body(metadata)
             if self._one_request_set():
                 created = self._upload(key, data, buffer_size, metadata, with_metadata=True)
             else:
                 created = self._upload(key, data, buffer_size, metadata)
-                self._put_json("PUT", key, "metadata", metadata)
+                self._put_json("PUT", key, "metadata", body)
             self._emit_write_event(key, created, metadata)
         finally:
             if close:
@@ -844,7 +864,7 @@ class DynamicURLStore(AbstractAuthorizingStore):
         metadata : dict
             The new metadata.
         """
-        status = self._put_json("PUT", key, "metadata", metadata)
+        status = self._put_json("PUT", key, "metadata", _metadata_body(metadata))
         self._emit_write_event(key, status == 201, metadata)
 
     def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
@@ -857,7 +877,7 @@ class DynamicURLStore(AbstractAuthorizingStore):
         metadata : dict
             The names and values to add or replace.
         """
-        self._put_json("POST", key, "metadata", metadata)
+        self._put_json("POST", key, "metadata", _metadata_body(metadata))
         self._emit_write_event(key, False, None)
 
     def delete(self, key: str) -> None:
@@ -879,7 +899,7 @@ class DynamicURLStore(AbstractAuthorizingStore):
         AuthorizationError
             If the server refuses (``401``/``403``).
         """
-        self._put_json("PUT", key, "permissions", _permissions_to_json(permissions))
+        self._put_json("PUT", key, "permissions", _permissions_body(permissions))
 
     def update_permissions(self, key: str, permissions: Dict[str, Any]) -> None:
         """Add tags to the permissions of a key (``POST``).
@@ -891,7 +911,7 @@ class DynamicURLStore(AbstractAuthorizingStore):
         AuthorizationError
             If the server refuses (``401``/``403``).
         """
-        self._put_json("POST", key, "permissions", _permissions_to_json(permissions))
+        self._put_json("POST", key, "permissions", _permissions_body(permissions))
 
 
 # -- Encore's stand-alone RequestsURLValue ----------------------------------

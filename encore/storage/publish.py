@@ -12,6 +12,13 @@ so that ``python -m http.server -d DIRECTORY`` (or nginx, Apache, S3 static
 hosting, a ``file:`` URL...) serves it, and
 ``StaticURLStore('http://host:port/', 'data/', 'index.json')`` reads it.
 
+The index is UTF-8 JSON with sorted names, metadata values beyond JSON
+(``datetime``, ``date``, ``time``, ``Decimal``, ``bytes``, ``set``,
+``frozenset``, ``UUID``) in the tagged form of
+:mod:`encore.storage._metadata_codec` (``{"$encore:date": "2024-05-01"}``),
+which :class:`~encore.storage.static_url_store.StaticURLStore` turns back
+into the values; plain metadata gives plain JSON.
+
 Re-publishing into the same directory is safe for readers that poll it:
 
 * every file is written under a temporary name in its final directory and
@@ -33,6 +40,7 @@ import os
 import tempfile
 from typing import Any, Callable, Dict, List, Optional, Union
 
+from ._metadata_codec import decode_metadata, to_json
 from .utils import DEFAULT_BUFFER_SIZE
 
 logger = logging.getLogger(__name__)
@@ -147,7 +155,10 @@ def publish(store: Any, directory: Union[str, "os.PathLike[str]"], pattern: Opti
         raise ValueError("cannot publish both {!r} and keys below it as files".format(clashes[0]))
     index = {key: store.get_metadata(key) for key in keys}
     try:
-        document = json.dumps(index, sort_keys=True, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        # The tagged form of the metadata codec (plain JSON for plain
+        # values), sorted so that an unchanged store gives the same bytes.
+        document = json.dumps(to_json(index), sort_keys=True, ensure_ascii=False,
+                              allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as error:
         raise TypeError("the metadata cannot be published as JSON: {}".format(error)) from None
 
@@ -156,7 +167,7 @@ def publish(store: Any, directory: Union[str, "os.PathLike[str]"], pattern: Opti
     if os.path.exists(index_path):
         try:
             with open(index_path, "rb") as stream:
-                loaded = json.loads(stream.read().decode("utf-8"))
+                loaded = decode_metadata(stream.read().decode("utf-8"))
             if isinstance(loaded, dict):
                 previous = loaded
         except (OSError, ValueError):

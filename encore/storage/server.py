@@ -39,11 +39,28 @@ answers with one key per line (``text/plain``), or -- when the client
 accepts ``application/x-ndjson`` -- one JSON string per line, which keeps
 keys holding line breaks intact.
 
+Metadata on the wire
+--------------------
+Metadata bodies (``GET``/``PUT``/``POST {base}/{key}/metadata`` and the
+metadata prefix of a combined ``PUT``) and the values of query parameters
+are JSON in the tagged form of :mod:`encore.storage._metadata_codec`: the
+value types beyond JSON that stores keep (``datetime``, ``date``,
+``time``, ``Decimal``, ``bytes``, ``set``, ``frozenset``, ``UUID``) are
+JSON objects with one member named after the type, such as
+``{"$encore:date": "2024-05-01"}``, and a metadata dictionary that would
+look like one (exactly one item, named ``$encore:...``) is sent as
+``{"$encore:dict": [<name>, <value>]}``.  So ``query_keys(when=datetime(...))``
+is the URL parameter ``when={"$encore:datetime": "..."}``.  Plain JSON is
+the tagged form of plain values, so Encore 0.8 clients, which send and read
+plain JSON, work unchanged (they read a tagged value as that small
+dictionary).  An unknown or malformed tagged value is a ``400``.
+Permission bodies are plain JSON (lists of tags).
+
 Setting data and metadata in one request
 ----------------------------------------
 Every answer carries ``Encore-Protocol: 2``.  A client that has seen it may
 ``PUT {base}/{key}/data`` with an ``Encore-Metadata-Length: N`` header: the
-body then starts with ``N`` bytes of JSON metadata, followed by the data,
+body then starts with ``N`` bytes of (tagged) JSON metadata, followed by the data,
 and the server sets both with one ``store.set`` -- so concurrent writers of
 one key never leave one's data with another's metadata.  The two-request
 protocol of Encore 0.8 keeps working.
@@ -99,6 +116,7 @@ import warnings
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from ._server_auth import Authenticator, PasswordFile, hash_password, read_users, verify_password
+from ._metadata_codec import decode_metadata, encode_metadata
 from ._server_http import PooledHTTPServer
 from .abstract_store import AuthorizationError
 
@@ -246,25 +264,32 @@ def _check_depth(text: str, limit: int) -> None:
             depth -= 1
 
 
-def _parse_json(raw: bytes, limit: int) -> Any:
+def _decode_json(text: str, tagged: bool, what: str) -> Any:
+    """Parse JSON text; with ``tagged``, tagged metadata values are decoded."""
+    try:
+        return decode_metadata(text) if tagged else json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        raise _HTTPError(400, "{} is not valid JSON".format(what)) from None
+    except ValueError as error:  # an unknown or malformed tagged value
+        raise _HTTPError(400, "{} holds a bad tagged value: {}".format(what, error)) from None
+
+
+def _parse_json(raw: bytes, limit: int, tagged: bool = False) -> Any:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise _HTTPError(400, "the body is not UTF-8") from None
     _check_depth(text, limit)
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError):
-        raise _HTTPError(400, "the body is not valid JSON") from None
+    return _decode_json(text, tagged, "the body")
 
 
-def _json_body(environ: Dict[str, Any], max_bytes: int, max_depth: int) -> Any:
+def _json_body(environ: Dict[str, Any], max_bytes: int, max_depth: int, tagged: bool = False) -> Any:
     body = _RequestBody(environ, max_bytes)
     try:
         raw = body.read()
     except OSError as error:
         raise _HTTPError(400, str(error)) from None
-    return _parse_json(raw, max_depth)
+    return _parse_json(raw, max_depth, tagged)
 
 
 class _PrefixedBody(object):
@@ -675,8 +700,8 @@ class _StoreApp(object):
             return True
         return not callable(getattr(store, "set_data", None))
 
-    def _json_body(self, environ: Dict[str, Any]) -> Any:
-        return _json_body(environ, self.max_metadata_bytes, self.max_json_depth)
+    def _json_body(self, environ: Dict[str, Any], tagged: bool = False) -> Any:
+        return _json_body(environ, self.max_metadata_bytes, self.max_json_depth, tagged)
 
     # -- data ----------------------------------------------------------------
 
@@ -729,7 +754,7 @@ class _StoreApp(object):
                     if not chunk:
                         raise OSError("the request body ended inside the metadata")
                     raw += chunk
-                metadata = _parse_json(raw, self.max_json_depth)
+                metadata = _parse_json(raw, self.max_json_depth, tagged=True)
                 if not isinstance(metadata, dict):
                     raise _HTTPError(400, "the metadata must be a JSON object")
                 store.set(key, (_PrefixedBody(body), metadata))
@@ -740,21 +765,26 @@ class _StoreApp(object):
     # -- metadata ------------------------------------------------------------
 
     @staticmethod
-    def _json_reply(document: Any) -> Tuple[int, list, Iterable[bytes]]:
-        body = json.dumps(document).encode("utf-8")
+    def _json_reply(body: bytes) -> Tuple[int, list, Iterable[bytes]]:
         return 200, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], [body]
 
     def _get_metadata(self, key: str, environ: Dict[str, Any], store: Any) -> Tuple[int, list, Iterable[bytes]]:
-        return self._json_reply(store.get_metadata(key))
+        return self._json_reply(encode_metadata(store.get_metadata(key)).encode("utf-8"))
+
+    def _metadata_body(self, environ: Dict[str, Any]) -> Dict[str, Any]:
+        metadata = self._json_body(environ, tagged=True)
+        if not isinstance(metadata, dict):
+            raise _HTTPError(400, "the metadata must be a JSON object")
+        return metadata
 
     def _put_metadata(self, key: str, environ: Dict[str, Any], store: Any) -> Tuple[int, list, Iterable[bytes]]:
-        metadata = self._json_body(environ)
+        metadata = self._metadata_body(environ)
         existed = store.exists(key)
         store.set_metadata(key, metadata)
         return (204 if existed else 201), [], []
 
     def _post_metadata(self, key: str, environ: Dict[str, Any], store: Any) -> Tuple[int, list, Iterable[bytes]]:
-        metadata = self._json_body(environ)
+        metadata = self._metadata_body(environ)
         store.update_metadata(key, metadata)
         return 204, [], []
 
@@ -771,7 +801,7 @@ class _StoreApp(object):
 
     def _get_permissions(self, key: str, environ: Dict[str, Any], store: Any) -> Tuple[int, list, Iterable[bytes]]:
         self._authorizing(key, store)
-        return self._json_reply(_permissions_json(store.get_permissions(key)))
+        return self._json_reply(json.dumps(_permissions_json(store.get_permissions(key))).encode("utf-8"))
 
     def _put_permissions(self, key: str, environ: Dict[str, Any], store: Any) -> Tuple[int, list, Iterable[bytes]]:
         self._authorizing(key, store)
@@ -796,10 +826,7 @@ class _StoreApp(object):
             raise _HTTPError(400, "the query is not UTF-8") from None
         for name, text in pairs:
             _check_depth(text, self.max_json_depth)
-            try:
-                criteria[name] = json.loads(text)
-            except (ValueError, RecursionError):
-                raise _HTTPError(400, "the value of {!r} is not JSON".format(name[:100])) from None
+            criteria[name] = _decode_json(text, True, "the value of {!r}".format(name[:100]))
         keys = store.query_keys(**criteria)
         if NDJSON in environ.get("HTTP_ACCEPT", ""):
             lines = (json.dumps(key).encode("utf-8") + b"\n" for key in keys)

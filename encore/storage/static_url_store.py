@@ -15,6 +15,12 @@ files laid out like::
 served, for example, with ``python -m http.server``; the store is then
 ``StaticURLStore('http://host:port/', 'data/', 'index.json')``.
 
+The index is read with :func:`encore.storage._metadata_codec.decode_metadata`:
+metadata values beyond JSON (``datetime``, ``Decimal``, ``bytes``, sets,
+``UUID``...) written in their tagged form, as
+:func:`encore.storage.publish.publish` writes them, come back as
+themselves; a plain JSON index (as Encore 0.8 tools wrote) reads unchanged.
+
 Queries, ``exists`` and metadata reads are answered from the cached index
 without any request; only data is fetched, with :mod:`urllib.request`.
 """
@@ -22,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import http.client
-import json
 import logging
 import os
 import threading
@@ -39,6 +44,7 @@ from .abstract_store import (
     copy_metadata,
     select_metadata,
 )
+from ._metadata_codec import decode_metadata
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .url_value import DEFAULT_TIMEOUT, HTTPStatusError, URLValue, open_url, translate_network_error
 
@@ -436,8 +442,8 @@ class StaticURLStore(AbstractReadOnlyStore):
         with response:
             raw = response.read()
         try:
-            index = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as error:
+            index = decode_metadata(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as error:
             raise StoreError("the index at {} is not JSON: {}".format(url, error)) from None
         if not isinstance(index, dict) or not all(isinstance(metadata, dict) for metadata in index.values()):
             raise StoreError("the index at {} is not a JSON object of metadata objects".format(url))
