@@ -60,6 +60,8 @@ import tempfile
 import urllib.parse
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
+from ._metadata_codec import decode_metadata, to_json
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["StoreBrowser"]
@@ -135,7 +137,7 @@ def _parse_where(text: str) -> Dict[str, Any]:
                              "a condition is name=text or name:=json, not {!r}".format(item))
         if name.endswith(":"):
             try:
-                conditions[name[:-1]] = json.loads(raw)
+                conditions[name[:-1]] = decode_metadata(raw)
             except ValueError:
                 raise _HTTPError("400 Bad Request", "{}:= needs JSON, got {!r}".format(name[:-1], raw)) from None
         else:
@@ -450,7 +452,7 @@ class StoreBrowser(object):
             if name in _LIST_PARAMETERS:
                 continue
             try:
-                conditions[name] = json.loads(raw)
+                conditions[name] = decode_metadata(raw)
             except ValueError:
                 conditions[name] = raw
         try:
@@ -522,7 +524,7 @@ class StoreBrowser(object):
             "{metadata}</textarea></label></p><button>Upload</button></fieldset></form>"
         ).format(action=_escape(self._link(environ, "/_browse/upload")), legend=legend,
                  token=_escape(token), key=_escape(key),
-                 metadata=_escape(json.dumps(metadata or {}, ensure_ascii=False, sort_keys=True)))
+                 metadata=_escape(json.dumps(to_json(metadata or {}), ensure_ascii=False, sort_keys=True)))
 
     def _key_from_query(self, environ: Dict[str, Any]) -> str:
         key = dict(self._query(environ)).get("key")
@@ -537,7 +539,7 @@ class StoreBrowser(object):
         metadata = value.metadata
         rows = "".join(
             "<tr><th scope=\"row\"><code>{}</code></th><td><code>{}</code></td></tr>".format(
-                _escape(name), _escape(json.dumps(metadata[name], ensure_ascii=False)))
+                _escape(name), _escape(json.dumps(to_json(metadata[name]), ensure_ascii=False)))
             for name in sorted(metadata))
         if not rows:
             rows = "<tr><td colspan=\"2\" class=\"muted\">no metadata</td></tr>"
@@ -621,7 +623,7 @@ class StoreBrowser(object):
                 raise _HTTPError("400 Bad Request", "no file in the form")
             text = fields.get("metadata", "").strip() or "{}"
             try:
-                metadata = json.loads(text)
+                metadata = decode_metadata(text)
             except ValueError as error:
                 raise _HTTPError("400 Bad Request", "the metadata is not JSON: {}".format(error)) from None
             if not isinstance(metadata, dict):

@@ -421,3 +421,25 @@ for _kind in CHILD_KINDS:
                                 {"kind": _kind, "__module__": __name__})
 del _kind, _label, _case, _name
 
+
+
+# ---------------------------------------------------------------------------
+# The store browser behind the server
+# ---------------------------------------------------------------------------
+
+class TestBrowserShowsTypes(_Remote, unittest.TestCase):
+    """The browser pages the server routes show tagged values, and read them
+    in filters (they used to fail on any value beyond JSON)."""
+
+    def test_key_page_and_filters(self):
+        self.backing.set_metadata("k", {"day": datetime.date(2024, 5, 1), "title": "café"})
+        self.backing.set_metadata("other", {"day": datetime.date(2024, 5, 2)})
+        page = requests.get(self.server.base_url + "/_browse/key", params={"key": "k"}, timeout=30)
+        self.assertEqual(page.status_code, 200)
+        self.assertIn("$encore:date", page.text)
+        self.assertIn("2024-05-01", page.text)
+        listing = requests.get(self.server.base_url + "/_browse/",
+                               params={"day": '{"$encore:date": "2024-05-01"}'}, timeout=30)
+        self.assertEqual(listing.status_code, 200)
+        self.assertIn("key=k", listing.text)
+        self.assertNotIn("key=other", listing.text)
