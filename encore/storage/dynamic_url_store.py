@@ -747,14 +747,14 @@ class DynamicURLStore(AbstractAuthorizingStore):
     # -- writing -------------------------------------------------------------
 
     def _upload(self, key: str, data: Any, buffer_size: int, metadata: Optional[Dict[str, Any]],
-                with_metadata: bool = False) -> bool:
-        """PUT the data of a key (and its metadata, in the same request, if
-        ``with_metadata``); return whether the key was created."""
+                metadata_body: Optional[bytes] = None) -> bool:
+        """PUT the data of a key (and, given ``metadata_body``, the encoded
+        metadata in the same request); return whether the key was created."""
         progress = store_progress(self, key, metadata, "Uploading {}".format(key))
         headers = {"Content-Type": "application/octet-stream"}
         prefix = b""
-        if with_metadata:
-            prefix = _metadata_body(metadata)
+        if metadata_body is not None:
+            prefix = metadata_body
             headers["Encore-Metadata-Length"] = str(len(prefix))
         url = self._url(key, "data")
         with progress:
@@ -823,7 +823,7 @@ class DynamicURLStore(AbstractAuthorizingStore):
             # encoded leaves the key as it was on either protocol.
             body = _metadata_body(metadata)
             if self._one_request_set():
-                created = self._upload(key, data, buffer_size, metadata, with_metadata=True)
+                created = self._upload(key, data, buffer_size, metadata, metadata_body=body)
             else:
                 created = self._upload(key, data, buffer_size, metadata)
                 self._put_json("PUT", key, "metadata", body)
