@@ -255,6 +255,13 @@ class DynamicURLStore(AbstractAuthorizingStore):
     * ``GET {query_url}?name=<json value>...``: the keys whose metadata
       match, one per line.
 
+    Metadata bodies and query values are JSON in the tagged form of
+    :mod:`encore.storage._metadata_codec`, so ``datetime``, ``date``,
+    ``time``, ``Decimal``, ``bytes``, ``set``, ``frozenset`` and ``UUID``
+    values round-trip and can be queried (plain metadata is plain JSON, as
+    Encore 0.8 sent it).  Every write encodes its metadata before its first
+    request: metadata that cannot be sent raises with nothing sent.
+
     ``404`` means the key does not exist (:class:`KeyError`); ``401`` and
     ``403`` raise :class:`~encore.storage.abstract_store.AuthorizationError`;
     other statuses raise :class:`~encore.storage.url_value.HTTPStatusError`
