@@ -233,6 +233,43 @@ def test_a_stale_lock_is_broken_after_force_lock_timeout(stores, root):
     assert store.to_bytes("k") == b"written"
 
 
+def _take_key_lock_and_hang(root, key, shared, ready):
+    store = LockingFileSystemStore(root, remote_event_poll_interval=None)
+    stem = store._stem(key)
+    lock = SharedFileLock(stem, uid=1) if shared else FileLock(stem, uid=1)
+    lock.acquire()
+    ready.set()
+    time.sleep(600)
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["writer", "reader"])
+def test_a_lock_of_a_killed_process_does_not_hold_up_the_next_writer(stores, root, shared):
+    """A process SIGKILLed while holding a key's lock (as a writer or a
+    reader) leaves the lock behind; the next writer on this host breaks it
+    at once instead of waiting force_lock_timeout."""
+    import signal
+
+    store = stores(force_lock_timeout=3600)
+    store.from_bytes("k", b"before")
+    context = fork_context()
+    ready = context.Event()
+    victim = context.Process(target=_take_key_lock_and_hang, args=(root, "k", shared, ready), daemon=True)
+    victim.start()
+    try:
+        assert ready.wait(30)
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.join(30)
+        assert os.path.exists(os.path.join(root, "k.lock"))
+        writer = threading.Thread(target=store.from_bytes, args=("k", b"after"), daemon=True)
+        writer.start()
+        writer.join(60)  # force_lock_timeout is an hour: only breaking the dead lock ends this
+        assert not writer.is_alive()
+        assert store.to_bytes("k") == b"after"
+    finally:
+        victim.kill()
+        victim.join()
+
+
 def _update_many(root, worker, rounds):
     store = LockingFileSystemStore(root, remote_event_poll_interval=None)
     for round_ in range(rounds):
