@@ -31,6 +31,13 @@ peer in the same run; the output gives times and ratios.
    (a new store object each time, so its metadata cache is cold) against
    reading and parsing the same metadata files raw; ``get`` + ``read``
    against opening and reading both files raw.
+
+4. **Connecting to a file system store** -- ``connect()`` on 5 000 keys
+   spread over 350 directories, against one ``os.scandir`` of the root (the
+   floor: the root must be read for intent and transaction records) and a
+   walk of the whole tree (what every ``connect`` did before writers left
+   markers); and ``connect()`` when a marker of an ended writer asks for
+   the walk (once per ended writer).
 """
 from __future__ import annotations
 
@@ -385,12 +392,57 @@ def bench_filesystem_scan(scratch, count, repeat):
     return rows
 
 
+def bench_filesystem_connect(scratch, count, repeat):
+    print("\n== FileSystemStore.connect: {} keys in nested directories (best of {}) ==".format(
+        count, repeat))
+    from encore.storage import filesystem_store
+
+    root = os.path.join(scratch, "connect_fs")
+    shutil.rmtree(root, ignore_errors=True)
+    init_shared_store(root)
+    store = FileSystemStore(root)
+    for index in range(count):
+        key = "d%02d/e%d/key%05d" % (index % 50, index % 7, index)
+        store.set(key, (io.BytesIO(b"x" * 100), {"i": index}))
+    # An ended writer's marker, as a killed process leaves it.
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    marker = os.path.join(root, "{}{:x}-{}beef-0{}".format(
+        filesystem_store.TEMP_PREFIX, ended.pid, filesystem_store._HOST_TOKEN,
+        filesystem_store.WRITER_SUFFIX))
+
+    def connect():
+        FileSystemStore(root).connect()
+
+    def connect_after_ended_writer():
+        with open(marker, "wb"):
+            pass
+        FileSystemStore(root).connect()
+
+    def scan_root():
+        with os.scandir(root) as scan:
+            return [entry.name for entry in scan]
+
+    def walk_tree():
+        return [names for _, _, names in os.walk(root)]
+
+    connect_time, ended_time, scan_time, walk_time = interleaved(
+        [connect, connect_after_ended_writer, scan_root, walk_tree], repeat)
+    print("connect {:.2f} ms; one scandir of the root {:.2f} ms ({:.2f}x); "
+          "a walk of the tree {:.2f} ms".format(connect_time * 1e3, scan_time * 1e3,
+                                                connect_time / scan_time, walk_time * 1e3))
+    print("connect after an ended writer {:.2f} ms ({:.2f}x the walk)".format(
+        ended_time * 1e3, ended_time / walk_time))
+    return [("connect", connect_time / scan_time), ("connect, ended writer", ended_time / walk_time)]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats")
     parser.add_argument("--dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
                         help="where the scratch directory is made")
-    parser.add_argument("--only", choices=["large", "sqlite-scan", "fs-scan"], help="one section")
+    parser.add_argument("--only", choices=["large", "sqlite-scan", "fs-scan", "fs-connect"],
+                        help="one section")
     arguments = parser.parse_args(argv)
     size = (64 if arguments.quick else 256) * MIB
     scratch = tempfile.mkdtemp(prefix="encore-bench-local-", dir=arguments.dir)
@@ -403,6 +455,8 @@ def main(argv=None):
             bench_sqlite_scan(scratch, 10000 if arguments.quick else 50000, 5 if arguments.quick else 9)
         if arguments.only in (None, "fs-scan"):
             bench_filesystem_scan(scratch, 1000 if arguments.quick else 5000, 5 if arguments.quick else 9)
+        if arguments.only in (None, "fs-connect"):
+            bench_filesystem_connect(scratch, 1000 if arguments.quick else 5000, 5 if arguments.quick else 9)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

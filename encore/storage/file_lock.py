@@ -13,7 +13,17 @@ network file systems shared by several machines.
 Waiters poll every ``poll_interval`` seconds.  A lock whose holder died stays
 until someone breaks it: with ``force_timeout > 0`` a waiter breaks a lock
 after waiting that long while the lock did not change (same holder, same
-readers); :meth:`FileLock.force_break` breaks one at once.
+readers); :meth:`FileLock.force_break` breaks one at once.  With
+``force_timeout > 0`` a waiter also breaks *at once* a lock (or removes a
+reader) that a process of this host made and that no longer runs: the
+holder's host name and process id are in the lock file (and in each
+reader's file name), and a process id with no process behind it (or only
+an unreaped zombie) is dead.  Holders on other hosts, holders whose
+process id now belongs to a new process, and lock files whose content is
+not in the default format are only broken after ``force_timeout``.  (Hosts
+sharing a file system must have distinct host names for this: containers
+sharing one name and one volume but not one process namespace should keep
+``force_timeout`` at 0.)
 
 A writer waits as long as any reader holds the lock, so a steady stream of
 readers can starve writers.  An empty lock directory is left behind by the
@@ -62,6 +72,61 @@ def _lock_path(name: str, dir: Optional[str]) -> str:
     if dir is None:
         return os.fspath(name) + ".lock"
     return os.path.join(os.fspath(dir), os.fspath(name).lstrip("/\\") + ".lock")
+
+
+def _process_is_dead(pid: int) -> bool:
+    """Whether no process ``pid`` runs on this host (a zombie counts as
+    dead).  Unknown (Windows, no permission) counts as alive."""
+    if pid <= 0 or pid == os.getpid() or os.name == "nt":
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, but not ours to signal
+        return False
+    try:
+        with open("/proc/{}/stat".format(pid), "rb") as stream:
+            stat = stream.read()
+    except OSError:
+        return False
+    # "pid (command) state ...": the command may hold spaces and parentheses.
+    fields = stat[stat.rfind(b")") + 1:].split()
+    return bool(fields) and fields[0] == b"Z"
+
+
+def _dead_holder(content: Optional[bytes]) -> bool:
+    """Whether an exclusive lock file's ``content`` (the default
+    ``host\\npid\\nuser\\nuid\\nLOCK``) names a dead process of this
+    host."""
+    if not content:
+        return False
+    lines = content.split(b"\n")
+    if len(lines) < 5 or lines[-1] != b"LOCK":
+        return False
+    try:
+        host = lines[0].decode("utf-8")
+        pid = int(lines[1])
+    except ValueError:
+        return False
+    return host == _host_and_user()[0] and _process_is_dead(pid)
+
+
+def _clean_part(part: str) -> str:
+    return "".join(c if c.isalnum() or c in "-._" else "_" for c in part)
+
+
+def _dead_reader(name: str) -> bool:
+    """Whether a shared lock's reader file ``name``
+    (``<host>__<pid>__<user>__<uid>.lock``) names a dead process of this
+    host."""
+    prefix = _clean_part(_host_and_user()[0]) + "__"
+    if not name.startswith(prefix):
+        return False
+    pid, separator, _ = name[len(prefix):].partition("__")
+    if not separator or not pid.isdigit():
+        return False
+    return _process_is_dead(int(pid))
 
 
 def _read_file(path: str) -> Optional[bytes]:
@@ -159,6 +224,33 @@ class _BaseFileLock(object):
             except OSError:
                 pass
 
+    def _break_dead(self, signature: _Signature) -> bool:
+        """Break what of the lock ``signature`` describes belongs to
+        processes of this host that no longer run; return whether anything
+        was broken."""
+        if signature is None:
+            return False
+        if signature[0] == "dir":
+            dead = frozenset(name for name in signature[1] if _dead_reader(name))
+            if not dead:
+                return False
+            for reader in dead:
+                try:
+                    os.unlink(os.path.join(self.path, reader))
+                except OSError:
+                    pass
+            logger.warning("Removed readers of ended processes from the shared lock %s (%s)",
+                           self.path, ", ".join(sorted(dead)))
+            if dead == signature[1]:
+                try:
+                    os.rmdir(self.path)
+                except OSError:
+                    pass
+            return True
+        if not _dead_holder(signature[3]):
+            return False
+        return self._break_if_unchanged(signature)
+
     def force_break(self) -> bool:
         """Break the lock now, whoever holds it.
 
@@ -217,6 +309,10 @@ class _BaseFileLock(object):
         self.release()  # type: ignore[attr-defined]
 
 
+#: Seconds between two checks of whether a lock's holder still runs.
+_DEAD_CHECK_INTERVAL = 0.05
+
+
 class _Waiter(object):
     """Time-keeping of one wait for a lock: timeout and stale-lock breaking."""
 
@@ -225,6 +321,7 @@ class _Waiter(object):
         self.start = time.monotonic()
         self.seen: _Signature = None
         self.seen_since = self.start
+        self.checked_at = -float("inf")
 
     def sleep(self, force: bool = True) -> bool:
         """Wait one poll interval; return False when the timeout passed.
@@ -236,6 +333,13 @@ class _Waiter(object):
         now = time.monotonic()
         if force and lock.force_timeout and lock.force_timeout > 0:
             signature = lock._signature()
+            if signature is not None and now - self.checked_at >= _DEAD_CHECK_INTERVAL:
+                # Whether the holder still runs is asked at most every
+                # _DEAD_CHECK_INTERVAL: it may die while we wait.
+                self.checked_at = now
+                if lock._break_dead(signature):
+                    self.seen, self.seen_since = None, now
+                    return True  # try again at once
             if signature != self.seen:
                 self.seen, self.seen_since = signature, now
             elif now - self.seen_since >= lock.force_timeout:
@@ -506,7 +610,7 @@ class SharedFileLock(_BaseFileLock):
         if cached is None:
             host, user = _host_and_user()
             parts = [host, str(pid), user, str(self.uid)]
-            cleaned = ["".join(c if c.isalnum() or c in "-._" else "_" for c in part) for part in parts]
+            cleaned = [_clean_part(part) for part in parts]
             cached = self._reader_names[pid] = "__".join(cleaned) + ".lock"
         return cached
 

@@ -91,6 +91,15 @@ in hexadecimal, ``<host>`` four hexadecimal digits of the host name's
 hash).  :meth:`FileSystemStore.connect` deletes those left by a writer that
 no longer runs: same host, and no process with that ``<pid>``.  Files of
 other hosts, of live processes and of any name it cannot parse are kept.
+
+So that connecting does not walk the whole tree, a process puts a *writer
+marker* ``.~<pid>-<host><random>-<n>.writer`` (an empty file, named like
+its temporary files) in the root before it makes its first temporary file
+below the root.  Connecting reads the root only; it walks the tree when a
+marker's writer no longer runs (and then removes the marker), so each
+ended writer costs one walk, and a store nobody writes to costs none.
+Temporary files in the root (records, files of :func:`init_shared_store`)
+need no marker: the root is always read.
 """
 from __future__ import annotations
 
@@ -222,6 +231,8 @@ _temporary_state: Dict[str, Any] = {"pid": None, "prefix": "", "counter": None}
 INTENT_SUFFIX = ".intent"
 #: The suffix of transaction records (see the module documentation).
 TRANSACTION_SUFFIX = ".txn"
+#: The suffix of writer markers (see the module documentation).
+WRITER_SUFFIX = ".writer"
 #: The suffixes of the temporary files a writer leaves when it dies.
 _SWEPT_SUFFIXES = (TEMP_SUFFIX, BACKUP_SUFFIX, INTENT_SUFFIX, TRANSACTION_SUFFIX)
 _OWNER = re.compile(r"\.~([0-9a-f]{1,16})-([0-9a-f]{4})[0-9a-f]{4}-[0-9]+\.")
@@ -274,6 +285,38 @@ def _owner_is_gone(name: str) -> bool:
 
 _TEMPORARY_FLAGS = (os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0)
                     | getattr(os, "O_CLOEXEC", 0))
+
+
+#: The writer markers this process has put: root -> (pid, marker path).
+_writer_marks: Dict[str, Tuple[int, str]] = {}
+_writer_marks_lock = threading.Lock()
+
+
+def _marked(root: str) -> bool:
+    mark = _writer_marks.get(root)
+    # The marker is looked at too: the store may have been made anew.
+    return mark is not None and mark[0] == os.getpid() and os.path.exists(mark[1])
+
+
+def _mark_writer(root: str) -> None:
+    """Put this process's writer marker in ``root`` unless already there
+    (see the module documentation); called before a temporary file is made
+    below the root."""
+    if _marked(root):
+        return
+    with _writer_marks_lock:
+        if _marked(root):
+            return
+        try:
+            fd, path = _open_temporary(root, WRITER_SUFFIX)
+            os.close(fd)
+            _fsync_directory(root)
+        except OSError as error:
+            # The write itself will fail or succeed on its own; only the
+            # sweeping of its leftovers after a crash is at stake.
+            logger.warning("Could not mark %s as written by this process: %s", root, error)
+            return
+        _writer_marks[root] = (os.getpid(), path)
 
 
 def _open_temporary(directory: str, suffix: str = TEMP_SUFFIX) -> Tuple[int, str]:
@@ -544,9 +587,16 @@ def recover(path: Any) -> int:
     root = os.path.abspath(os.fspath(path))
     try:
         with os.scandir(root) as scan:
-            names = sorted(entry.name for entry in scan if entry.name.startswith(TEMP_PREFIX))
+            names = [entry.name for entry in scan if entry.name.startswith(TEMP_PREFIX)]
     except OSError:
         return 0
+    return _recover(root, names)
+
+
+def _recover(root: str, names: List[str]) -> int:
+    """:func:`recover`, given the names in ``root`` starting with
+    ``TEMP_PREFIX``."""
+    names = sorted(names)
     done = 0
     for name in names:
         if name.endswith(INTENT_SUFFIX) and _owner_is_gone(name):
@@ -561,27 +611,80 @@ def recover(path: Any) -> int:
     return done
 
 
-def sweep(path: Any) -> int:
+def sweep(path: Any, full: bool = False) -> int:
     """Delete the temporary files that writers no longer running left.
 
     Interrupted writes are first rolled forward (:func:`recover`).  Only
     files whose name shows they were made on this host by a process that
-    has ended are deleted (see the module documentation).
+    has ended are deleted (see the module documentation).  The root is
+    always read; the tree below it only when the writer marker of an ended
+    writer is there (or when ``full``).
 
     Parameters
     ----------
     path : str or os.PathLike
         The store's directory.
+    full : bool, optional
+        Walk the whole tree even when no marker asks for it (for temporary
+        files of writers that left no marker, such as earlier versions).
 
     Returns
     -------
     int
-        The number of files deleted.
+        The number of files deleted (markers not counted).
     """
     root = os.path.abspath(os.fspath(path))
-    recover(root)
+    try:
+        with os.scandir(root) as scan:
+            names = [entry.name for entry in scan if entry.name.startswith(TEMP_PREFIX)]
+    except OSError:
+        return 0
+    if _recover(root, names):
+        # Records handled: some temporary files were renamed or removed.
+        try:
+            with os.scandir(root) as scan:
+                names = [entry.name for entry in scan if entry.name.startswith(TEMP_PREFIX)]
+        except OSError:
+            return 0
     removed = 0
-    pending = [root]
+    ended_writers = []
+    for name in names:
+        if name.endswith(_SWEPT_SUFFIXES) and _owner_is_gone(name):
+            try:
+                os.unlink(os.path.join(root, name))
+                removed += 1
+            except OSError:  # a directory, or removed meanwhile
+                pass
+        elif name.endswith(WRITER_SUFFIX) and _owner_is_gone(name):
+            ended_writers.append(name)
+    if ended_writers or full:
+        removed += _sweep_below(root)
+        # Only now: a sweep interrupted before this point is done again.
+        for name in ended_writers:
+            _unlink_quietly(os.path.join(root, name))
+    if removed:
+        logger.info("Removed %d temporary files of ended writers from %s", removed, root)
+    return removed
+
+
+def _sweep_below(root: str) -> int:
+    """Delete the temporary files of ended writers in the directories below
+    ``root``; return how many."""
+    removed = 0
+    pending = []
+    try:
+        with os.scandir(root) as scan:
+            for entry in scan:
+                name = entry.name
+                if name.startswith(TEMP_PREFIX) or name.endswith((LOCK_SUFFIX, METADATA_SUFFIX, DATA_SUFFIX)):
+                    continue
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                except OSError:
+                    continue
+    except OSError:
+        return 0
     while pending:
         directory = pending.pop()
         try:
@@ -607,8 +710,6 @@ def sweep(path: Any) -> int:
                     pending.append(entry.path)
             except OSError:
                 continue
-    if removed:
-        logger.info("Removed %d temporary files of ended writers from %s", removed, root)
     return removed
 
 
@@ -1175,6 +1276,8 @@ class FileSystemStore(AbstractStore):
         file alone is removed again.
         """
         directory = os.path.dirname(path)
+        if directory != self._root:
+            _mark_writer(self._root)
         fresh_directory = not os.path.isdir(directory)
         progress = store_progress(self, key, metadata, "Setting data of {}".format(key), steps)
         try:
@@ -1189,7 +1292,10 @@ class FileSystemStore(AbstractStore):
         return _Pending(temporary, path)
 
     def _prepare_bytes(self, path: str, content: bytes) -> _Pending:
-        return _Pending(_write_temporary(os.path.dirname(path), lambda stream: stream.write(content)), path)
+        directory = os.path.dirname(path)
+        if directory != self._root:
+            _mark_writer(self._root)
+        return _Pending(_write_temporary(directory, lambda stream: stream.write(content)), path)
 
     def _journaling(self) -> bool:
         return self._journal is not None and self._journal_thread == threading.get_ident()
@@ -1203,6 +1309,8 @@ class FileSystemStore(AbstractStore):
         backup = None
         if os.path.lexists(path):
             directory = os.path.dirname(path)
+            if directory != self._root:
+                _mark_writer(self._root)
             while True:
                 backup = os.path.join(directory, _temporary_name(BACKUP_SUFFIX))
                 try:

@@ -346,7 +346,9 @@ class LockingFileSystemStore(FileSystemStore):
     force_lock_timeout : float, optional
         Seconds after which a lock that has not changed is considered
         abandoned (its holder died) and broken (default 10).  Writes must
-        take less time than this.
+        take less time than this.  A lock whose holder was a process of
+        this host that no longer runs (killed, say) is broken at once (see
+        :mod:`encore.storage.file_lock`); 0 never breaks locks.
     magic_fname : str, optional
         The name of the magic file (default ``'.FSStore'``).
     remote_event_poll_interval : float, optional

@@ -304,13 +304,92 @@ def test_connect_sweeps_only_temporary_files_of_ended_writers(tmp_path):
              directory / "{}{:x}-{}beef-2.tmp".format(TEMP_PREFIX, gone, other_host)]
     for path in dead + alive:
         path.write_bytes(b"partial")
+    # The dead writer marked the store before making its first temporary
+    # file below the root.
+    marker = root / owned_name(gone, 9, ".writer")
+    marker.write_bytes(b"")
     assert sweep(root) == len(dead)
     for path in dead:
         assert not path.exists()
     for path in alive:
         assert path.exists()
+    assert not marker.exists()  # one walk per ended writer
     store.connect()  # sweeps too, and keeps the key
     assert store.get_data("a/b").read() == b"data"
+
+
+def test_connect_walks_the_tree_only_for_an_ended_writers_marker(tmp_path, monkeypatch):
+    from encore.storage import filesystem_store
+
+    root = tmp_path / "store"
+    init_shared_store(root)
+    store = FileSystemStore(root)
+    store.set("a/b", (io.BytesIO(b"data"), {"m": 1}))
+    # This process marked the store when it first wrote below the root.
+    markers = [name for name in os.listdir(root) if name.endswith(".writer")]
+    assert len(markers) == 1 and filesystem_store._OWNER.match(markers[0])
+    walks = []
+    real_walk = filesystem_store._sweep_below
+    monkeypatch.setattr(filesystem_store, "_sweep_below",
+                        lambda path: walks.append(path) or real_walk(path))
+    gone = dead_pid()
+    unmarked = root / "a" / owned_name(gone, 0, ".tmp")  # no marker of its writer
+    unmarked.write_bytes(b"partial")
+    in_root = root / owned_name(gone, 1, ".tmp")  # the root is always read
+    in_root.write_bytes(b"partial")
+    store.connect()  # a live writer's marker (ours) asks for no walk
+    assert walks == [] and unmarked.exists() and not in_root.exists()
+    assert sweep(root, full=True) == 1  # an explicit full sweep walks anyway
+    assert not unmarked.exists()
+    assert len(walks) == 1
+    (root / "a" / owned_name(gone, 2, ".tmp")).write_bytes(b"partial")
+    (root / owned_name(gone, 3, ".writer")).write_bytes(b"")
+    store.connect()  # an ended writer's marker: one walk, then the marker goes
+    assert len(walks) == 2
+    assert not (root / "a" / owned_name(gone, 2, ".tmp")).exists()
+    assert not (root / owned_name(gone, 3, ".writer")).exists()
+    assert [name for name in os.listdir(root) if name.endswith(".writer")] == markers
+    store.connect()
+    assert len(walks) == 2
+
+
+def test_a_killed_writer_marks_the_store_before_its_first_temporary_file(tmp_path):
+    """A writer killed while staging a value below the root: its marker is
+    there, so the next connect sweeps the staged file."""
+    root = str(tmp_path / "store")
+    init_shared_store(root)
+    script = STAGING_WRITER
+    process = subprocess.Popen([sys.executable, "-c", script, root], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "STAGING"
+        staged = [path for path in temporary_files(root) if path.endswith(".tmp")]
+        assert len(staged) == 1 and os.path.dirname(staged[0]) == os.path.join(root, "deep", "er")
+        assert any(name.endswith(".writer") for name in os.listdir(root))
+    finally:
+        process.kill()
+        process.wait()
+        process.stdout.close()
+    FileSystemStore(root).connect()
+    assert temporary_files(root) == []
+
+
+STAGING_WRITER = r"""
+import sys, threading
+from encore.storage.filesystem_store import FileSystemStore
+
+class Stalled:
+    def __init__(self):
+        self.sent = False
+    def read(self, size=-1):
+        if not self.sent:
+            self.sent = True
+            return b"first part"
+        print("STAGING", flush=True)
+        threading.Event().wait()
+
+store = FileSystemStore(sys.argv[1])
+store.set("deep/er/key", (Stalled(), {}))
+"""
 
 
 def write_pair(root, key, data, metadata_text):

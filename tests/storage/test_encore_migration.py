@@ -326,6 +326,8 @@ def files_under(root):
     found = []
     for directory, _, names in os.walk(root):
         for name in names:
+            if name.startswith(".~") and name.endswith(".writer"):
+                continue  # a writer marker (stays while its writer runs)
             found.append(os.path.relpath(os.path.join(directory, name), root).replace(os.sep, "/"))
     return sorted(found)
 

@@ -447,3 +447,151 @@ def test_shared_lock_without_its_link_source_creates_files(name, tmp_path):
         with open(entry, "rb") as stream:
             assert stream.read().endswith(b"SHARED")
     assert lock.link_source is None
+
+
+# ---------------------------------------------------------------------------
+# Holders that died on this host are broken at once
+# ---------------------------------------------------------------------------
+
+
+def _ended_pid():
+    """The pid of a process of this host that has ended (and was reaped)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _holder_content(host, pid):
+    return "{}\n{}\nsomeone\n7\nLOCK".format(host, pid).encode("utf-8")
+
+
+def _reader_entry(host, pid):
+    from encore.storage.file_lock import _clean_part
+
+    return "{}__{}__someone__7.lock".format(_clean_part(host), pid)
+
+
+@pytest.fixture
+def live_child():
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                             stdin=subprocess.PIPE)
+    yield child
+    child.stdin.close()
+    child.wait()
+
+
+def test_a_lock_of_an_ended_process_of_this_host_is_broken_at_once(name):
+    with open(name + ".lock", "wb") as stream:
+        stream.write(_holder_content(socket.gethostname(), _ended_pid()))
+    # force_timeout far beyond timeout: only the dead-holder check can win.
+    lock = FileLock(name, force_timeout=3600, poll_interval=0.005, timeout=10)
+    assert lock.acquire() is True
+    assert lock.acquired()
+    lock.release()
+
+
+def test_a_zombie_holder_counts_as_ended(name):
+    import signal
+    import subprocess
+    import sys
+
+    if not os.path.exists("/proc/self/stat"):
+        pytest.skip("no /proc here to tell a zombie from a live process")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        os.kill(child.pid, signal.SIGKILL)
+        # Not reaped yet: the pid still answers kill(pid, 0).
+        with open(name + ".lock", "wb") as stream:
+            stream.write(_holder_content(socket.gethostname(), child.pid))
+        lock = FileLock(name, force_timeout=3600, poll_interval=0.005, timeout=10)
+        assert lock.acquire() is True
+        lock.release()
+    finally:
+        child.wait()
+
+
+def test_a_live_holder_is_not_broken_before_force_timeout(name, live_child):
+    content = _holder_content(socket.gethostname(), live_child.pid)
+    with open(name + ".lock", "wb") as stream:
+        stream.write(content)
+    lock = FileLock(name, force_timeout=3600, poll_interval=0.005, timeout=0.2)
+    assert lock.acquire() is False
+    with open(name + ".lock", "rb") as stream:
+        assert stream.read() == content
+
+
+def test_an_ended_pid_of_another_host_is_not_broken(name):
+    content = _holder_content(socket.gethostname() + "-elsewhere", _ended_pid())
+    with open(name + ".lock", "wb") as stream:
+        stream.write(content)
+    assert FileLock(name, force_timeout=3600, poll_interval=0.005, timeout=0.2).acquire() is False
+    assert SharedFileLock(name, force_timeout=3600, poll_interval=0.005, timeout=0.2).acquire() is False
+    with open(name + ".lock", "rb") as stream:
+        assert stream.read() == content
+
+
+def test_without_force_timeout_an_ended_holder_is_not_broken(name):
+    with open(name + ".lock", "wb") as stream:
+        stream.write(_holder_content(socket.gethostname(), _ended_pid()))
+    assert FileLock(name, poll_interval=0.005, timeout=0.2).acquire() is False
+
+
+def test_a_reader_waits_only_for_a_live_writer(name):
+    with open(name + ".lock", "wb") as stream:
+        stream.write(_holder_content(socket.gethostname(), _ended_pid()))
+    reader = SharedFileLock(name, force_timeout=3600, poll_interval=0.005, timeout=10)
+    assert reader.acquire() is True
+    reader.release()
+
+
+def test_a_writer_removes_ended_readers_and_waits_for_live_ones(name, live_child):
+    host = socket.gethostname()
+    os.mkdir(name + ".lock")
+    dead = _reader_entry(host, _ended_pid())
+    live = _reader_entry(host, live_child.pid)
+    for entry in (dead, live):
+        open(os.path.join(name + ".lock", entry), "wb").close()
+    writer = FileLock(name, force_timeout=3600, poll_interval=0.005, timeout=0.2)
+    assert writer.acquire() is False
+    assert os.listdir(name + ".lock") == [live]
+    os.unlink(os.path.join(name + ".lock", live))
+    assert writer.acquire() is True
+    writer.release()
+
+
+def _hold_until_killed(name, ready, shared):
+    lock = (SharedFileLock if shared else FileLock)(name, uid="victim")
+    lock.acquire()
+    ready.set()
+    time.sleep(600)
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["exclusive", "shared"])
+def test_a_holder_killed_while_others_wait_is_broken_at_once(name, shared):
+    import signal
+
+    context = fork_context()
+    ready = context.Event()
+    holder = context.Process(target=_hold_until_killed, args=(name, ready, shared), daemon=True)
+    holder.start()
+    try:
+        assert ready.wait(30)
+        waiter = FileLock(name, force_timeout=3600, poll_interval=0.005, timeout=10)
+        outcome = []
+        thread = threading.Thread(target=lambda: outcome.append(waiter.acquire()))
+        thread.start()
+        # The waiter is waiting on a live holder when the holder dies.
+        assert waiter.locked()
+        os.kill(holder.pid, signal.SIGKILL)
+        thread.join(30)
+        assert outcome == [True]
+        waiter.release()
+    finally:
+        holder.kill()
+        holder.join()

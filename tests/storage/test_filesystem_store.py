@@ -67,10 +67,13 @@ def store(root, event_manager):
 
 
 def files_under(root):
-    """Every file below ``root`` as a sorted list of '/'-separated paths."""
+    """Every file below ``root`` as a sorted list of '/'-separated paths
+    (writer markers aside: they stay while their writer runs)."""
     found = []
     for directory, _, names in os.walk(root):
         for name in names:
+            if name.startswith(".~") and name.endswith(".writer"):
+                continue
             found.append(os.path.relpath(os.path.join(directory, name), root).replace(os.sep, "/"))
     return sorted(found)
 

@@ -87,6 +87,13 @@ def store(stores):
     return stores()
 
 
+def store_files(root):
+    """The sorted names in ``root``, writer markers aside (they stay while
+    their writer runs)."""
+    return sorted(name for name in os.listdir(root)
+                  if not (name.startswith(".~") and name.endswith(".writer")))
+
+
 def fork_context():
     if "fork" not in multiprocessing.get_all_start_methods():
         pytest.skip("the 'fork' start method is not available on this platform")
@@ -142,7 +149,7 @@ def test_shares_the_plain_layout(store, root):
     assert list(plain.query_keys()) == ["a/b"]
     plain.from_bytes("c", b"c")
     assert sorted(store.query_keys()) == ["a/b", "c"]
-    assert sorted(os.listdir(root)) == [".FSStore", "__log__.txt", "a", "c.data", "c.metadata"]
+    assert store_files(root) == [".FSStore", "__log__.txt", "a", "c.data", "c.metadata"]
 
 
 # ---------------------------------------------------------------------------
@@ -207,9 +214,9 @@ def test_no_lock_files_remain(store, root):
     # ... which the next write removes.
     store.update_metadata("a/b", {"x": 1})
     assert sorted(os.listdir(os.path.join(root, "a"))) == ["b.data", "b.metadata"]
-    assert sorted(os.listdir(root)) == [".FSStore", "__log__.txt", "a"]
+    assert store_files(root) == [".FSStore", "__log__.txt", "a"]
     store.delete("a/b")
-    assert sorted(os.listdir(root)) == [".FSStore", "__log__.txt"]
+    assert store_files(root) == [".FSStore", "__log__.txt"]
 
 
 def test_failed_writes_leave_no_directories(store, root):
@@ -217,7 +224,7 @@ def test_failed_writes_leave_no_directories(store, root):
         store.update_metadata("x/y/z", {"a": 1})
     with pytest.raises(KeyError):
         store.delete("x/y")
-    assert sorted(os.listdir(root)) == [".FSStore", "__log__.txt"]
+    assert store_files(root) == [".FSStore", "__log__.txt"]
     store.from_bytes("x/y/z", b"1")  # a successful write keeps them
     assert store.to_bytes("x/y/z") == b"1"
 
@@ -231,6 +238,43 @@ def test_a_stale_lock_is_broken_after_force_lock_timeout(stores, root):
     assert time.monotonic() - started >= 0.05
     assert not os.path.exists(os.path.join(root, "k.lock"))
     assert store.to_bytes("k") == b"written"
+
+
+def _take_key_lock_and_hang(root, key, shared, ready):
+    store = LockingFileSystemStore(root, remote_event_poll_interval=None)
+    stem = store._stem(key)
+    lock = SharedFileLock(stem, uid=1) if shared else FileLock(stem, uid=1)
+    lock.acquire()
+    ready.set()
+    time.sleep(600)
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["writer", "reader"])
+def test_a_lock_of_a_killed_process_does_not_hold_up_the_next_writer(stores, root, shared):
+    """A process SIGKILLed while holding a key's lock (as a writer or a
+    reader) leaves the lock behind; the next writer on this host breaks it
+    at once instead of waiting force_lock_timeout."""
+    import signal
+
+    store = stores(force_lock_timeout=3600)
+    store.from_bytes("k", b"before")
+    context = fork_context()
+    ready = context.Event()
+    victim = context.Process(target=_take_key_lock_and_hang, args=(root, "k", shared, ready), daemon=True)
+    victim.start()
+    try:
+        assert ready.wait(30)
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.join(30)
+        assert os.path.exists(os.path.join(root, "k.lock"))
+        writer = threading.Thread(target=store.from_bytes, args=("k", b"after"), daemon=True)
+        writer.start()
+        writer.join(60)  # force_lock_timeout is an hour: only breaking the dead lock ends this
+        assert not writer.is_alive()
+        assert store.to_bytes("k") == b"after"
+    finally:
+        victim.kill()
+        victim.join()
 
 
 def _update_many(root, worker, rounds):
