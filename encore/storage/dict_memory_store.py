@@ -320,7 +320,7 @@ class DictMemoryStore(AbstractStore):
             return self._read_stream(stream, buffer_size)
         progress = store_progress(
             self, key, None if metadata is None else copy_metadata(metadata),
-            "Storing {}".format(key), steps)
+            "Storing {}".format(key), steps, stream)
         with progress:
             return self._read_stream(stream, buffer_size, progress)
 
@@ -474,8 +474,23 @@ class DictMemoryStore(AbstractStore):
         ------
         TypeError
             If ``data`` is not bytes-like.
+
+        Events
+        ------
+        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
+            When anyone listens: ``steps`` is ``len(data)`` in bytes.
+        StoreSetEvent or StoreUpdateEvent
+            After the write.
         """
-        self._write(key, bytes(data), None)
+        payload = bytes(data)
+        if progress_is_listened(self.event_manager):
+            entry = self._store.get(key)
+            progress = store_progress(
+                self, key, None if entry is None else copy_metadata(entry[1]),
+                "Storing {}".format(key), len(payload))
+            with progress:
+                progress.step(step=len(payload))
+        self._write(key, payload, None)
 
     # -- transactions --------------------------------------------------------
 

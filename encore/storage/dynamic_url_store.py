@@ -733,7 +733,7 @@ class DynamicURLStore(AbstractAuthorizingStore):
                 with_metadata: bool = False) -> bool:
         """PUT the data of a key (and its metadata, in the same request, if
         ``with_metadata``); return whether the key was created."""
-        progress = store_progress(self, key, metadata, "Uploading {}".format(key))
+        progress = store_progress(self, key, metadata, "Uploading {}".format(key), stream=data)
         headers = {"Content-Type": "application/octet-stream"}
         prefix = b""
         if with_metadata:

@@ -1176,7 +1176,7 @@ class FileSystemStore(AbstractStore):
         """
         directory = os.path.dirname(path)
         fresh_directory = not os.path.isdir(directory)
-        progress = store_progress(self, key, metadata, "Setting data of {}".format(key), steps)
+        progress = store_progress(self, key, metadata, "Setting data of {}".format(key), steps, data)
         try:
             with progress:
                 temporary = _write_temporary(
