@@ -379,7 +379,8 @@ class DictMemoryStore(AbstractStore):
         ------
         StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
             While the data is read, when anyone listens (``steps``: the
-            value's size, ``-1`` for a tuple).
+            value's size, or what a tuple's seekable stream has left;
+            ``-1`` when unknown).
         StoreSetEvent or StoreUpdateEvent
             After the write (after the transaction, inside one).
         """
