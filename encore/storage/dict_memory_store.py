@@ -296,21 +296,39 @@ class DictMemoryStore(AbstractStore):
         if buffer_size is None or buffer_size <= 0:
             buffer_size = DEFAULT_BUFFER_SIZE
         read = stream.read
-        parts = []
-        total = 0
-        while True:
-            chunk = read(buffer_size)
-            if type(chunk) is not bytes:
-                chunk = _as_bytes(chunk)
-            if not chunk:
-                break
-            parts.append(chunk)
+        first = read(buffer_size)
+        if type(first) is not bytes:
+            first = _as_bytes(first)
+        if not first:
+            return b""
+        total = len(first)
+        if progress is not None:
+            progress.step(step=total)
+        chunk = read(buffer_size)
+        if type(chunk) is not bytes:
+            chunk = _as_bytes(chunk)
+        if not chunk:
+            return first  # one buffer: no copy at all
+        # Several buffers: gather them in ONE growing buffer.  A BytesIO
+        # grows its bytes object in place (realloc) and getvalue() hands
+        # that object over without a copy, so the value costs one copy of
+        # its size at most -- joining a list of chunks would need two.
+        buffer = io.BytesIO()
+        write = buffer.write
+        write(first)
+        del first
+        while chunk:
+            write(chunk)
             if progress is not None:
                 total += len(chunk)
                 progress.step(step=total)
-        if len(parts) == 1:
-            return parts[0]
-        return b"".join(parts)
+            chunk = read(buffer_size)
+            if type(chunk) is not bytes:
+                chunk = _as_bytes(chunk)
+        del chunk
+        data = buffer.getvalue()
+        buffer.close()
+        return data
 
     def _read_with_progress(
         self, key: str, stream: Any, metadata: Optional[Dict[str, Any]], steps: int, buffer_size: int
