@@ -74,8 +74,8 @@ class StoreBadInputTestMixin(_StoreTestHelpers):
         else:
             self.assertEqual(starts, [])
         self.assertEqual(list(self.store.query_keys()), [key])
-        self.assertEqual(self._data(key), data)
-        self.assertEqual(self.store.get_metadata(key), metadata)
+        self._expect(self._data(key), data, key, "get_data(key)")
+        self._expect(self.store.get_metadata(key), metadata, key, "get_metadata(key)")
 
     def test_text_data(self):
         """Text instead of bytes raises TypeError."""
@@ -101,13 +101,16 @@ class StoreBadInputTestMixin(_StoreTestHelpers):
             for bad in (b"bytes", "text", None, 42, [b"a"]):
                 for target in (key, "bad_new"):
                     with self.subTest(data=bad, target=target):
-                        with self.assertRaises(TypeError):
+                        with self.assertRaises(TypeError,
+                                 msg=self._about(target, "set_data(target, bad) should raise TypeError")):
                             self.store.set_data(target, bad)
-                        with self.assertRaises(TypeError):
+                        with self.assertRaises(TypeError,
+                                 msg=self._about(target, "set(target, (bad, {})) should raise TypeError")):
                             self.store.set(target, (bad, {}))
             for bad in (None, 42, io.BytesIO(b"stream")):
                 with self.subTest(from_bytes=bad):
-                    with self.assertRaises(TypeError):
+                    with self.assertRaises(TypeError,
+                             msg=self._about('bad_new', "from_bytes('bad_new', bad) should raise TypeError")):
                         self.store.from_bytes("bad_new", bad)
 
     def test_bad_metadata(self):
@@ -117,14 +120,17 @@ class StoreBadInputTestMixin(_StoreTestHelpers):
             for number, metadata in enumerate(self.bad_metadata):
                 for target in (key, "bad_new"):
                     with self.subTest(case=number, target=target):
-                        with self.assertRaises((TypeError, ValueError)):
+                        with self.assertRaises((TypeError, ValueError),
+                                 msg=self._about(target, "set() should raise (TypeError, ValueError)")):
                             self.store.set(target, (create_file_like_data(b"new"), metadata))
-                        with self.assertRaises((TypeError, ValueError)):
+                        with self.assertRaises((TypeError, ValueError),
+                                 msg=self._about(target, "set_metadata(target, metadata) should raise (TypeError, ValueError)")):
                             self.store.set_metadata(target, metadata)
                         with self.assertRaises((TypeError, ValueError)):
                             self.store.multiset_metadata([target], [metadata])
                 with self.subTest(case=number, call="update_metadata"):
-                    with self.assertRaises((TypeError, ValueError)):
+                    with self.assertRaises((TypeError, ValueError),
+                             msg=self._about(key, "update_metadata(key, metadata) should raise (TypeError, ValueError)")):
                         self.store.update_metadata(key, metadata)
 
     def test_bad_keys(self):
@@ -167,7 +173,8 @@ class StoreBadInputTestMixin(_StoreTestHelpers):
             for number, value in enumerate(bad_values):
                 for target in (key, "bad_new"):
                     with self.subTest(case=number, target=target):
-                        with self.assertRaises(TypeError):
+                        with self.assertRaises(TypeError,
+                                 msg=self._about(target, "set(target, value) should raise TypeError")):
                             self.store.set(target, value)
 
     def test_failing_stream(self):
@@ -176,9 +183,11 @@ class StoreBadInputTestMixin(_StoreTestHelpers):
         with self._unchanged(reading=True):
             for target in (key, "bad_new"):
                 with self.subTest(target=target):
-                    with self.assertRaises(OSError):
+                    with self.assertRaises(OSError,
+                             msg=self._about(target, "set() should raise OSError")):
                         self.store.set(target, (_FailingFile(b"y" * 100000, 50000), {"new": 1}),
                                        buffer_size=4096)
-                    with self.assertRaises(OSError):
+                    with self.assertRaises(OSError,
+                             msg=self._about(target, "set_data() should raise OSError")):
                         self.store.set_data(target, _FailingFile(b"y" * 100000, 50000),
                                             buffer_size=4096)

@@ -83,8 +83,11 @@ class StoreConcurrencyTestMixin(_StoreTestHelpers):
                 key = "thread%d_%d" % (index, round_)
                 data = self._payload(index, round_)
                 self.store.set(key, (create_file_like_data(data), {"writer": index, "round": round_}))
-                self.assertEqual(self._data(key), data)
-                self.assertEqual(self.store.get_metadata(key), {"writer": index, "round": round_})
+                self._expect(self._data(key), data, key, "get_data(key)")
+                self._expect(
+                    self.store.get_metadata(key),
+                    {"writer": index, "round": round_},
+                    key, "get_metadata(key)")
 
         self._run_threads(worker)
         keys = set(self.store.query_keys())
@@ -138,8 +141,12 @@ class StoreConcurrencyTestMixin(_StoreTestHelpers):
         value = self.store.get("shared")
         data = self._read(value.data)
         self._assert_complete(data, value.metadata)
-        self.assertIn(value.metadata["writer"], writers)
-        self.assertEqual(value.metadata["round"], rounds - 1)
+        self.assertIn(value.metadata["writer"], writers,
+            msg=self._about('shared', "value.metadata['writer'] of get('shared') should contain value.metadata['writer']"))
+        self._expect(
+            value.metadata["round"],
+            rounds - 1,
+            'shared', "value.metadata['round'] of get('shared')")
 
     def test_set_and_delete(self):
         """Keys set and deleted concurrently end in a consistent state."""
@@ -182,8 +189,8 @@ class StoreConcurrencyTestMixin(_StoreTestHelpers):
                 self.store.update_metadata("counter", {"thread%d" % index: round_})
 
         self._run_threads(worker)
-        self.assertEqual(
+        self._expect(
             self.store.get_metadata("counter"),
             {"thread%d" % index: rounds - 1 for index in range(self.concurrency_threads)},
-        )
-        self.assertEqual(self._data("counter"), b"counter")
+            'counter', "get_metadata('counter')")
+        self._expect(self._data("counter"), b"counter", 'counter', "get_data('counter')")

@@ -162,14 +162,19 @@ class StoreEventTestMixin(_StoreTestHelpers):
         with self._recorder() as recorder:
             self.store.set("event_key", (create_file_like_data(b"a"), {"x": [1]}))
         recorder.modifications()[0].metadata["x"].append(2)
-        self.assertEqual(self.store.get_metadata("event_key"), {"x": [1]})
+        self._expect(
+            self.store.get_metadata("event_key"),
+            {"x": [1]},
+            'event_key', "get_metadata('event_key')")
 
     def test_no_event_on_failed_write(self):
         """A write that fails (missing key) emits no modification event."""
         with self._recorder() as recorder:
-            with self.assertRaises(KeyError):
+            with self.assertRaises(KeyError,
+                     msg=self._about('event_missing', "delete('event_missing') should raise KeyError")):
                 self.store.delete("event_missing")
-            with self.assertRaises(KeyError):
+            with self.assertRaises(KeyError,
+                     msg=self._about('event_missing', "update_metadata() should raise KeyError")):
                 self.store.update_metadata("event_missing", {"x": 1})
         self.assertEqual(recorder.modifications(), [])
 
@@ -199,7 +204,7 @@ class StoreEventTestMixin(_StoreTestHelpers):
     def test_failed_transaction_events(self):
         """After a failed transaction: no events if rolled back, else the writes'."""
         with self._recorder() as recorder:
-            with self.assertRaises(_Boom):
+            with self.assertRaises(_Boom, msg=self._about('failing', "transaction() should raise _Boom")):
                 with self.store.transaction("failing"):
                     self.store.set("event_a", (create_file_like_data(b"a"), {"n": 1}))
                     raise _Boom()

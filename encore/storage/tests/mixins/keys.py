@@ -83,17 +83,20 @@ class StoreKeyTestMixin(_StoreTestHelpers):
         self.assertEqual(sorted(key for key, _ in self.store.query()), sorted(keys))
         for i, key in enumerate(keys):
             with self.subTest(key=key):
-                self.assertTrue(self.store.exists(key))
+                self.assertTrue(self.store.exists(key), msg=self._about(key, "exists(key) should be true"))
                 value = self.store.get(key)
-                self.assertEqual(self._read(value.data), key.encode("utf-8") + b"!")
-                self.assertEqual(value.metadata, {"index": i})
-                self.assertEqual(self.store.get_metadata(key), {"index": i})
+                self._expect(
+                    self._read(value.data),
+                    key.encode("utf-8") + b"!",
+                    key, "read(value.data) of get(key)")
+                self._expect(value.metadata, {"index": i}, key, "value.metadata of get(key)")
+                self._expect(self.store.get_metadata(key), {"index": i}, key, "get_metadata(key)")
                 self.assertEqual(list(self.store.query_keys(index=i)), [key])
                 self.assertEqual(list(self.store.glob(_glob_escape(key))), [key])
         for key in keys:
             with self.subTest(key=key):
                 self.store.delete(key)
-                self.assertFalse(self.store.exists(key))
+                self.assertFalse(self.store.exists(key), msg=self._about(key, "exists(key) should be false"))
         self.assertEqual(list(self.store.query_keys()), [])
         if listing is not None:
             self.assertEqual(self._parent_listing(), listing)
@@ -105,7 +108,7 @@ class StoreKeyTestMixin(_StoreTestHelpers):
                 self.store.set_data(key, create_file_like_data(b"data"))
                 self.store.set_metadata(key, {"k": key})
                 self.store.update_metadata(key, {"more": 1})
-                self.assertEqual(self.store.get_metadata(key), {"k": key, "more": 1})
+                self._expect(self.store.get_metadata(key), {"k": key, "more": 1}, key, "get_metadata(key)")
                 self.assertEqual(self.store.to_bytes(key), b"data")
         self.assertEqual(sorted(self.store.query_keys()), sorted(self.awkward_keys))
 
@@ -113,11 +116,13 @@ class StoreKeyTestMixin(_StoreTestHelpers):
         """Keys differing only in case are different keys."""
         self.store.set("CaseKey", (create_file_like_data(b"1"), {"n": 1}))
         self.store.set("casekey", (create_file_like_data(b"2"), {"n": 2}))
-        self.assertEqual(self._data("CaseKey"), b"1")
-        self.assertEqual(self._data("casekey"), b"2")
-        self.assertFalse(self.store.exists("CASEKEY"))
+        self._expect(self._data("CaseKey"), b"1", 'CaseKey', "get_data('CaseKey')")
+        self._expect(self._data("casekey"), b"2", 'casekey', "get_data('casekey')")
+        self.assertFalse(self.store.exists("CASEKEY"),
+            msg=self._about('CASEKEY', "exists('CASEKEY') should be false"))
         self.store.delete("casekey")
-        self.assertTrue(self.store.exists("CaseKey"))
+        self.assertTrue(self.store.exists("CaseKey"),
+            msg=self._about('CaseKey', "exists('CaseKey') should be true"))
         self.assertEqual(list(self.store.glob("case*")), [])
 
     def test_nested_path_keys(self):
@@ -127,10 +132,10 @@ class StoreKeyTestMixin(_StoreTestHelpers):
             self.store.set(key, (create_file_like_data(key.encode()), {}))
         self.store.delete("a/b")
         self.assertEqual(sorted(self.store.query_keys()), ["a", "a/b/c", "a/b/c/"])
-        self.assertEqual(self._data("a/b/c"), b"a/b/c")
+        self._expect(self._data("a/b/c"), b"a/b/c", 'a/b/c', "get_data('a/b/c')")
         self.store.set("a/b", (create_file_like_data(b"again"), {}))
-        self.assertEqual(self._data("a/b"), b"again")
-        self.assertEqual(sorted(self.store.glob("a/*")), ["a/b", "a/b/c", "a/b/c/"])
+        self._expect(self._data("a/b"), b"again", 'a/b', "get_data('a/b')")
+        self._expect(sorted(self.store.glob("a/*")), ["a/b", "a/b/c", "a/b/c/"], 'a/*', "sorted(glob('a/*'))")
 
     def test_key_escape_does_not_shadow(self):
         """Keys that an escaping scheme might confuse stay distinct."""
@@ -138,5 +143,5 @@ class StoreKeyTestMixin(_StoreTestHelpers):
         for i, key in enumerate(keys):
             self.store.set(key, (create_file_like_data(b"%d" % i), {}))
         for i, key in enumerate(keys):
-            self.assertEqual(self._data(key), b"%d" % i)
+            self._expect(self._data(key), b"%d" % i, key, "get_data(key)")
         self.assertEqual(sorted(self.store.query_keys()), sorted(keys))

@@ -76,8 +76,11 @@ class StoreLargeValueTestMixin(_StoreTestHelpers):
         size = self.large_value_size
         with self._bounded_memory("get_data"):
             digest, length = _stream_digest(self.store.get_data(key), self.large_buffer_size)
-        self.assertEqual((digest, length), (pattern_digest(size), size))
-        self.assertEqual(self.store.get(key).size, size)
+        self._expect(
+            (digest, length),
+            (pattern_digest(size), size),
+            key, "(digest, length) of _stream_digest(get_data(key), self.large_buffer_size)")
+        self._expect(self.store.get(key).size, size, key, "get(key).size")
 
     def test_large_set(self):
         """set and get_data stream a large value."""
@@ -85,7 +88,7 @@ class StoreLargeValueTestMixin(_StoreTestHelpers):
         with self._bounded_memory("set"):
             self.store.set("large", (PatternFile(size), {"size": size}), buffer_size=self.large_buffer_size)
         self._check_large("large")
-        self.assertEqual(self.store.get_metadata("large"), {"size": size})
+        self._expect(self.store.get_metadata("large"), {"size": size}, 'large', "get_metadata('large')")
 
     def test_large_set_data(self):
         """set_data over an existing key streams a large value."""
@@ -94,7 +97,7 @@ class StoreLargeValueTestMixin(_StoreTestHelpers):
             self.store.set_data("large", PatternFile(self.large_value_size),
                                 buffer_size=self.large_buffer_size)
         self._check_large("large")
-        self.assertEqual(self.store.get_metadata("large"), {"kept": True})
+        self._expect(self.store.get_metadata("large"), {"kept": True}, 'large', "get_metadata('large')")
 
     def test_large_file_round_trip(self):
         """from_file and to_file stream a large value."""
@@ -130,4 +133,7 @@ class StoreLargeValueTestMixin(_StoreTestHelpers):
         with self._bounded_memory("copy"):
             self.store.set("large_copy", self.store.get("large"), buffer_size=self.large_buffer_size)
         self._check_large("large_copy")
-        self.assertEqual(self.store.get_metadata("large_copy"), {"n": 1})
+        self._expect(
+            self.store.get_metadata("large_copy"),
+            {"n": 1},
+            'large_copy', "get_metadata('large_copy')")

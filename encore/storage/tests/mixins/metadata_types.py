@@ -86,7 +86,7 @@ class StoreMetadataTypesTestMixin(_StoreTestHelpers):
         self._assert_same(
             self.store.get_metadata("types_set", select=["price", "tags"]),
             {"price": samples["price"], "tags": samples["tags"]})
-        self.assertEqual(self._data("types_set"), b"data")
+        self._expect(self._data("types_set"), b"data", 'types_set', "get_data('types_set')")
 
     def test_metadata_types_set_metadata_and_update(self):
         """set_metadata, update_metadata and multiset_metadata keep the types too."""
@@ -140,7 +140,10 @@ class StoreMetadataTypesTestMixin(_StoreTestHelpers):
         source = {"tags": {"a"}}
         self.store.set_metadata("types_copy", source)
         source["tags"].add("later")
-        self.assertEqual(self.store.get_metadata("types_copy"), {"tags": {"a"}})
+        self._expect(
+            self.store.get_metadata("types_copy"),
+            {"tags": {"a"}},
+            'types_copy', "get_metadata('types_copy')")
 
     def test_metadata_types_refused(self):
         """Other types are refused, naming the key and where they are; nothing is written."""
@@ -154,11 +157,15 @@ class StoreMetadataTypesTestMixin(_StoreTestHelpers):
         for metadata, error, message in cases:
             with self.subTest(metadata=metadata):
                 named = "'types_refused'.*" + message
-                with self.assertRaisesRegex(error, named):
+                with self.assertRaisesRegex(error, named,
+                         msg=self._about('types_refused', "set() should raise error")):
                     self.store.set("types_refused", (create_file_like_data(b"x"), metadata))
-                with self.assertRaisesRegex(error, named):
+                with self.assertRaisesRegex(error, named,
+                         msg=self._about('types_refused', "set_metadata('types_refused', metadata) should raise error")):
                     self.store.set_metadata("types_refused", metadata)
                 with self.assertRaisesRegex(error, named):
                     self.store.multiset_metadata(["types_ok", "types_refused"], [{}, metadata])
-                self.assertFalse(self.store.exists("types_ok"))
-                self.assertFalse(self.store.exists("types_refused"))
+                self.assertFalse(self.store.exists("types_ok"),
+                    msg=self._about('types_ok', "exists('types_ok') should be false"))
+                self.assertFalse(self.store.exists("types_refused"),
+                    msg=self._about('types_refused', "exists('types_refused') should be false"))

@@ -59,8 +59,8 @@ class StoreReadTestMixin(_StoreTestHelpers):
         value = self.store.get("test1")
         with value as data:
             self.assertEqual(data.read(), b"test2\n")
-        self.assertEqual(value.metadata, read_fixture()[0][2])
-        self.assertEqual(value.size, 6)
+        self._expect(value.metadata, read_fixture()[0][2], 'test1', "value.metadata of get('test1')")
+        self._expect(value.size, 6, 'test1', "value.size of get('test1')")
         for attribute in ("created", "modified"):
             moment = getattr(value, attribute)
             if moment is not None:
@@ -71,8 +71,8 @@ class StoreReadTestMixin(_StoreTestHelpers):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             data, metadata = self.store.get("test1")
-        self.assertEqual(self._read(data), b"test2\n")
-        self.assertEqual(metadata, read_fixture()[0][2])
+        self._expect(self._read(data), b"test2\n", 'test1', "read(data) of get('test1')")
+        self._expect(metadata, read_fixture()[0][2], 'test1', "metadata of get('test1')")
 
     def test_get_copies_metadata(self):
         """Changing the metadata of a value does not change the store.
@@ -84,41 +84,43 @@ class StoreReadTestMixin(_StoreTestHelpers):
         metadata["a_str"] = "changed"
         del metadata["an_int"]
         metadata["new"] = 4
-        self.assertEqual(self.store.get("test1").metadata, read_fixture()[0][2])
+        self._expect(self.store.get("test1").metadata, read_fixture()[0][2], 'test1', "get('test1').metadata")
 
     def test_get_copies(self):
         """Two get() calls return metadata that are different objects."""
         first = self.store.get("test1").metadata
         second = self.store.get("test1").metadata
-        self.assertEqual(first, second)
-        self.assertIsNot(first, second)
+        self._expect(first, second, 'test1', "first of get('test1').metadata")
+        self.assertIsNot(first, second,
+            msg=self._about('test1', "first of get('test1').metadata should not be second"))
 
     def test_get_missing(self):
         """get of a missing key raises KeyError."""
-        with self.assertRaises(KeyError):
+        with self.assertRaises(KeyError, msg=self._about('test2', "get('test2') should raise KeyError")):
             self.store.get("test2")
 
     # get_data
 
     def test_get_data(self):
         """get_data returns a stream of the key's bytes."""
-        self.assertEqual(self._read(self.store.get_data("test1")), b"test2\n")
-        self.assertEqual(self._read(self.store.get_data("key3")), b"value3")
+        self._expect(self._read(self.store.get_data("test1")), b"test2\n", 'test1', "read(get_data('test1'))")
+        self._expect(self._read(self.store.get_data("key3")), b"value3", 'key3', "read(get_data('key3'))")
 
     def test_get_data_chunks(self):
         """The data stream can be read a few bytes at a time."""
         stream = self.store.get_data("test1")
         try:
-            self.assertEqual(stream.read(2), b"te")
-            self.assertEqual(stream.read(3), b"st2")
-            self.assertEqual(stream.read(10), b"\n")
-            self.assertEqual(stream.read(10), b"")
+            self._expect(stream.read(2), b"te", 'test1', "stream.read(2) of get_data('test1')")
+            self._expect(stream.read(3), b"st2", 'test1', "stream.read(3) of get_data('test1')")
+            self._expect(stream.read(10), b"\n", 'test1', "stream.read(10) of get_data('test1')")
+            self._expect(stream.read(10), b"", 'test1', "stream.read(10) of get_data('test1')")
         finally:
             stream.close()
 
     def test_get_data_missing(self):
         """get_data of a missing key raises KeyError."""
-        with self.assertRaises(KeyError):
+        with self.assertRaises(KeyError,
+                 msg=self._about('test2', "get_data('test2') should raise KeyError")):
             self.store.get_data("test2")
 
     def test_get_data_range(self):
@@ -136,72 +138,90 @@ class StoreReadTestMixin(_StoreTestHelpers):
         for (start, end), expected in cases:
             with self.subTest(start=start, end=end):
                 stream = self.store.get_data_range("test1", start, end)
-                self.assertEqual(self._read(stream), expected)
+                self._expect(
+                    self._read(stream),
+                    expected,
+                    'test1', "read(stream) of get_data_range('test1', start, end)")
 
     def test_get_data_range_keywords(self):
         """get_data_range accepts start and end as keywords."""
         stream = self.store.get_data_range("test1", start=1, end=3)
-        self.assertEqual(self._read(stream), b"es")
+        self._expect(
+            self._read(stream),
+            b"es",
+            'test1', "read(stream) of get_data_range('test1', start=1, end=3)")
         stream = self.store.get_data_range("test1", end=2)
-        self.assertEqual(self._read(stream), b"te")
+        self._expect(self._read(stream), b"te", 'test1', "read(stream) of get_data_range('test1', end=2)")
 
     def test_get_data_range_missing(self):
         """get_data_range of a missing key raises KeyError."""
-        with self.assertRaises(KeyError):
+        with self.assertRaises(KeyError,
+                 msg=self._about('test2', "read(get_data_range('test2', 1, 3)) should raise KeyError")):
             self._read(self.store.get_data_range("test2", 1, 3))
 
     # get_metadata
 
     def test_get_metadata(self):
         """get_metadata returns the whole metadata."""
-        self.assertEqual(self.store.get_metadata("test1"), read_fixture()[0][2])
-        self.assertEqual(
+        self._expect(self.store.get_metadata("test1"), read_fixture()[0][2], 'test1', "get_metadata('test1')")
+        self._expect(
             self.store.get_metadata("key2"),
             {"query_test1": "value", "query_test2": 2, "optional": True},
-        )
+            'key2', "get_metadata('key2')")
 
     def test_get_metadata_select(self):
         """get_metadata with select returns only the selected, present items."""
-        self.assertEqual(
+        self._expect(
             self.store.get_metadata("test1", select=["a_str", "an_int"]),
             {"a_str": "test3", "an_int": 1},
-        )
-        self.assertEqual(
+            'test1', "get_metadata('test1', select=['a_str', 'an_int'])")
+        self._expect(
             self.store.get_metadata("key1", ["query_test2", "optional"]),
             {"query_test2": 1},
-        )
-        self.assertEqual(self.store.get_metadata("test1", select=[]), {})
+            'key1', "get_metadata('key1', ['query_test2', 'optional'])")
+        self._expect(
+            self.store.get_metadata("test1", select=[]),
+            {},
+            'test1', "get_metadata('test1', select=[])")
 
     def test_get_metadata_select_missing(self):
         """A selected name the key lacks is left out of get_metadata's result."""
-        self.assertEqual(
+        self._expect(
             self.store.get_metadata("key3", select=["query_test2", "optional"]),
             {"query_test2": 3},
-        )
-        self.assertEqual(self.store.get_metadata("test1", select=["no_such_name"]), {})
+            'key3', "get_metadata('key3', select=['query_test2', 'optional'])")
+        self._expect(
+            self.store.get_metadata("test1", select=["no_such_name"]),
+            {},
+            'test1', "get_metadata('test1', select=['no_such_name'])")
 
     def test_get_metadata_copies(self):
         """Changing returned metadata does not change the store."""
         metadata = self.store.get_metadata("test1")
         metadata["a_list"] = []
         del metadata["a_str"]
-        self.assertEqual(self.store.get_metadata("test1"), read_fixture()[0][2])
+        self._expect(self.store.get_metadata("test1"), read_fixture()[0][2], 'test1', "get_metadata('test1')")
 
     def test_get_metadata_missing(self):
         """get_metadata of a missing key raises KeyError."""
-        with self.assertRaises(KeyError):
+        with self.assertRaises(KeyError,
+                 msg=self._about('test2', "get_metadata('test2') should raise KeyError")):
             self.store.get_metadata("test2")
-        with self.assertRaises(KeyError):
+        with self.assertRaises(KeyError,
+                 msg=self._about('test2', "get_metadata('test2', select=['a_str']) should raise KeyError")):
             self.store.get_metadata("test2", select=["a_str"])
 
     # exists
 
     def test_exists(self):
         """exists tells present keys from missing ones."""
-        self.assertTrue(self.store.exists("test1"))
-        self.assertTrue(self.store.exists("key9"))
-        self.assertFalse(self.store.exists("test2"))
-        self.assertFalse(self.store.exists("key10"))
+        self.assertTrue(self.store.exists("test1"),
+            msg=self._about('test1', "exists('test1') should be true"))
+        self.assertTrue(self.store.exists("key9"), msg=self._about('key9', "exists('key9') should be true"))
+        self.assertFalse(self.store.exists("test2"),
+            msg=self._about('test2', "exists('test2') should be false"))
+        self.assertFalse(self.store.exists("key10"),
+            msg=self._about('key10', "exists('key10') should be false"))
 
     # multiget
 
@@ -325,7 +345,10 @@ class StoreReadTestMixin(_StoreTestHelpers):
             sorted(self.store.query_keys(query_test1="value")),
             sorted("key%d" % i for i in range(10)),
         )
-        self.assertEqual(self.store.get_metadata("key1"), {"query_test1": "value", "query_test2": 1})
+        self._expect(
+            self.store.get_metadata("key1"),
+            {"query_test1": "value", "query_test2": 1},
+            'key1', "get_metadata('key1')")
 
     def test_query_empty(self):
         """A query matching nothing (``a_str='test1'``) yields nothing."""
@@ -391,7 +414,7 @@ class StoreReadTestMixin(_StoreTestHelpers):
         for key, metadata in self.store.query(a_str="test3"):
             metadata["a_str"] = "changed"
             del metadata["a_list"]
-        self.assertEqual(self.store.get_metadata("test1"), read_fixture()[0][2])
+        self._expect(self.store.get_metadata("test1"), read_fixture()[0][2], 'test1', "get_metadata('test1')")
 
     def test_query_keys(self):
         """query_keys returns the matching keys."""
@@ -419,24 +442,39 @@ class StoreReadTestMixin(_StoreTestHelpers):
 
     def test_glob(self):
         """glob matches keys against shell-style patterns."""
-        self.assertEqual(sorted(self.store.glob("key*")), ["key%d" % i for i in range(10)])
-        self.assertEqual(sorted(self.store.glob("key[0-4]")), ["key%d" % i for i in range(5)])
-        self.assertEqual(sorted(self.store.glob("key?")), ["key%d" % i for i in range(10)])
-        self.assertIn("test1", list(self.store.glob("test*")))
-        self.assertNotIn("test2", list(self.store.glob("test*")))
-        self.assertEqual(list(self.store.glob("no match*")), [])
-        self.assertEqual(list(self.store.glob("KEY*")), [])
+        self._expect(
+            sorted(self.store.glob("key*")),
+            ["key%d" % i for i in range(10)],
+            'key*', "sorted(glob('key*'))")
+        self._expect(
+            sorted(self.store.glob("key[0-4]")),
+            ["key%d" % i for i in range(5)],
+            'key[0-4]', "sorted(glob('key[0-4]'))")
+        self._expect(
+            sorted(self.store.glob("key?")),
+            ["key%d" % i for i in range(10)],
+            'key?', "sorted(glob('key?'))")
+        self.assertIn("test1", list(self.store.glob("test*")),
+            msg=self._about('test*', "list(glob('test*')) should contain 'test1'"))
+        self.assertNotIn("test2", list(self.store.glob("test*")),
+            msg=self._about('test*', "list(glob('test*')) should not contain 'test2'"))
+        self._expect(list(self.store.glob("no match*")), [], 'no match*', "list(glob('no match*'))")
+        self._expect(list(self.store.glob("KEY*")), [], 'KEY*', "list(glob('KEY*'))")
 
     # to_bytes / to_file
 
     def test_to_bytes(self):
         """to_bytes returns the data as bytes."""
-        self.assertEqual(self.store.to_bytes("test1"), b"test2\n")
-        self.assertEqual(self.store.to_bytes("key4", buffer_size=2), b"value4")
+        self._expect(self.store.to_bytes("test1"), b"test2\n", 'test1', "to_bytes('test1')")
+        self._expect(
+            self.store.to_bytes("key4", buffer_size=2),
+            b"value4",
+            'key4', "to_bytes('key4', buffer_size=2)")
 
     def test_to_bytes_missing(self):
         """to_bytes of a missing key raises KeyError."""
-        with self.assertRaises(KeyError):
+        with self.assertRaises(KeyError,
+                 msg=self._about('test2', "to_bytes('test2') should raise KeyError")):
             self.store.to_bytes("test2")
 
     def test_to_file(self):
@@ -454,7 +492,7 @@ class StoreReadTestMixin(_StoreTestHelpers):
     def test_to_file_missing(self):
         """to_file of a missing key raises KeyError."""
         with temp_dir() as directory:
-            with self.assertRaises(KeyError):
+            with self.assertRaises(KeyError, msg=self._about('test2', "to_file() should raise KeyError")):
                 self.store.to_file("test2", os.path.join(directory, "missing.dat"))
 
     def test_to_file_large(self):
@@ -482,11 +520,14 @@ class StoreReadTestMixin(_StoreTestHelpers):
             # An override written for Encore 0.8, whose large-value test was
             # always skipped, may prepare something else.
             self.skipTest("utils_large() did not store the key 'test_large'")
-        self._assert_stream_is_pattern(self.store.get_data("test_large"), LARGE_SIZE)
-        self.assertEqual(self.store.get("test_large").size, LARGE_SIZE)
+        self._assert_stream_is_pattern(self.store.get_data("test_large"), LARGE_SIZE, "test_large")
+        self._expect(self.store.get("test_large").size, LARGE_SIZE, 'test_large', "get('test_large').size")
         reference = PatternFile(LARGE_SIZE)
         stream = self.store.get_data_range("test_large", LARGE_SIZE - 1000, LARGE_SIZE)
-        self.assertEqual(self._read(stream), reference.expected(LARGE_SIZE - 1000))
+        self._expect(
+            self._read(stream),
+            reference.expected(LARGE_SIZE - 1000),
+            'test_large', "read(stream) of get_data_range('test_large', LARGE_SIZE - 1000, LARGE_SIZE)")
         with temp_dir() as directory:
             path = os.path.join(directory, "large.dat")
             self.store.to_file("test_large", path)

@@ -66,7 +66,7 @@ class StoreTransactionTestMixin(_StoreTestHelpers):
         content = self._setup_keys()
         before = self._tx_snapshot()
         self.assertEqual(before, content)
-        with self.assertRaises(_Boom):
+        with self.assertRaises(_Boom, msg=self._about('rollback', "transaction() should raise _Boom")):
             with self.store.transaction("rollback"):
                 self.store.set("tx_new", (create_file_like_data(b"new"), {"new": True}))
                 self.store.set("tx_keep", (create_file_like_data(b"changed"), {"k": 2}))
@@ -76,9 +76,13 @@ class StoreTransactionTestMixin(_StoreTestHelpers):
                 self.store.set_data("tx_data", create_file_like_data(b"changed data"))
                 self.store.from_bytes("tx_bytes", b"bytes")
                 # The block sees its own writes.
-                self.assertEqual(self._data("tx_new"), b"new")
-                self.assertFalse(self.store.exists("tx_delete"))
-                self.assertEqual(self.store.get_metadata("tx_update"), {"u": 1, "v": 3, "w": 4})
+                self._expect(self._data("tx_new"), b"new", 'tx_new', "get_data('tx_new')")
+                self.assertFalse(self.store.exists("tx_delete"),
+                    msg=self._about('tx_delete', "exists('tx_delete') should be false"))
+                self._expect(
+                    self.store.get_metadata("tx_update"),
+                    {"u": 1, "v": 3, "w": 4},
+                    'tx_update', "get_metadata('tx_update')")
                 raise _Boom()
         self.assertEqual(self._tx_snapshot(), before)
 
@@ -86,7 +90,7 @@ class StoreTransactionTestMixin(_StoreTestHelpers):
         """Several writes to one key in a failed block restore the first state."""
         self._setup_keys()
         before = self._tx_snapshot()
-        with self.assertRaises(_Boom):
+        with self.assertRaises(_Boom, msg=self._about('repeat', "transaction() should raise _Boom")):
             with self.store.transaction("repeat"):
                 for i in range(3):
                     self.store.set("tx_keep", (create_file_like_data(b"%d" % i), {"i": i}))
@@ -101,7 +105,7 @@ class StoreTransactionTestMixin(_StoreTestHelpers):
         """The multi* writes inside a failed block are undone."""
         self._setup_keys()
         before = self._tx_snapshot()
-        with self.assertRaises(_Boom):
+        with self.assertRaises(_Boom, msg=self._about('multi', "transaction() should raise _Boom")):
             with self.store.transaction("multi"):
                 self.store.multiset(
                     ["tx_keep", "tx_multi"],
@@ -126,7 +130,7 @@ class StoreTransactionTestMixin(_StoreTestHelpers):
         """An exception leaving an inner transaction undoes the whole outer one."""
         self._setup_keys()
         before = self._tx_snapshot()
-        with self.assertRaises(_Boom):
+        with self.assertRaises(_Boom, msg=self._about('outer', "transaction() should raise _Boom")):
             with self.store.transaction("outer"):
                 self.store.set("tx_a", (create_file_like_data(b"a"), {}))
                 with self.store.transaction("inner"):
@@ -138,18 +142,19 @@ class StoreTransactionTestMixin(_StoreTestHelpers):
         """A failing outer transaction undoes an inner one that completed."""
         self._setup_keys()
         before = self._tx_snapshot()
-        with self.assertRaises(_Boom):
+        with self.assertRaises(_Boom, msg=self._about('outer', "transaction() should raise _Boom")):
             with self.store.transaction("outer"):
                 with self.store.transaction("inner"):
                     self.store.set("tx_b", (create_file_like_data(b"b"), {}))
                     self.store.update_metadata("tx_keep", {"k": 5})
-                self.assertTrue(self.store.exists("tx_b"))
+                self.assertTrue(self.store.exists("tx_b"),
+                    msg=self._about('tx_b', "exists('tx_b') should be true"))
                 raise _Boom()
         self.assertEqual(self._tx_snapshot(), before)
 
     def test_usable_after_rollback(self):
         """The store works normally after a rollback."""
-        with self.assertRaises(_Boom):
+        with self.assertRaises(_Boom, msg=self._about('failing', "transaction() should raise _Boom")):
             with self.store.transaction("failing"):
                 self.store.set("tx_a", (create_file_like_data(b"a"), {}))
                 raise _Boom()
@@ -162,7 +167,7 @@ class StoreTransactionTestMixin(_StoreTestHelpers):
         """A rolled back transaction emits no modification event."""
         self._setup_keys()
         with self._recorder() as recorder:
-            with self.assertRaises(_Boom):
+            with self.assertRaises(_Boom, msg=self._about('failing', "transaction() should raise _Boom")):
                 with self.store.transaction("failing"):
                     self.store.set("tx_new", (create_file_like_data(b"new"), {}))
                     self.store.delete("tx_keep")
