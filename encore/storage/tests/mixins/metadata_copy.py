@@ -71,7 +71,10 @@ class StoreMetadataCopyTestMixin(_StoreTestHelpers):
             self._mutate(metadata)
         for value in self.store.multiget(["copy_key"]):
             self._mutate(value.metadata)
-        self.assertEqual(self.store.get_metadata("copy_key"), self._nested())
+        self._expect(
+            self.store.get_metadata("copy_key"),
+            self._nested(),
+            'copy_key', "get_metadata('copy_key')")
 
     def test_written_metadata_nested(self):
         """Changing nested parts of written metadata afterwards does not change the store."""

@@ -136,7 +136,10 @@ class StoreMetadataTypesTestMixin(_StoreTestHelpers):
         metadata = self.store.get_metadata("types_copy")
         metadata["tags"].add("changed")
         metadata["list"][0].add("changed")
-        self.assertEqual(self.store.get_metadata("types_copy"), {"tags": {"a"}, "list": [{"b"}]})
+        self._expect(
+            self.store.get_metadata("types_copy"),
+            {"tags": {"a"}, "list": [{"b"}]},
+            'types_copy', "get_metadata('types_copy')")
         source = {"tags": {"a"}}
         self.store.set_metadata("types_copy", source)
         source["tags"].add("later")

@@ -229,7 +229,7 @@ class StoreReadTestMixin(_StoreTestHelpers):
         """multiget yields the values of the keys, in order."""
         keys = ["key0", "key5", "test1"]
         values = list(self.store.multiget(keys))
-        self.assertEqual(len(values), 3)
+        self._expect(len(values), 3, keys, "len(values) of list(multiget(keys))")
         fixture = {key: (data, metadata) for key, data, metadata in read_fixture()}
         for key, value in zip(keys, values):
             with value as data:

@@ -212,7 +212,10 @@ class StoreWriteTestMixin(_StoreTestHelpers):
             value.metadata,
             {"new": "metadata"},
             'existing_key4', "value.metadata of get('existing_key4')")
-        self.assertEqual(self._read(value.data), self._existing(4)[0])
+        self._expect(
+            self._read(value.data),
+            self._existing(4)[0],
+            'existing_key4', "read(value.data) of get('existing_key4')")
         self._assert_time_between(value.modified, before, after, "existing_key4", "get('existing_key4').modified")
         self.assertNotIn("existing_key4", set(self.store.query_keys(meta=True)))
         self.assertEqual(list(self.store.query_keys(new="metadata")), ["existing_key4"])
@@ -267,7 +270,8 @@ class StoreWriteTestMixin(_StoreTestHelpers):
         with self.assertRaises(KeyError,
                  msg=self._about('set_key0', "update_metadata('set_key0', {'a': 1}) should raise KeyError")):
             self.store.update_metadata("set_key0", {"a": 1})
-        self.assertFalse(self.store.exists("set_key0"))
+        self.assertFalse(self.store.exists("set_key0"),
+            msg=self._about('set_key0', "exists('set_key0') should be false"))
 
     # delete
 
@@ -340,7 +344,10 @@ class StoreWriteTestMixin(_StoreTestHelpers):
                 self._data("set_key%d" % i),
                 ("set_value%d" % i).encode("ascii"),
                 'set_key%d' % i, "get_data('set_key%d' % i)")
-            self.assertEqual(self.store.get_metadata("set_key%d" % i), {"set": i})
+            self._expect(
+                self.store.get_metadata("set_key%d" % i),
+                {"set": i},
+                'set_key%d' % i, "get_metadata('set_key%d' % i)")
 
     def test_multiset_shortest(self):
         """multiset stops at the shorter of keys and values, like zip."""
