@@ -11,6 +11,7 @@ from encore.storage.events import (
 )
 
 from ._support import (
+    _query_text,
     create_file_like_data,
     _FailingFile,
     _StoreTestHelpers,
@@ -73,7 +74,7 @@ class StoreBadInputTestMixin(_StoreTestHelpers):
                 self.assertNotEqual(end.exit_state, "normal")
         else:
             self.assertEqual(starts, [])
-        self.assertEqual(list(self.store.query_keys()), [key])
+        self._expect(list(self.store.query_keys()), [key], _query_text('query_keys'), "list(query_keys())")
         self._expect(self._data(key), data, key, "get_data(key)")
         self._expect(self.store.get_metadata(key), metadata, key, "get_metadata(key)")
 

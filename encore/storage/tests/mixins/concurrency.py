@@ -6,6 +6,7 @@ import time
 from typing import Callable, List, Optional
 
 from ._support import (
+    _query_text,
     create_file_like_data,
     _StoreTestHelpers,
 )
@@ -98,9 +99,10 @@ class StoreConcurrencyTestMixin(_StoreTestHelpers):
         }
         self.assertEqual(keys, expected)
         for index in range(self.concurrency_threads):
-            self.assertEqual(
-                len(list(self.store.query_keys(writer=index))), rounds
-            )
+            self._expect(
+                len(list(self.store.query_keys(writer=index))),
+                rounds,
+                _query_text('query_keys', writer=index), "len(list(query_keys(writer=index)))")
 
     def test_shared_key(self):
         """Concurrent writers and readers of one key only see complete values."""
@@ -175,7 +177,7 @@ class StoreConcurrencyTestMixin(_StoreTestHelpers):
         expected = set() if rounds % 2 == 0 else {
             "churn%d" % index for index in range(self.concurrency_threads)
         }
-        self.assertEqual(set(self.store.query_keys()), expected)
+        self._expect(set(self.store.query_keys()), expected, _query_text('query_keys'), "set(query_keys())")
         for key in expected:
             self._assert_complete(self._data(key), self.store.get_metadata(key))
 

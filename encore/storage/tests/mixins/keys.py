@@ -5,6 +5,7 @@ import os
 from typing import Optional
 
 from ._support import (
+    _query_text,
     create_file_like_data,
     _glob_escape,
     _StoreTestHelpers,
@@ -79,8 +80,14 @@ class StoreKeyTestMixin(_StoreTestHelpers):
             self.store.set(key, (create_file_like_data(key.encode("utf-8") + b"!"), {"index": i}))
         if listing is not None:
             self.assertEqual(self._parent_listing(), listing)
-        self.assertEqual(sorted(self.store.query_keys()), sorted(keys))
-        self.assertEqual(sorted(key for key, _ in self.store.query()), sorted(keys))
+        self._expect(
+            sorted(self.store.query_keys()),
+            sorted(keys),
+            _query_text('query_keys'), "sorted(query_keys())")
+        self._expect(
+            sorted(key for key, _ in self.store.query()),
+            sorted(keys),
+            _query_text('query'), "sorted((key for key, _ in query()))")
         for i, key in enumerate(keys):
             with self.subTest(key=key):
                 self.assertTrue(self.store.exists(key), msg=self._about(key, "exists(key) should be true"))
@@ -91,13 +98,19 @@ class StoreKeyTestMixin(_StoreTestHelpers):
                     key, "read(value.data) of get(key)")
                 self._expect(value.metadata, {"index": i}, key, "value.metadata of get(key)")
                 self._expect(self.store.get_metadata(key), {"index": i}, key, "get_metadata(key)")
-                self.assertEqual(list(self.store.query_keys(index=i)), [key])
-                self.assertEqual(list(self.store.glob(_glob_escape(key))), [key])
+                self._expect(
+                    list(self.store.query_keys(index=i)),
+                    [key],
+                    _query_text('query_keys', index=i), "list(query_keys(index=i))")
+                self._expect(
+                    list(self.store.glob(_glob_escape(key))),
+                    [key],
+                    _query_text('glob', pattern=_glob_escape(key)), "list(glob(_glob_escape(key)))")
         for key in keys:
             with self.subTest(key=key):
                 self.store.delete(key)
                 self.assertFalse(self.store.exists(key), msg=self._about(key, "exists(key) should be false"))
-        self.assertEqual(list(self.store.query_keys()), [])
+        self._expect(list(self.store.query_keys()), [], _query_text('query_keys'), "list(query_keys())")
         if listing is not None:
             self.assertEqual(self._parent_listing(), listing)
 
@@ -110,7 +123,10 @@ class StoreKeyTestMixin(_StoreTestHelpers):
                 self.store.update_metadata(key, {"more": 1})
                 self._expect(self.store.get_metadata(key), {"k": key, "more": 1}, key, "get_metadata(key)")
                 self._expect(self.store.to_bytes(key), b"data", key, "to_bytes(key)")
-        self.assertEqual(sorted(self.store.query_keys()), sorted(self.awkward_keys))
+        self._expect(
+            sorted(self.store.query_keys()),
+            sorted(self.awkward_keys),
+            _query_text('query_keys'), "sorted(query_keys())")
 
     def test_keys_differing_in_case(self):
         """Keys differing only in case are different keys."""
@@ -123,7 +139,7 @@ class StoreKeyTestMixin(_StoreTestHelpers):
         self.store.delete("casekey")
         self.assertTrue(self.store.exists("CaseKey"),
             msg=self._about('CaseKey', "exists('CaseKey') should be true"))
-        self._expect(list(self.store.glob("case*")), [], 'case*', "list(glob('case*'))")
+        self._expect(list(self.store.glob("case*")), [], _query_text("glob", pattern='case*'), "list(glob('case*'))")
 
     def test_nested_path_keys(self):
         """A key may be a path prefix of another key."""
@@ -131,11 +147,14 @@ class StoreKeyTestMixin(_StoreTestHelpers):
         for key in keys:
             self.store.set(key, (create_file_like_data(key.encode()), {}))
         self.store.delete("a/b")
-        self.assertEqual(sorted(self.store.query_keys()), ["a", "a/b/c", "a/b/c/"])
+        self._expect(
+            sorted(self.store.query_keys()),
+            ["a", "a/b/c", "a/b/c/"],
+            _query_text('query_keys'), "sorted(query_keys())")
         self._expect(self._data("a/b/c"), b"a/b/c", 'a/b/c', "get_data('a/b/c')")
         self.store.set("a/b", (create_file_like_data(b"again"), {}))
         self._expect(self._data("a/b"), b"again", 'a/b', "get_data('a/b')")
-        self._expect(sorted(self.store.glob("a/*")), ["a/b", "a/b/c", "a/b/c/"], 'a/*', "sorted(glob('a/*'))")
+        self._expect(sorted(self.store.glob("a/*")), ["a/b", "a/b/c", "a/b/c/"], _query_text("glob", pattern='a/*'), "sorted(glob('a/*'))")
 
     def test_key_escape_does_not_shadow(self):
         """Keys that an escaping scheme might confuse stay distinct."""
@@ -144,4 +163,7 @@ class StoreKeyTestMixin(_StoreTestHelpers):
             self.store.set(key, (create_file_like_data(b"%d" % i), {}))
         for i, key in enumerate(keys):
             self._expect(self._data(key), b"%d" % i, key, "get_data(key)")
-        self.assertEqual(sorted(self.store.query_keys()), sorted(keys))
+        self._expect(
+            sorted(self.store.query_keys()),
+            sorted(keys),
+            _query_text('query_keys'), "sorted(query_keys())")

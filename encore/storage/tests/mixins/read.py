@@ -6,6 +6,7 @@ import warnings
 from typing import Any, Dict
 
 from ._support import (
+    _query_text,
     _file_digest,
     LARGE_SIZE,
     pattern_digest,
@@ -317,10 +318,10 @@ class StoreReadTestMixin(_StoreTestHelpers):
 
     def test_query1_keys(self):
         """``query_test1='value'`` matches the keys key0 to key9."""
-        self.assertEqual(
+        self._expect(
             sorted(self.store.query_keys(query_test1="value")),
             sorted("key%d" % i for i in range(10)),
-        )
+            _query_text('query_keys', query_test1='value'), "sorted(query_keys(query_test1='value'))")
 
     def test_query2(self):
         """Each ``query_test2=i`` matches exactly ``key<i>``."""
@@ -334,17 +335,20 @@ class StoreReadTestMixin(_StoreTestHelpers):
         """Each ``query_test2=i`` matches exactly the key ``key<i>``."""
         for i in range(10):
             with self.subTest(i=i):
-                self.assertEqual(list(self.store.query_keys(query_test2=i)), ["key%d" % i])
+                self._expect(
+                    list(self.store.query_keys(query_test2=i)),
+                    ["key%d" % i],
+                    _query_text('query_keys', query_test2=i), "list(query_keys(query_test2=i))")
 
     def test_query_copy(self):
         """Metadata returned by query are copies: changing them changes nothing stored."""
         for key, metadata in self.store.query(query_test1="value"):
             metadata["query_test1"] = "changed"
             metadata["added"] = True
-        self.assertEqual(
+        self._expect(
             sorted(self.store.query_keys(query_test1="value")),
             sorted("key%d" % i for i in range(10)),
-        )
+            _query_text('query_keys', query_test1='value'), "sorted(query_keys(query_test1='value'))")
         self._expect(
             self.store.get_metadata("key1"),
             {"query_test1": "value", "query_test2": 1},
@@ -352,11 +356,17 @@ class StoreReadTestMixin(_StoreTestHelpers):
 
     def test_query_empty(self):
         """A query matching nothing (``a_str='test1'``) yields nothing."""
-        self.assertEqual(list(self.store.query(a_str="test1")), [])
+        self._expect(
+            list(self.store.query(a_str="test1")),
+            [],
+            _query_text('query', a_str='test1'), "list(query(a_str='test1'))")
 
     def test_query_keys_empty(self):
         """query_keys matching nothing (``a_str='test1'``) yields nothing."""
-        self.assertEqual(list(self.store.query_keys(a_str="test1")), [])
+        self._expect(
+            list(self.store.query_keys(a_str="test1")),
+            [],
+            _query_text('query_keys', a_str='test1'), "list(query_keys(a_str='test1'))")
 
     def test_query_select_missing(self):
         """Selected names a key lacks are left out of query's results."""
@@ -371,18 +381,18 @@ class StoreReadTestMixin(_StoreTestHelpers):
 
     def test_query_several(self):
         """query matches every keyword argument."""
-        self.assertEqual(
+        self._expect(
             dict(self.store.query(query_test1="value", query_test2=3)),
             {"key3": {"query_test1": "value", "query_test2": 3}},
-        )
-        self.assertEqual(
+            _query_text('query', query_test1='value', query_test2=3), "dict(query(query_test1='value', query_test2=3))")
+        self._expect(
             sorted(key for key, _ in self.store.query(query_test1="value", optional=True)),
             ["key0", "key2", "key4", "key6", "key8"],
-        )
-        self.assertEqual(
+            _query_text('query', query_test1='value', optional=True), "sorted((key for key, _ in query(query_test1='value', optional=True)))")
+        self._expect(
             dict(self.store.query(a_str="test3", an_int=1)),
             {"test1": read_fixture()[0][2]},
-        )
+            _query_text('query', a_str='test3', an_int=1), "dict(query(a_str='test3', an_int=1))")
 
     def test_query_select(self):
         """query with select returns only the selected, present items."""
@@ -399,9 +409,18 @@ class StoreReadTestMixin(_StoreTestHelpers):
 
     def test_query_no_match(self):
         """query of values nobody has returns nothing."""
-        self.assertEqual(list(self.store.query(a_str="no such value")), [])
-        self.assertEqual(list(self.store.query(query_test1="value", query_test2=42)), [])
-        self.assertEqual(list(self.store.query_keys(query_test2="3")), [])
+        self._expect(
+            list(self.store.query(a_str="no such value")),
+            [],
+            _query_text('query', a_str='no such value'), "list(query(a_str='no such value'))")
+        self._expect(
+            list(self.store.query(query_test1="value", query_test2=42)),
+            [],
+            _query_text('query', query_test1='value', query_test2=42), "list(query(query_test1='value', query_test2=42))")
+        self._expect(
+            list(self.store.query_keys(query_test2="3")),
+            [],
+            _query_text('query_keys', query_test2='3'), "list(query_keys(query_test2='3'))")
 
     def test_query_all(self):
         """query without arguments returns every key."""
@@ -418,15 +437,18 @@ class StoreReadTestMixin(_StoreTestHelpers):
 
     def test_query_keys(self):
         """query_keys returns the matching keys."""
-        self.assertEqual(
+        self._expect(
             sorted(self.store.query_keys(query_test1="value")),
             ["key%d" % i for i in range(10)],
-        )
-        self.assertEqual(
+            _query_text('query_keys', query_test1='value'), "sorted(query_keys(query_test1='value'))")
+        self._expect(
             sorted(self.store.query_keys(query_test1="value", optional=True)),
             ["key0", "key2", "key4", "key6", "key8"],
-        )
-        self.assertEqual(list(self.store.query_keys(a_str="test3")), ["test1"])
+            _query_text('query_keys', query_test1='value', optional=True), "sorted(query_keys(query_test1='value', optional=True))")
+        self._expect(
+            list(self.store.query_keys(a_str="test3")),
+            ["test1"],
+            _query_text('query_keys', a_str='test3'), "list(query_keys(a_str='test3'))")
 
     def test_query_keys_all(self):
         """query_keys without arguments returns every key."""
@@ -436,7 +458,10 @@ class StoreReadTestMixin(_StoreTestHelpers):
 
     def test_query_keys_no_match(self):
         """query_keys of values nobody has returns nothing."""
-        self.assertEqual(list(self.store.query_keys(a_str="no such value")), [])
+        self._expect(
+            list(self.store.query_keys(a_str="no such value")),
+            [],
+            _query_text('query_keys', a_str='no such value'), "list(query_keys(a_str='no such value'))")
 
     # glob
 
@@ -445,21 +470,21 @@ class StoreReadTestMixin(_StoreTestHelpers):
         self._expect(
             sorted(self.store.glob("key*")),
             ["key%d" % i for i in range(10)],
-            'key*', "sorted(glob('key*'))")
+            _query_text("glob", pattern='key*'), "sorted(glob('key*'))")
         self._expect(
             sorted(self.store.glob("key[0-4]")),
             ["key%d" % i for i in range(5)],
-            'key[0-4]', "sorted(glob('key[0-4]'))")
+            _query_text("glob", pattern='key[0-4]'), "sorted(glob('key[0-4]'))")
         self._expect(
             sorted(self.store.glob("key?")),
             ["key%d" % i for i in range(10)],
-            'key?', "sorted(glob('key?'))")
+            _query_text("glob", pattern='key?'), "sorted(glob('key?'))")
         self.assertIn("test1", list(self.store.glob("test*")),
-            msg=self._about('test*', "list(glob('test*')) should contain 'test1'"))
+            msg=self._about(_query_text("glob", pattern='test*'), "list(glob('test*')) should contain 'test1'"))
         self.assertNotIn("test2", list(self.store.glob("test*")),
-            msg=self._about('test*', "list(glob('test*')) should not contain 'test2'"))
-        self._expect(list(self.store.glob("no match*")), [], 'no match*', "list(glob('no match*'))")
-        self._expect(list(self.store.glob("KEY*")), [], 'KEY*', "list(glob('KEY*'))")
+            msg=self._about(_query_text("glob", pattern='test*'), "list(glob('test*')) should not contain 'test2'"))
+        self._expect(list(self.store.glob("no match*")), [], _query_text("glob", pattern='no match*'), "list(glob('no match*'))")
+        self._expect(list(self.store.glob("KEY*")), [], _query_text("glob", pattern='KEY*'), "list(glob('KEY*'))")
 
     # to_bytes / to_file
 

@@ -7,6 +7,7 @@ import time
 from typing import Tuple
 
 from ._support import (
+    _query_text,
     create_file_like_data,
     LARGE_SIZE,
     PatternFile,
@@ -217,8 +218,12 @@ class StoreWriteTestMixin(_StoreTestHelpers):
             self._existing(4)[0],
             'existing_key4', "read(value.data) of get('existing_key4')")
         self._assert_time_between(value.modified, before, after, "existing_key4", "get('existing_key4').modified")
-        self.assertNotIn("existing_key4", set(self.store.query_keys(meta=True)))
-        self.assertEqual(list(self.store.query_keys(new="metadata")), ["existing_key4"])
+        self.assertNotIn("existing_key4", set(self.store.query_keys(meta=True)),
+            msg=self._about(_query_text('query_keys', meta=True), "set(query_keys(meta=True)) should not contain 'existing_key4'"))
+        self._expect(
+            list(self.store.query_keys(new="metadata")),
+            ["existing_key4"],
+            _query_text('query_keys', new='metadata'), "list(query_keys(new='metadata'))")
 
     def test_set_metadata_new(self):
         """set_metadata of a new key creates it with empty data."""
@@ -252,8 +257,12 @@ class StoreWriteTestMixin(_StoreTestHelpers):
             self._existing(6)[0],
             'existing_key6', "read(value.data) of get('existing_key6')")
         self._assert_time_between(value.modified, before, after, "existing_key6", "get('existing_key6').modified")
-        self.assertNotIn("existing_key6", set(self.store.query_keys(meta=True)))
-        self.assertEqual(list(self.store.query_keys(extra="x")), ["existing_key6"])
+        self.assertNotIn("existing_key6", set(self.store.query_keys(meta=True)),
+            msg=self._about(_query_text('query_keys', meta=True), "set(query_keys(meta=True)) should not contain 'existing_key6'"))
+        self._expect(
+            list(self.store.query_keys(extra="x")),
+            ["existing_key6"],
+            _query_text('query_keys', extra='x'), "list(query_keys(extra='x'))")
 
     def test_update_metadata_copies(self):
         """Changing the update after update_metadata does not change the store."""
@@ -283,8 +292,10 @@ class StoreWriteTestMixin(_StoreTestHelpers):
         with self.assertRaises(KeyError,
                  msg=self._about('existing_key8', "get('existing_key8') should raise KeyError")):
             self.store.get("existing_key8")
-        self.assertNotIn("existing_key8", set(self.store.query_keys()))
-        self.assertNotIn("existing_key8", set(self.store.query_keys(meta=True)))
+        self.assertNotIn("existing_key8", set(self.store.query_keys()),
+            msg=self._about(_query_text('query_keys'), "set(query_keys()) should not contain 'existing_key8'"))
+        self.assertNotIn("existing_key8", set(self.store.query_keys(meta=True)),
+            msg=self._about(_query_text('query_keys', meta=True), "set(query_keys(meta=True)) should not contain 'existing_key8'"))
         self.assertTrue(self.store.exists("existing_key7"),
             msg=self._about('existing_key7', "exists('existing_key7') should be true"))
 
@@ -329,7 +340,10 @@ class StoreWriteTestMixin(_StoreTestHelpers):
         for i, key in enumerate(keys):
             self._expect(self._data(key), ("overwritten%d" % i).encode("ascii"), key, "get_data(key)")
             self._expect(self.store.get_metadata(key), {"over": i}, key, "get_metadata(key)")
-        self.assertEqual(list(self.store.query_keys(meta=True)), [])
+        self._expect(
+            list(self.store.query_keys(meta=True)),
+            [],
+            _query_text('query_keys', meta=True), "list(query_keys(meta=True))")
 
     def test_multiset_iterators(self):
         """multiset accepts one-shot iterators (generators, zip) for both arguments."""
