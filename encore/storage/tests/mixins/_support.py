@@ -520,6 +520,23 @@ class _StoreTestHelpers(object):
         """
         self.assertEqual(actual, expected, _About(key, what, expected, actual))  # type: ignore[attr-defined]
 
+    def _expect_content(self, actual: Dict[str, Any], expected: Dict[str, Any], what: str) -> None:
+        """Assert that a ``{key: value}`` mapping (a snapshot of the store)
+        is as expected, naming the keys whose values differ.
+
+        Parameters
+        ----------
+        actual, expected : dict
+            The content found and the content required.
+        what : str
+            What the content is, e.g. ``'content after the rollback'``.
+        """
+        missing = object()
+        differing = sorted(
+            key for key in set(actual) | set(expected)
+            if actual.get(key, missing) != expected.get(key, missing))
+        self._expect(actual, expected, differing or sorted(expected), what)
+
     store: Any
     #: How precisely the store records times: ``'arbitrary'`` (to the
     #: precision of :func:`time.time`) or ``'second'`` (whole seconds).
