@@ -63,20 +63,24 @@ class StoreBadInputTestMixin(_StoreTestHelpers):
         self.store.set(key, (create_file_like_data(data), metadata))
         with self._recorder() as recorder:
             yield
-        self.assertEqual(recorder.modifications(), [])
+        keys = [key, "bad_new"]
+        self._expect(recorder.modifications(), [], keys, "modification events of refused writes")
         starts = recorder.of_type(StoreProgressStartEvent)
         if reading:
             # Reading began, so progress may have started: it must have ended
             # in a state other than 'normal'.
             ends = recorder.of_type(StoreProgressEndEvent)
-            self.assertEqual(len(ends), len(starts))
+            self._expect(len(ends), len(starts), keys,
+                         "number of StoreProgressEndEvents (one per start event)")
             for end in ends:
-                self.assertNotEqual(end.exit_state, "normal")
+                self.assertNotEqual(end.exit_state, "normal", self._about(
+                    end.key, "exit_state of the progress of a failed write should not be 'normal'"))
         else:
-            self.assertEqual(starts, [])
-        self._expect(list(self.store.query_keys()), [key], _query_text('query_keys'), "list(query_keys())")
-        self._expect(self._data(key), data, key, "get_data(key)")
-        self._expect(self.store.get_metadata(key), metadata, key, "get_metadata(key)")
+            self._expect(starts, [], keys, "progress start events of refused writes")
+        self._expect(list(self.store.query_keys()), [key], _query_text('query_keys'),
+                     "keys after refused writes (only the existing key)")
+        self._expect(self._data(key), data, key, "data after refused writes (unchanged)")
+        self._expect(self.store.get_metadata(key), metadata, key, "metadata after refused writes (unchanged)")
 
     def test_text_data(self):
         """Text instead of bytes raises TypeError."""
@@ -92,7 +96,8 @@ class StoreBadInputTestMixin(_StoreTestHelpers):
             for target in (key, "bad_new"):
                 for number, call in enumerate(cases):
                     with self.subTest(target=target, case=number):
-                        with self.assertRaises(TypeError):
+                        with self.assertRaises(TypeError, msg=self._about(
+                                target, "write #{} of text data should raise TypeError".format(number))):
                             call(target)
 
     def test_data_without_read(self):
@@ -127,7 +132,9 @@ class StoreBadInputTestMixin(_StoreTestHelpers):
                         with self.assertRaises((TypeError, ValueError),
                                  msg=self._about(target, "set_metadata(target, metadata) should raise (TypeError, ValueError)")):
                             self.store.set_metadata(target, metadata)
-                        with self.assertRaises((TypeError, ValueError)):
+                        with self.assertRaises((TypeError, ValueError), msg=self._about(
+                                target, "multiset_metadata() with bad metadata #{} should raise "
+                                "TypeError or ValueError".format(number))):
                             self.store.multiset_metadata([target], [metadata])
                 with self.subTest(case=number, call="update_metadata"):
                     with self.assertRaises((TypeError, ValueError),
@@ -153,7 +160,8 @@ class StoreBadInputTestMixin(_StoreTestHelpers):
                 }
                 for name, call in calls.items():
                     with self.subTest(key=bad, call=name):
-                        with self.assertRaises(TypeError):
+                        with self.assertRaises(TypeError, msg=self._about(
+                                bad, "{}() of a key that is not a str should raise TypeError".format(name))):
                             call()
 
     def test_bad_value_shape(self):

@@ -6,6 +6,7 @@ import time
 from typing import Callable, List, Optional
 
 from ._support import (
+    _Text,
     _query_text,
     create_file_like_data,
     _StoreTestHelpers,
@@ -61,7 +62,8 @@ class StoreConcurrencyTestMixin(_StoreTestHelpers):
         deadline = time.monotonic() + self.concurrency_timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        self.assertEqual([thread.name for thread in threads if thread.is_alive()], [])
+        self.assertEqual([thread.name for thread in threads if thread.is_alive()], [], self._about(
+            _Text("threads of the test"), "should all finish within {} s".format(self.concurrency_timeout)))
         if errors:
             raise errors[0]
 
@@ -69,11 +71,11 @@ class StoreConcurrencyTestMixin(_StoreTestHelpers):
     def _payload(writer: int, round_: int) -> bytes:
         return ("<%d:%d>" % (writer, round_)).encode("ascii") * 500
 
-    def _assert_complete(self, data: bytes, metadata: Optional[dict] = None) -> None:
-        token = data[: data.index(b">") + 1]
-        self.assertEqual(data, token * 500)
+    def _assert_complete(self, data: bytes, metadata: Optional[dict] = None, key: str = "shared") -> None:
+        token = data[: data.index(b">") + 1] if b">" in data else data[:16]
+        self._expect(data, token * 500, key, "data: one writer's payload, whole (not torn)")
         if metadata is not None:
-            self.assertEqual(set(metadata), {"writer", "round"})
+            self._expect(set(metadata), {"writer", "round"}, key, "names in the metadata of one writer")
 
     def test_distinct_keys(self):
         """Threads writing their own keys all succeed and read their writes."""
@@ -97,7 +99,8 @@ class StoreConcurrencyTestMixin(_StoreTestHelpers):
             for index in range(self.concurrency_threads)
             for round_ in range(rounds)
         }
-        self.assertEqual(keys, expected)
+        self._expect_content(dict.fromkeys(keys, True), dict.fromkeys(expected, True),
+                             "keys of query_keys() after the threads' writes")
         for index in range(self.concurrency_threads):
             self._expect(
                 len(list(self.store.query_keys(writer=index))),
@@ -144,7 +147,7 @@ class StoreConcurrencyTestMixin(_StoreTestHelpers):
         data = self._read(value.data)
         self._assert_complete(data, value.metadata)
         self.assertIn(value.metadata["writer"], writers,
-            msg=self._about('shared', "value.metadata['writer'] of get('shared') should contain value.metadata['writer']"))
+            msg=self._about('shared', "writer in the metadata should be one of the writers"))
         self._expect(
             value.metadata["round"],
             rounds - 1,
@@ -160,7 +163,7 @@ class StoreConcurrencyTestMixin(_StoreTestHelpers):
                 self.store.set(key, (create_file_like_data(self._payload(index, round_)), {"writer": index, "round": round_}))
                 self.store.set("common", (create_file_like_data(self._payload(index, round_)), {"writer": index, "round": round_}))
                 try:
-                    self._assert_complete(self._data("common"))
+                    self._assert_complete(self._data("common"), key="common")
                 except KeyError:
                     pass  # another thread deleted it in between: allowed
                 if round_ % 2 == 1:
@@ -179,7 +182,7 @@ class StoreConcurrencyTestMixin(_StoreTestHelpers):
         }
         self._expect(set(self.store.query_keys()), expected, _query_text('query_keys'), "set(query_keys())")
         for key in expected:
-            self._assert_complete(self._data(key), self.store.get_metadata(key))
+            self._assert_complete(self._data(key), self.store.get_metadata(key), key)
 
     def test_metadata_updates(self):
         """Concurrent update_metadata calls on one key lose no update."""

@@ -79,7 +79,8 @@ class StoreKeyTestMixin(_StoreTestHelpers):
         for i, key in enumerate(keys):
             self.store.set(key, (create_file_like_data(key.encode("utf-8") + b"!"), {"index": i}))
         if listing is not None:
-            self.assertEqual(self._parent_listing(), listing)
+            self._expect_content(dict.fromkeys(self._parent_listing(), True), dict.fromkeys(listing, True),
+                                 "entries beside the store's directory (awkward keys must stay inside)")
         self._expect(
             sorted(self.store.query_keys()),
             sorted(keys),
@@ -112,7 +113,8 @@ class StoreKeyTestMixin(_StoreTestHelpers):
                 self.assertFalse(self.store.exists(key), msg=self._about(key, "exists(key) should be false"))
         self._expect(list(self.store.query_keys()), [], _query_text('query_keys'), "list(query_keys())")
         if listing is not None:
-            self.assertEqual(self._parent_listing(), listing)
+            self._expect_content(dict.fromkeys(self._parent_listing(), True), dict.fromkeys(listing, True),
+                                 "entries beside the store's directory (awkward keys must stay inside)")
 
     def test_awkward_keys_other_writes(self):
         """set_data, set_metadata and update_metadata work with awkward keys."""

@@ -50,7 +50,7 @@ class StoreLargeValueTestMixin(_StoreTestHelpers):
     large_buffer_size = 1 << 20
 
     @contextlib.contextmanager
-    def _bounded_memory(self, operation: str):
+    def _bounded_memory(self, operation: str, key: str = "large"):
         if not self.streaming:
             yield
             return
@@ -65,16 +65,13 @@ class StoreLargeValueTestMixin(_StoreTestHelpers):
         finally:
             if started:
                 tracemalloc.stop()
-        self.assertLess(
-            peak,
-            self.streaming_peak_limit,
-            "%s of %d bytes allocated a peak of %d bytes"
-            % (operation, self.large_value_size, peak),
-        )
+        self.assertLess(peak, self.streaming_peak_limit, self._about(
+            key, "{} of {} bytes should allocate less than {} bytes at its peak (streaming)".format(
+                operation, self.large_value_size, self.streaming_peak_limit), actual=peak))
 
     def _check_large(self, key: str) -> None:
         size = self.large_value_size
-        with self._bounded_memory("get_data"):
+        with self._bounded_memory("get_data", key):
             digest, length = _stream_digest(self.store.get_data(key), self.large_buffer_size)
         self._expect(
             (digest, length),
@@ -112,7 +109,8 @@ class StoreLargeValueTestMixin(_StoreTestHelpers):
             target = os.path.join(directory, "target.dat")
             with self._bounded_memory("to_file"):
                 self.store.to_file("large", target, buffer_size=self.large_buffer_size)
-            self.assertEqual(_file_digest(target), (pattern_digest(size), size))
+            self._expect(_file_digest(target), (pattern_digest(size), size), "large",
+                         "(SHA-1, size) of the file written by to_file")
 
     def test_large_range(self):
         """get_data_range reads the middle and the tail of a large value."""
@@ -124,13 +122,14 @@ class StoreLargeValueTestMixin(_StoreTestHelpers):
                 with self._bounded_memory("get_data_range"):
                     stream = self.store.get_data_range("large", start, end)
                     data = self._read(stream)
-                self.assertEqual(data, reference.expected(start, end))
+                self._expect(data, reference.expected(start, end), "large",
+                             "get_data_range({}, {})".format(start, end))
 
     def test_large_copy(self):
         """A large value copies to another key through get and set."""
         size = self.large_value_size
         self.store.set("large", (PatternFile(size), {"n": 1}), buffer_size=self.large_buffer_size)
-        with self._bounded_memory("copy"):
+        with self._bounded_memory("copy of large to", "large_copy"):
             self.store.set("large_copy", self.store.get("large"), buffer_size=self.large_buffer_size)
         self._check_large("large_copy")
         self._expect(

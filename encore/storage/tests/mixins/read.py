@@ -59,13 +59,14 @@ class StoreReadTestMixin(_StoreTestHelpers):
         """get returns a value with the data, metadata and size of the key."""
         value = self.store.get("test1")
         with value as data:
-            self.assertEqual(data.read(), b"test2\n")
+            self._expect(data.read(), b"test2\n", "test1", "data of get('test1')")
         self._expect(value.metadata, read_fixture()[0][2], 'test1', "value.metadata of get('test1')")
         self._expect(value.size, 6, 'test1', "value.size of get('test1')")
         for attribute in ("created", "modified"):
             moment = getattr(value, attribute)
             if moment is not None:
-                self.assertIsInstance(moment, (int, float))
+                self.assertIsInstance(moment, (int, float), self._about(
+                    "test1", "get('test1').{} should be None or a number".format(attribute), actual=moment))
 
     def test_get_unpacking(self):
         """A value still unpacks as a legacy (data, metadata) pair."""
@@ -234,46 +235,49 @@ class StoreReadTestMixin(_StoreTestHelpers):
         fixture = {key: (data, metadata) for key, data, metadata in read_fixture()}
         for key, value in zip(keys, values):
             with value as data:
-                self.assertEqual(data.read(), fixture[key][0])
-            self.assertEqual(value.metadata, fixture[key][1])
+                self._expect(data.read(), fixture[key][0], key, "data of the value from multiget")
+            self._expect(value.metadata, fixture[key][1], key, "metadata of the value from multiget")
 
     def test_multiget_generator(self):
         """multiget accepts a one-shot iterator of keys."""
         values = self.store.multiget("key%d" % i for i in range(3))
-        self.assertEqual(
+        self._expect(
             [self._read(value.data) for value in values],
             [b"value0", b"value1", b"value2"],
+            ["key0", "key1", "key2"], "data of the values from multiget(generator)",
         )
 
     def test_multiget_missing(self):
         """multiget raises KeyError when it reaches a missing key."""
-        with self.assertRaises(KeyError):
+        with self.assertRaises(KeyError, msg=self._about("test2", "multiget(['key0', 'test2']) should raise KeyError")):
             for value in self.store.multiget(["key0", "test2"]):
                 self._read(value.data)
 
     def test_multiget_data(self):
         """multiget_data yields the data streams of the keys, in order."""
         streams = self.store.multiget_data(iter(["key1", "test1", "key7"]))
-        self.assertEqual(
+        self._expect(
             [self._read(stream) for stream in streams],
             [b"value1", b"test2\n", b"value7"],
+            ["key1", "test1", "key7"], "data from multiget_data",
         )
 
     def test_multiget_data_missing(self):
         """multiget_data raises KeyError when it reaches a missing key."""
-        with self.assertRaises(KeyError):
+        with self.assertRaises(KeyError, msg=self._about("test2", "multiget_data(['test2']) should raise KeyError")):
             for stream in self.store.multiget_data(["test2"]):
                 self._read(stream)
 
     def test_multiget_metadata(self):
         """multiget_metadata yields the metadata of the keys, in order."""
         metadatas = list(self.store.multiget_metadata(["key3", "key4"]))
-        self.assertEqual(
+        self._expect(
             metadatas,
             [
                 {"query_test1": "value", "query_test2": 3},
                 {"query_test1": "value", "query_test2": 4, "optional": True},
             ],
+            ["key3", "key4"], "metadata from multiget_metadata",
         )
 
     def test_multiget_metadata_select(self):
@@ -283,7 +287,7 @@ class StoreReadTestMixin(_StoreTestHelpers):
                 ("key%d" % i for i in range(4)), select=["query_test2", "optional"]
             )
         )
-        self.assertEqual(
+        self._expect(
             metadatas,
             [
                 {"query_test2": 0, "optional": True},
@@ -291,11 +295,14 @@ class StoreReadTestMixin(_StoreTestHelpers):
                 {"query_test2": 2, "optional": True},
                 {"query_test2": 3},
             ],
+            ["key0", "key1", "key2", "key3"],
+            "metadata from multiget_metadata(select=['query_test2', 'optional'])",
         )
 
     def test_multiget_metadata_missing(self):
         """multiget_metadata raises KeyError when it reaches a missing key."""
-        with self.assertRaises(KeyError):
+        with self.assertRaises(KeyError, msg=self._about(
+                "test2", "multiget_metadata(['key0', 'test2']) should raise KeyError")):
             list(self.store.multiget_metadata(["key0", "test2"]))
 
     # query
@@ -304,17 +311,19 @@ class StoreReadTestMixin(_StoreTestHelpers):
         """query returns the matching keys with their full metadata."""
         result = dict(self.store.query(query_test1="value"))
         expected = {key: metadata for key, _, metadata in read_fixture()[1:]}
-        self.assertEqual(result, expected)
+        self._expect_content(result, expected, "results of query(query_test1='value')")
 
     def test_query1(self):
         """``query_test1='value'`` matches key0 to key9, with their full metadata."""
         result = dict(self.store.query(query_test1="value"))
-        self.assertEqual(set(result), {"key%d" % i for i in range(10)})
+        self._expect(set(result), {"key%d" % i for i in range(10)},
+                     _query_text("query", query_test1="value"), "keys found")
         for i in range(10):
             expected: Dict[str, Any] = {"query_test1": "value", "query_test2": i}
             if i % 2 == 0:
                 expected["optional"] = True
-            self.assertEqual(result["key%d" % i], expected)
+            self._expect(result["key%d" % i], expected, "key%d" % i,
+                         "metadata from query(query_test1='value')")
 
     def test_query1_keys(self):
         """``query_test1='value'`` matches the keys key0 to key9."""
@@ -328,8 +337,10 @@ class StoreReadTestMixin(_StoreTestHelpers):
         for i in range(10):
             with self.subTest(i=i):
                 result = list(self.store.query(query_test2=i))
-                self.assertEqual([key for key, _ in result], ["key%d" % i])
-                self.assertEqual(result[0][1]["query_test2"], i)
+                self._expect([key for key, _ in result], ["key%d" % i],
+                             _query_text("query", query_test2=i), "keys found")
+                self._expect(result[0][1]["query_test2"], i, "key%d" % i,
+                             "query_test2 in the metadata from query(query_test2={})".format(i))
 
     def test_query2_keys(self):
         """Each ``query_test2=i`` matches exactly the key ``key<i>``."""
@@ -377,7 +388,8 @@ class StoreReadTestMixin(_StoreTestHelpers):
             if i % 2 == 0:
                 metadata["optional"] = True
             expected["key%d" % i] = metadata
-        self.assertEqual(result, expected)
+        self._expect_content(
+            result, expected, "results of query(select=['query_test1', 'optional'], query_test1='value')")
 
     def test_query_several(self):
         """query matches every keyword argument."""
@@ -405,7 +417,8 @@ class StoreReadTestMixin(_StoreTestHelpers):
             if i % 2 == 0:
                 metadata["optional"] = True
             expected["key%d" % i] = metadata
-        self.assertEqual(result, expected)
+        self._expect_content(
+            result, expected, "results of query(select=['query_test2', 'optional'], query_test1='value')")
 
     def test_query_no_match(self):
         """query of values nobody has returns nothing."""
@@ -426,7 +439,7 @@ class StoreReadTestMixin(_StoreTestHelpers):
         """query without arguments returns every key."""
         result = dict(self.store.query())
         for key, _, metadata in read_fixture():
-            self.assertEqual(result[key], metadata)
+            self._expect(result.get(key), metadata, key, "metadata from query()")
 
     def test_query_copies_metadata(self):
         """Changing metadata returned by query does not change the store."""
@@ -453,8 +466,10 @@ class StoreReadTestMixin(_StoreTestHelpers):
     def test_query_keys_all(self):
         """query_keys without arguments returns every key."""
         keys = set(self.store.query_keys())
-        self.assertTrue({key for key, _, _ in read_fixture()} <= keys)
-        self.assertNotIn("test2", keys)
+        expected = {key for key, _, _ in read_fixture()}
+        self.assertTrue(expected <= keys, self._about(
+            sorted(expected - keys), "should be among the keys of query_keys()"))
+        self.assertNotIn("test2", keys, self._about("test2", "should not be among the keys of query_keys()"))
 
     def test_query_keys_no_match(self):
         """query_keys of values nobody has returns nothing."""
@@ -508,11 +523,12 @@ class StoreReadTestMixin(_StoreTestHelpers):
             path = os.path.join(directory, "test1.dat")
             self.store.to_file("test1", path)
             with open(path, "rb") as stream:
-                self.assertEqual(stream.read(), b"test2\n")
+                self._expect(stream.read(), b"test2\n", "test1", "content of the file written by to_file")
             path = os.path.join(directory, "key8.dat")
             self.store.to_file("key8", path, buffer_size=3)
             with open(path, "rb") as stream:
-                self.assertEqual(stream.read(), b"value8")
+                self._expect(stream.read(), b"value8", "key8",
+                             "content of the file written by to_file(buffer_size=3)")
 
     def test_to_file_missing(self):
         """to_file of a missing key raises KeyError."""
@@ -536,7 +552,8 @@ class StoreReadTestMixin(_StoreTestHelpers):
         with temp_dir() as directory:
             path = os.path.join(directory, "test3.dat")
             self.store.to_file("test3", path)
-            self.assertEqual(_file_digest(path), (pattern_digest(size, b"test4"), size))
+            self._expect(_file_digest(path), (pattern_digest(size, b"test4"), size), "test3",
+                         "(SHA-1, size) of the file written by to_file")
 
     def test_utils_large(self):
         """A large value (about 50 MB) reads back whole and in ranges."""
@@ -556,4 +573,5 @@ class StoreReadTestMixin(_StoreTestHelpers):
         with temp_dir() as directory:
             path = os.path.join(directory, "large.dat")
             self.store.to_file("test_large", path)
-            self.assertEqual(_file_digest(path), (pattern_digest(LARGE_SIZE), LARGE_SIZE))
+            self._expect(_file_digest(path), (pattern_digest(LARGE_SIZE), LARGE_SIZE), "test_large",
+                         "(SHA-1, size) of the file written by to_file")

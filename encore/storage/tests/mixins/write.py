@@ -51,7 +51,7 @@ class StoreWriteTestMixin(_StoreTestHelpers):
         after = time.time()
         value = self.store.get("test3")
         with value as data:
-            self.assertEqual(data.read(), b"test4")
+            self._expect(data.read(), b"test4", "test3", "data of get('test3')")
         self._expect(value.metadata, {"a_str": "test5"}, 'test3', "value.metadata of get('test3')")
         self._expect(value.size, 5, 'test3', "value.size of get('test3')")
         self._assert_time_between(value.modified, before, after, "test3", "get('test3').modified")
@@ -72,8 +72,10 @@ class StoreWriteTestMixin(_StoreTestHelpers):
         self._expect(value.size, 3, 'existing_key3', "value.size of get('existing_key3')")
         self._assert_time_between(value.modified, before, after, "existing_key3", "get('existing_key3').modified")
         matching = set(self.store.query_keys(meta=True))
-        self.assertNotIn("existing_key3", matching)
-        self.assertIn("existing_key2", matching)
+        self.assertNotIn("existing_key3", matching, self._about(
+            "existing_key3", "should not match query_keys(meta=True) once its metadata is replaced"))
+        self.assertIn("existing_key2", matching, self._about(
+            "existing_key2", "should still match query_keys(meta=True)"))
 
     def test_set_copies_metadata(self):
         """Changing the metadata after set does not change the store."""
@@ -476,4 +478,4 @@ class StoreWriteTestMixin(_StoreTestHelpers):
             path = os.path.join(directory, "out.dat")
             self.store.to_file("set_key0", path, buffer_size=1000)
             with open(path, "rb") as stream:
-                self.assertEqual(stream.read(), data)
+                self._expect(stream.read(), data, "set_key0", "content of the file written by to_file")
