@@ -426,6 +426,21 @@ def _query_text(method: str = "query", **criteria: Any) -> _Text:
         "{}={!r}".format(name, value) for name, value in sorted(criteria.items()))))
 
 
+def _listing_difference(expected: Any, actual: Any) -> str:
+    """For two collections of keys (lists, tuples or sets of str): which
+    expected ones are missing and which found ones were not expected."""
+    kinds = (list, tuple, set, frozenset)
+    if not (isinstance(expected, kinds) and isinstance(actual, kinds)):
+        return ""
+    if not all(isinstance(item, str) for item in list(expected) + list(actual)):
+        return ""
+    missing = sorted(set(expected) - set(actual))
+    unexpected = sorted(set(actual) - set(expected))
+    if not missing and not unexpected:
+        return ""
+    return "; missing {}; not expected {}".format(_short_repr(missing), _short_repr(unexpected))
+
+
 class _About(object):
     """The explanation added to a failing assertion of a mixin: which key (or
     keys, or query) was concerned, what was checked and, for a comparison,
@@ -468,6 +483,7 @@ class _About(object):
             text += "; expected {}".format(_short_repr(self.expected))
         if self.actual is not self._NOTHING:
             text += "; got {}".format(_short_repr(self.actual))
+            text += _listing_difference(self.expected, self.actual)
         return text
 
     __repr__ = __str__
