@@ -534,7 +534,7 @@ class _StoreTestHelpers(object):
         what : str
             What was checked, e.g. ``"get_metadata('k')"``.
         """
-        self.assertEqual(actual, expected, _About(key, what, expected, actual))  # type: ignore[attr-defined]
+        self.assertEqual(actual, expected, _About(key, what, expected, actual))
 
     def _expect_content(self, actual: Dict[str, Any], expected: Dict[str, Any], what: str) -> None:
         """Assert that a ``{key: value}`` mapping (a snapshot of the store)
