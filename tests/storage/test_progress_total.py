@@ -23,8 +23,16 @@ from encore.storage.filesystem_store import FileSystemStore, init_shared_store
 from encore.storage.locking_filesystem_store import LockingFileSystemStore
 from encore.storage.sqlite_store import SqliteStore
 from encore.storage.utils import remaining_size
+from encore.terminal.progress_display import ProgressDisplay
 
 SIZE = 3 * (1 << 20) + 12345  # several buffers, not a multiple of one
+
+
+class _Terminal(io.StringIO):
+    """A text stream that says it is a terminal (the display animates)."""
+
+    def isatty(self):
+        return True
 
 
 class _Recorder(object):
@@ -117,6 +125,15 @@ class _ProgressTotalCases(object):
         self.assert_one_operation_of(SIZE, "big")
         with open(target, "rb") as stream:
             self.assertEqual(stream.read(), self.content)
+
+    def test_progress_display_draws_a_bar_with_percent(self):
+        stream = _Terminal()
+        display = ProgressDisplay(self.event_manager, stream, animate=True)
+        self.store.from_file("big", self.path, buffer_size=1 << 20)
+        text = stream.getvalue()
+        self.assertIn("100% [", text)
+        self.assertIn("3.0 MiB/3.0 MiB", text)
+        self.assertIs(display.event_manager, self.event_manager)
 
     def test_unknown_length_stays_unknown(self):
         read_end, write_end = os.pipe()
