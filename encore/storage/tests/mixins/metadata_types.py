@@ -6,7 +6,7 @@ import decimal
 import uuid
 from typing import Any, Dict
 
-from ._support import create_file_like_data, _StoreTestHelpers
+from ._support import _query_text, create_file_like_data, _StoreTestHelpers
 
 
 def metadata_type_samples() -> Dict[str, Any]:
