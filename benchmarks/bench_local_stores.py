@@ -17,7 +17,10 @@ peer in the same run; the output gives times and ratios.
      ``zeroblob`` row of a database in the same mode as the store (WAL,
      ``synchronous=FULL``) and, for information, in SQLite's default
      rollback-journal mode, and ``diskcache`` (``set(read=True)``);
-   * ``DictMemoryStore.from_file`` against a plain ``dict`` of ``read()``;
+   * ``DictMemoryStore.from_file`` against a plain ``dict`` of ``read()``,
+     also with a progress listener (the data is then read in buffers) and
+     ``set_data`` from a stream that cannot tell its length (as an upload
+     through the server): each at most one copy of the value;
    * ``FileSystemStore`` and ``LockingFileSystemStore`` ``from_file`` and
      ``to_file`` against :func:`shutil.copyfileobj` between two files.
 
@@ -101,7 +104,7 @@ def remove_database(path):
 # ---------------------------------------------------------------------------
 
 CHILD = r"""
-import json, os, shutil, sqlite3, sys, time
+import io, json, os, shutil, sqlite3, sys, time
 sys.path.insert(0, ROOT)
 operation, scratch, source, repeat = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 
@@ -173,6 +176,31 @@ def setup():
         def run():
             store.delete("big") if store.exists("big") else None
             store.from_file("big", source)
+    elif kind in ("dict.set_data_unsized", "dict.from_file_listened"):
+        from encore.storage.dict_memory_store import DictMemoryStore
+        from encore.events.api import EventManager
+        from encore.storage.events import StoreProgressEvent
+        manager = EventManager()
+        store = DictMemoryStore(event_manager=manager); store.connect()
+        if kind == "dict.from_file_listened":
+            manager.connect(StoreProgressEvent, lambda event: None)
+            def run():
+                store.delete("big") if store.exists("big") else None
+                store.from_file("big", source)
+        else:
+            class Unsized(io.RawIOBase):
+                # A stream that cannot tell its length (as a socket or an
+                # upload through the server): read in buffers to its end.
+                def __init__(self, stream):
+                    self._stream = stream
+                def readable(self):
+                    return True
+                def readinto(self, buffer):
+                    return self._stream.readinto(buffer)
+            def run():
+                store.delete("big") if store.exists("big") else None
+                with open(source, "rb", buffering=0) as stream:
+                    store.set_data("big", Unsized(stream))
     elif kind == "plain.dict":
         mapping = {}
         def run():
@@ -254,7 +282,7 @@ def prepare_large(scratch, size):
     return source
 
 
-def bench_large(scratch, size, repeat):
+def bench_large(scratch, size, repeat, only_dict=False):
     print("\n== Large values: {} MiB (best of {}, peak memory growth) ==".format(size // MIB, repeat))
     source = prepare_large(scratch, size)
     groups = [
@@ -265,11 +293,17 @@ def bench_large(scratch, size, repeat):
           ("sqlite3 blobopen write (rollback journal)", "raw.blob_write:DELETE"),
           ("diskcache set(read=True)", "diskcache.set")]),
         ("DictMemoryStore.from_file", "dict.from_file", [("plain dict of read()", "plain.dict")]),
+        ("DictMemoryStore.from_file (listened)", "dict.from_file_listened",
+         [("plain dict of read()", "plain.dict")]),
+        ("DictMemoryStore.set_data (no length)", "dict.set_data_unsized",
+         [("plain dict of read()", "plain.dict")]),
         ("FileSystemStore.from_file", "fs.from_file", [("shutil.copyfileobj", "raw.copy")]),
         ("FileSystemStore.to_file", "fs.to_file", [("shutil.copyfileobj", "raw.copy")]),
         ("LockingFileSystemStore.from_file", "locking.from_file", [("shutil.copyfileobj", "raw.copy")]),
         ("LockingFileSystemStore.to_file", "locking.to_file", [("shutil.copyfileobj", "raw.copy")]),
     ]
+    if only_dict:
+        groups = [group for group in groups if group[1].startswith("dict.")]
     rows = []
     for label, operation, peers in groups:
         measured = run_child(operation, scratch, source, repeat)
@@ -441,16 +475,16 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats")
     parser.add_argument("--dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
                         help="where the scratch directory is made")
-    parser.add_argument("--only", choices=["large", "sqlite-scan", "fs-scan", "fs-connect"],
-                        help="one section")
+    parser.add_argument("--only", choices=["large", "dict-large", "sqlite-scan", "fs-scan", "fs-connect"],
+                        help="one section (dict-large: the DictMemoryStore rows of the large values)")
     arguments = parser.parse_args(argv)
     size = (64 if arguments.quick else 256) * MIB
     scratch = tempfile.mkdtemp(prefix="encore-bench-local-", dir=arguments.dir)
     print("scratch directory: {} (Python {}, SQLite {})".format(
         scratch, sys.version.split()[0], sqlite3.sqlite_version))
     try:
-        if arguments.only in (None, "large"):
-            bench_large(scratch, size, 2 if arguments.quick else 3)
+        if arguments.only in (None, "large", "dict-large"):
+            bench_large(scratch, size, 2 if arguments.quick else 3, arguments.only == "dict-large")
         if arguments.only in (None, "sqlite-scan"):
             bench_sqlite_scan(scratch, 10000 if arguments.quick else 50000, 5 if arguments.quick else 9)
         if arguments.only in (None, "fs-scan"):

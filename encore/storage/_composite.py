@@ -500,7 +500,7 @@ class _CompositeStore(AbstractStore):
         if not progress_is_listened(self.event_manager):
             yield data
             return
-        with store_progress(self, key, metadata, message.format(key), size) as progress:
+        with store_progress(self, key, metadata, message.format(key), size, data) as progress:
             yield _ProgressStream(data, progress, buffer_size)
 
     @contextlib.contextmanager

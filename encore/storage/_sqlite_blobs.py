@@ -14,7 +14,7 @@ import tempfile
 from typing import Any, Optional
 
 from .abstract_store import StoreError
-from .utils import DEFAULT_BUFFER_SIZE, slice_offsets
+from .utils import DEFAULT_BUFFER_SIZE, remaining_size as _remaining_size, slice_offsets
 
 #: Values up to this size are written and read in one SQL statement; larger
 #: ones go through incremental blob I/O.
@@ -178,26 +178,6 @@ def _small_bytes(stream: io.BytesIO) -> Optional[bytes]:
     if size - stream.tell() > INLINE_LIMIT:
         return None
     return stream.read()
-
-
-def _remaining_size(stream: Any) -> Optional[int]:
-    """The number of bytes left in a seekable stream, or None if unknown."""
-    try:
-        seekable = stream.seekable
-    except AttributeError:
-        return None
-    try:
-        if not seekable():
-            return None
-        position = stream.tell()
-        end = stream.seek(0, io.SEEK_END)
-        stream.seek(position)
-    except (OSError, ValueError, AttributeError, TypeError):
-        return None
-    if not isinstance(end, int) or not isinstance(position, int):
-        return None
-    return max(0, end - position)
-
 
 
 def _prepare_payload(stream: Any, size: Optional[int], buffer_size: int, progress: Any,

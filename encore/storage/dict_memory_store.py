@@ -296,21 +296,39 @@ class DictMemoryStore(AbstractStore):
         if buffer_size is None or buffer_size <= 0:
             buffer_size = DEFAULT_BUFFER_SIZE
         read = stream.read
-        parts = []
-        total = 0
-        while True:
-            chunk = read(buffer_size)
-            if type(chunk) is not bytes:
-                chunk = _as_bytes(chunk)
-            if not chunk:
-                break
-            parts.append(chunk)
+        first = read(buffer_size)
+        if type(first) is not bytes:
+            first = _as_bytes(first)
+        if not first:
+            return b""
+        total = len(first)
+        if progress is not None:
+            progress.step(step=total)
+        chunk = read(buffer_size)
+        if type(chunk) is not bytes:
+            chunk = _as_bytes(chunk)
+        if not chunk:
+            return first  # one buffer: no copy at all
+        # Several buffers: gather them in ONE growing buffer.  A BytesIO
+        # grows its bytes object in place (realloc) and getvalue() hands
+        # that object over without a copy, so the value costs one copy of
+        # its size at most -- joining a list of chunks would need two.
+        buffer = io.BytesIO()
+        write = buffer.write
+        write(first)
+        del first
+        while chunk:
+            write(chunk)
             if progress is not None:
                 total += len(chunk)
                 progress.step(step=total)
-        if len(parts) == 1:
-            return parts[0]
-        return b"".join(parts)
+            chunk = read(buffer_size)
+            if type(chunk) is not bytes:
+                chunk = _as_bytes(chunk)
+        del chunk
+        data = buffer.getvalue()
+        buffer.close()
+        return data
 
     def _read_with_progress(
         self, key: str, stream: Any, metadata: Optional[Dict[str, Any]], steps: int, buffer_size: int
@@ -320,7 +338,7 @@ class DictMemoryStore(AbstractStore):
             return self._read_stream(stream, buffer_size)
         progress = store_progress(
             self, key, None if metadata is None else copy_metadata(metadata),
-            "Storing {}".format(key), steps)
+            "Storing {}".format(key), steps, stream)
         with progress:
             return self._read_stream(stream, buffer_size, progress)
 
@@ -379,7 +397,8 @@ class DictMemoryStore(AbstractStore):
         ------
         StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
             While the data is read, when anyone listens (``steps``: the
-            value's size, ``-1`` for a tuple).
+            value's size, or what a tuple's seekable stream has left;
+            ``-1`` when unknown).
         StoreSetEvent or StoreUpdateEvent
             After the write (after the transaction, inside one).
         """
@@ -474,8 +493,23 @@ class DictMemoryStore(AbstractStore):
         ------
         TypeError
             If ``data`` is not bytes-like.
+
+        Events
+        ------
+        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
+            When anyone listens: ``steps`` is ``len(data)`` in bytes.
+        StoreSetEvent or StoreUpdateEvent
+            After the write.
         """
-        self._write(key, bytes(data), None)
+        payload = bytes(data)
+        if progress_is_listened(self.event_manager):
+            entry = self._store.get(key)
+            progress = store_progress(
+                self, key, None if entry is None else copy_metadata(entry[1]),
+                "Storing {}".format(key), len(payload))
+            with progress:
+                progress.step(step=len(payload))
+        self._write(key, payload, None)
 
     # -- transactions --------------------------------------------------------
 

@@ -757,7 +757,7 @@ class DynamicURLStore(AbstractAuthorizingStore):
                 metadata_body: Optional[bytes] = None) -> bool:
         """PUT the data of a key (and, given ``metadata_body``, the encoded
         metadata in the same request); return whether the key was created."""
-        progress = store_progress(self, key, metadata, "Uploading {}".format(key))
+        progress = store_progress(self, key, metadata, "Uploading {}".format(key), stream=data)
         headers = {"Content-Type": "application/octet-stream"}
         prefix = b""
         if metadata_body is not None:

@@ -1279,7 +1279,7 @@ class FileSystemStore(AbstractStore):
         if directory != self._root:
             _mark_writer(self._root)
         fresh_directory = not os.path.isdir(directory)
-        progress = store_progress(self, key, metadata, "Setting data of {}".format(key), steps)
+        progress = store_progress(self, key, metadata, "Setting data of {}".format(key), steps, data)
         try:
             with progress:
                 temporary = _write_temporary(

@@ -1065,7 +1065,8 @@ class S3Store(AbstractStore):
         if metadata is None:
             old = self._header_or_none(name, key)
         progress_metadata = metadata if metadata is not None else (old.metadata if old else {})
-        progress = store_progress(self, key, copy_metadata(progress_metadata), "Storing {}".format(key), steps)
+        progress = store_progress(self, key, copy_metadata(progress_metadata), "Storing {}".format(key), steps,
+                                  stream)
         with progress:
             chunks, total, at_end = self._read_first(stream, buffer_size, progress)
             if at_end:

@@ -546,12 +546,45 @@ class _NullProgress(object):
 _NULL_PROGRESS = _NullProgress()
 
 
+def remaining_size(stream: Any) -> Optional[int]:
+    """Return the number of bytes left to read in a stream, if it can tell.
+
+    Parameters
+    ----------
+    stream : file-like
+        A binary stream.  Only a seekable stream (a file opened on disk, an
+        :class:`io.BytesIO`) can tell; its position is left where it was.
+
+    Returns
+    -------
+    int or None
+        The bytes from the current position to the end, or ``None`` for a
+        stream that cannot say (a pipe, a socket, a generator of chunks).
+    """
+    try:
+        seekable = stream.seekable
+    except AttributeError:
+        return None
+    try:
+        if not seekable():
+            return None
+        position = stream.tell()
+        end = stream.seek(0, io.SEEK_END)
+        stream.seek(position)
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+    if not isinstance(end, int) or not isinstance(position, int):
+        return None
+    return max(0, end - position)
+
+
 def store_progress(
     store: Any,
     key: str,
     metadata: Optional[dict],
     message: str,
     steps: int = -1,
+    stream: Any = None,
 ) -> Any:
     """Return a progress manager for a long operation on one key of a store.
 
@@ -568,6 +601,12 @@ def store_progress(
         Describes the operation.
     steps : int, optional
         The total number of bytes, or ``-1`` when unknown.
+    stream : file-like, optional
+        The stream about to be read.  When ``steps`` is unknown and the
+        stream can tell how many bytes are left (see
+        :func:`remaining_size`: a file, a :class:`io.BytesIO`), that is the
+        total announced, so a progress display draws a bar with a percentage
+        rather than a spinner.
 
     Returns
     -------
@@ -580,6 +619,10 @@ def store_progress(
     manager = store.event_manager
     if not progress_is_listened(manager):
         return _NULL_PROGRESS
+    if steps < 0 and stream is not None:
+        size = remaining_size(stream)
+        if size is not None:
+            steps = size
     return StoreProgressManager(
         event_manager=manager,
         source=store,

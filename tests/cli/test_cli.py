@@ -436,17 +436,44 @@ def test_a_file_that_is_not_a_database(workdir):
     assert (workdir / "a.txt").read_bytes() == b"hello world\n"
 
 
+def without_file_capabilities(argv):
+    """Wrap a command so that it runs without the capabilities that let root
+    ignore file permissions (CAP_DAC_OVERRIDE, CAP_FOWNER, ...): it keeps
+    uid 0, but a read-only file or directory then stops its writes as it
+    stops any user's.  Skips the test when neither ``setpriv`` nor ``capsh``
+    is installed."""
+    import shlex
+    import shutil
+
+    setpriv = shutil.which("setpriv")
+    if setpriv is not None:
+        return [setpriv, "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--", *argv]
+    capsh = shutil.which("capsh")
+    if capsh is not None:
+        drop = "cap_dac_override,cap_dac_read_search,cap_fowner,cap_linux_immutable"
+        return [capsh, "--drop=" + drop, "--", "-c", "exec " + shlex.join(argv)]
+    print("running as root and neither setpriv nor capsh is installed: cannot drop the "
+          "capabilities that let root write read-only files")
+    pytest.skip("running as root without setpriv or capsh: file permissions do not stop writes")
+
+
 def test_a_read_only_database_file(workdir):
-    if os.geteuid() == 0:
-        pytest.skip("running as root: file permissions do not stop writes")
     assert run("put", "k", "a.txt")[0] == 0
     os.chmod(workdir / "encore.db", 0o444)
     os.chmod(workdir, 0o555)
     try:
-        status, _, err = run("put", "k2", "a.txt")
+        if os.geteuid() == 0:
+            # Root ignores file permissions: run the command in a process
+            # without the capabilities that allow that.
+            argv = without_file_capabilities([sys.executable, "-m", "encore", "put", "k2", "a.txt"])
+            result = subprocess.run(argv, capture_output=True, timeout=120, cwd=str(workdir))
+            status, err = result.returncode, result.stderr.decode("utf-8", "replace")
+        else:
+            status, _, err = run("put", "k2", "a.txt")
     finally:
         os.chmod(workdir, 0o755)
     assert status == 1 and "read-only" in one_line_error(err)
+    assert run("ls") == (0, b"k\n", "")  # nothing was written
 
 
 def test_sqlite_errors_are_explained(workdir, monkeypatch):

@@ -392,8 +392,166 @@ class _FailingFile(object):
         self.closed = True
 
 
+def _short_repr(value: Any, limit: int = 300) -> str:
+    """``repr`` of a value, cut in the middle when long (a large value's
+    bytes must not flood a failure message)."""
+    text = repr(value)
+    if len(text) > limit:
+        half = limit // 2
+        text = "{} ...[{} characters]... {}".format(text[:half], len(text) - 2 * half, text[-half:])
+    return text
+
+
+class _Text(str):
+    """A subject of :class:`_About` shown as it is (not as a key's repr)."""
+
+
+def _query_text(method: str = "query", **criteria: Any) -> _Text:
+    """The subject of a check of a query or a glob: ``query(a=1, b='x')``.
+
+    Parameters
+    ----------
+    method : str
+        The method called.
+    **criteria
+        Its arguments.
+
+    Returns
+    -------
+    _Text
+        A subject for :meth:`_StoreTestHelpers._expect` and
+        :meth:`_StoreTestHelpers._about`.
+    """
+    return _Text("{}({})".format(method, ", ".join(
+        "{}={!r}".format(name, value) for name, value in sorted(criteria.items()))))
+
+
+def _listing_difference(expected: Any, actual: Any) -> str:
+    """For two collections of keys (lists, tuples or sets of str): which
+    expected ones are missing and which found ones were not expected."""
+    kinds = (list, tuple, set, frozenset)
+    if not (isinstance(expected, kinds) and isinstance(actual, kinds)):
+        return ""
+    if not all(isinstance(item, str) for item in list(expected) + list(actual)):
+        return ""
+    missing = sorted(set(expected) - set(actual))
+    unexpected = sorted(set(actual) - set(expected))
+    if not missing and not unexpected:
+        return ""
+    return "; missing {}; not expected {}".format(_short_repr(missing), _short_repr(unexpected))
+
+
+class _About(object):
+    """The explanation added to a failing assertion of a mixin: which key (or
+    keys, or query) was concerned, what was checked and, for a comparison,
+    the value expected and the value found.
+
+    It is formatted only when the assertion fails (``str``), so checks of
+    large values cost nothing when they pass.
+
+    Parameters
+    ----------
+    key : object
+        The key concerned (shown with ``repr``), a list, tuple or set of
+        keys, or a :class:`_Text` shown as it is (see :func:`_query_text`).
+    what : str
+        What was checked, e.g. ``"get_metadata('k')"``.
+    expected, actual : object, optional
+        The values compared, when the assertion compares two values.
+    """
+
+    _NOTHING: Any = object()
+
+    def __init__(self, key: Any, what: str, expected: Any = _NOTHING, actual: Any = _NOTHING) -> None:
+        self.key = key
+        self.what = what
+        self.expected = expected
+        self.actual = actual
+
+    def __str__(self) -> str:
+        key = self.key
+        if isinstance(key, _Text):
+            subject = str(key)
+        elif isinstance(key, (set, frozenset)):
+            subject = "keys {}".format(_short_repr(sorted(key, key=repr)))
+        elif isinstance(key, (list, tuple)):
+            subject = "keys {}".format(_short_repr(list(key)))
+        else:
+            subject = "key {}".format(_short_repr(key))
+        text = "{}: {}".format(subject, self.what)
+        if self.expected is not self._NOTHING:
+            text += "; expected {}".format(_short_repr(self.expected))
+        if self.actual is not self._NOTHING:
+            text += "; got {}".format(_short_repr(self.actual))
+            text += _listing_difference(self.expected, self.actual)
+        return text
+
+    __repr__ = __str__
+
+
 class _StoreTestHelpers(object):
-    """Assertions and utilities shared by the mixins."""
+    """Assertions and utilities shared by the mixins.
+
+    Every assertion of the mixins says which key it is about and what was
+    expected: :meth:`_expect` compares two values, :meth:`_about` explains
+    any other assertion (passed as its ``msg``).
+    """
+
+    def _about(self, key: Any, what: str, expected: Any = _About._NOTHING,
+               actual: Any = _About._NOTHING) -> _About:
+        """Return the explanation of an assertion about a key.
+
+        Parameters
+        ----------
+        key : object
+            The key (or keys, or a :func:`_query_text`) concerned.
+        what : str
+            What is checked, and what is expected of it.
+        expected, actual : object, optional
+            The values compared.
+
+        Returns
+        -------
+        _About
+            To pass as the ``msg`` of a ``unittest`` assertion.
+        """
+        return _About(key, what, expected, actual)
+
+    def _expect(self, actual: Any, expected: Any, key: Any, what: str) -> None:
+        """Assert that a value found for a key is the value expected.
+
+        The failure message names the key, what was checked, the expected
+        value and the value found (then ``unittest``'s own comparison).
+
+        Parameters
+        ----------
+        actual : object
+            The value the store gave.
+        expected : object
+            The value the contract requires.
+        key : object
+            The key (or keys, or a :func:`_query_text`) concerned.
+        what : str
+            What was checked, e.g. ``"get_metadata('k')"``.
+        """
+        self.assertEqual(actual, expected, _About(key, what, expected, actual))
+
+    def _expect_content(self, actual: Dict[str, Any], expected: Dict[str, Any], what: str) -> None:
+        """Assert that a ``{key: value}`` mapping (a snapshot of the store)
+        is as expected, naming the keys whose values differ.
+
+        Parameters
+        ----------
+        actual, expected : dict
+            The content found and the content required.
+        what : str
+            What the content is, e.g. ``'content after the rollback'``.
+        """
+        missing = object()
+        differing = sorted(
+            key for key in set(actual) | set(expected)
+            if actual.get(key, missing) != expected.get(key, missing))
+        self._expect(actual, expected, differing or sorted(expected), what)
 
     store: Any
     #: How precisely the store records times: ``'arbitrary'`` (to the
@@ -432,19 +590,24 @@ class _StoreTestHelpers(object):
             for key, metadata in list(self.store.query())
         }
 
-    def _assert_time_between(self, value: Any, before: float, after: float) -> None:
-        self.assertIsInstance(value, (int, float))
-        self.assertNotIsInstance(value, bool)
+    def _assert_time_between(self, value: Any, before: float, after: float,
+                             key: Any = None, what: str = "time") -> None:
+        about = _About(key, "{} should be a number (not bool) between {!r} and {!r}".format(
+            what, before, after), actual=value)
+        self.assertIsInstance(value, (int, float), about)
+        self.assertNotIsInstance(value, bool, about)
         if self.resolution == "second":
             before = math.floor(before)
             after = math.ceil(after)
-        self.assertLessEqual(before, value)
-        self.assertLessEqual(value, after)
+        self.assertLessEqual(before, value, about)
+        self.assertLessEqual(value, after, about)
 
-    def _assert_stream_is_pattern(self, stream: Any, size: int) -> None:
+    def _assert_stream_is_pattern(self, stream: Any, size: int, key: Any = None,
+                                  what: str = "data") -> None:
         digest, length = _stream_digest(stream)
-        self.assertEqual(length, size)
-        self.assertEqual(digest, pattern_digest(size))
+        self._expect(length, size, key, "length of the {}".format(what))
+        self._expect(digest, pattern_digest(size), key,
+                     "SHA-1 of the {} (PatternFile({}))".format(what, size))
 
 
 def _glob_escape(key: str) -> str:

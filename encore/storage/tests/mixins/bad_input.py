@@ -11,6 +11,7 @@ from encore.storage.events import (
 )
 
 from ._support import (
+    _query_text,
     create_file_like_data,
     _FailingFile,
     _StoreTestHelpers,
@@ -62,20 +63,24 @@ class StoreBadInputTestMixin(_StoreTestHelpers):
         self.store.set(key, (create_file_like_data(data), metadata))
         with self._recorder() as recorder:
             yield
-        self.assertEqual(recorder.modifications(), [])
+        keys = [key, "bad_new"]
+        self._expect(recorder.modifications(), [], keys, "modification events of refused writes")
         starts = recorder.of_type(StoreProgressStartEvent)
         if reading:
             # Reading began, so progress may have started: it must have ended
             # in a state other than 'normal'.
             ends = recorder.of_type(StoreProgressEndEvent)
-            self.assertEqual(len(ends), len(starts))
+            self._expect(len(ends), len(starts), keys,
+                         "number of StoreProgressEndEvents (one per start event)")
             for end in ends:
-                self.assertNotEqual(end.exit_state, "normal")
+                self.assertNotEqual(end.exit_state, "normal", self._about(
+                    end.key, "exit_state of the progress of a failed write should not be 'normal'"))
         else:
-            self.assertEqual(starts, [])
-        self.assertEqual(list(self.store.query_keys()), [key])
-        self.assertEqual(self._data(key), data)
-        self.assertEqual(self.store.get_metadata(key), metadata)
+            self._expect(starts, [], keys, "progress start events of refused writes")
+        self._expect(list(self.store.query_keys()), [key], _query_text('query_keys'),
+                     "keys after refused writes (only the existing key)")
+        self._expect(self._data(key), data, key, "data after refused writes (unchanged)")
+        self._expect(self.store.get_metadata(key), metadata, key, "metadata after refused writes (unchanged)")
 
     def test_text_data(self):
         """Text instead of bytes raises TypeError."""
@@ -91,7 +96,8 @@ class StoreBadInputTestMixin(_StoreTestHelpers):
             for target in (key, "bad_new"):
                 for number, call in enumerate(cases):
                     with self.subTest(target=target, case=number):
-                        with self.assertRaises(TypeError):
+                        with self.assertRaises(TypeError, msg=self._about(
+                                target, "write #{} of text data should raise TypeError".format(number))):
                             call(target)
 
     def test_data_without_read(self):
@@ -101,13 +107,16 @@ class StoreBadInputTestMixin(_StoreTestHelpers):
             for bad in (b"bytes", "text", None, 42, [b"a"]):
                 for target in (key, "bad_new"):
                     with self.subTest(data=bad, target=target):
-                        with self.assertRaises(TypeError):
+                        with self.assertRaises(TypeError,
+                                 msg=self._about(target, "set_data(target, bad) should raise TypeError")):
                             self.store.set_data(target, bad)
-                        with self.assertRaises(TypeError):
+                        with self.assertRaises(TypeError,
+                                 msg=self._about(target, "set(target, (bad, {})) should raise TypeError")):
                             self.store.set(target, (bad, {}))
             for bad in (None, 42, io.BytesIO(b"stream")):
                 with self.subTest(from_bytes=bad):
-                    with self.assertRaises(TypeError):
+                    with self.assertRaises(TypeError,
+                             msg=self._about('bad_new', "from_bytes('bad_new', bad) should raise TypeError")):
                         self.store.from_bytes("bad_new", bad)
 
     def test_bad_metadata(self):
@@ -117,14 +126,19 @@ class StoreBadInputTestMixin(_StoreTestHelpers):
             for number, metadata in enumerate(self.bad_metadata):
                 for target in (key, "bad_new"):
                     with self.subTest(case=number, target=target):
-                        with self.assertRaises((TypeError, ValueError)):
+                        with self.assertRaises((TypeError, ValueError),
+                                 msg=self._about(target, "set() should raise (TypeError, ValueError)")):
                             self.store.set(target, (create_file_like_data(b"new"), metadata))
-                        with self.assertRaises((TypeError, ValueError)):
+                        with self.assertRaises((TypeError, ValueError),
+                                 msg=self._about(target, "set_metadata(target, metadata) should raise (TypeError, ValueError)")):
                             self.store.set_metadata(target, metadata)
-                        with self.assertRaises((TypeError, ValueError)):
+                        with self.assertRaises((TypeError, ValueError), msg=self._about(
+                                target, "multiset_metadata() with bad metadata #{} should raise "
+                                "TypeError or ValueError".format(number))):
                             self.store.multiset_metadata([target], [metadata])
                 with self.subTest(case=number, call="update_metadata"):
-                    with self.assertRaises((TypeError, ValueError)):
+                    with self.assertRaises((TypeError, ValueError),
+                             msg=self._about(key, "update_metadata(key, metadata) should raise (TypeError, ValueError)")):
                         self.store.update_metadata(key, metadata)
 
     def test_bad_keys(self):
@@ -146,7 +160,8 @@ class StoreBadInputTestMixin(_StoreTestHelpers):
                 }
                 for name, call in calls.items():
                     with self.subTest(key=bad, call=name):
-                        with self.assertRaises(TypeError):
+                        with self.assertRaises(TypeError, msg=self._about(
+                                bad, "{}() of a key that is not a str should raise TypeError".format(name))):
                             call()
 
     def test_bad_value_shape(self):
@@ -167,7 +182,8 @@ class StoreBadInputTestMixin(_StoreTestHelpers):
             for number, value in enumerate(bad_values):
                 for target in (key, "bad_new"):
                     with self.subTest(case=number, target=target):
-                        with self.assertRaises(TypeError):
+                        with self.assertRaises(TypeError,
+                                 msg=self._about(target, "set(target, value) should raise TypeError")):
                             self.store.set(target, value)
 
     def test_failing_stream(self):
@@ -176,9 +192,11 @@ class StoreBadInputTestMixin(_StoreTestHelpers):
         with self._unchanged(reading=True):
             for target in (key, "bad_new"):
                 with self.subTest(target=target):
-                    with self.assertRaises(OSError):
+                    with self.assertRaises(OSError,
+                             msg=self._about(target, "set() should raise OSError")):
                         self.store.set(target, (_FailingFile(b"y" * 100000, 50000), {"new": 1}),
                                        buffer_size=4096)
-                    with self.assertRaises(OSError):
+                    with self.assertRaises(OSError,
+                             msg=self._about(target, "set_data() should raise OSError")):
                         self.store.set_data(target, _FailingFile(b"y" * 100000, 50000),
                                             buffer_size=4096)

@@ -6,6 +6,8 @@ import time
 from typing import Callable, List, Optional
 
 from ._support import (
+    _Text,
+    _query_text,
     create_file_like_data,
     _StoreTestHelpers,
 )
@@ -60,7 +62,8 @@ class StoreConcurrencyTestMixin(_StoreTestHelpers):
         deadline = time.monotonic() + self.concurrency_timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        self.assertEqual([thread.name for thread in threads if thread.is_alive()], [])
+        self.assertEqual([thread.name for thread in threads if thread.is_alive()], [], self._about(
+            _Text("threads of the test"), "should all finish within {} s".format(self.concurrency_timeout)))
         if errors:
             raise errors[0]
 
@@ -68,11 +71,11 @@ class StoreConcurrencyTestMixin(_StoreTestHelpers):
     def _payload(writer: int, round_: int) -> bytes:
         return ("<%d:%d>" % (writer, round_)).encode("ascii") * 500
 
-    def _assert_complete(self, data: bytes, metadata: Optional[dict] = None) -> None:
-        token = data[: data.index(b">") + 1]
-        self.assertEqual(data, token * 500)
+    def _assert_complete(self, data: bytes, metadata: Optional[dict] = None, key: str = "shared") -> None:
+        token = data[: data.index(b">") + 1] if b">" in data else data[:16]
+        self._expect(data, token * 500, key, "data: one writer's payload, whole (not torn)")
         if metadata is not None:
-            self.assertEqual(set(metadata), {"writer", "round"})
+            self._expect(set(metadata), {"writer", "round"}, key, "names in the metadata of one writer")
 
     def test_distinct_keys(self):
         """Threads writing their own keys all succeed and read their writes."""
@@ -83,8 +86,11 @@ class StoreConcurrencyTestMixin(_StoreTestHelpers):
                 key = "thread%d_%d" % (index, round_)
                 data = self._payload(index, round_)
                 self.store.set(key, (create_file_like_data(data), {"writer": index, "round": round_}))
-                self.assertEqual(self._data(key), data)
-                self.assertEqual(self.store.get_metadata(key), {"writer": index, "round": round_})
+                self._expect(self._data(key), data, key, "get_data(key)")
+                self._expect(
+                    self.store.get_metadata(key),
+                    {"writer": index, "round": round_},
+                    key, "get_metadata(key)")
 
         self._run_threads(worker)
         keys = set(self.store.query_keys())
@@ -93,11 +99,13 @@ class StoreConcurrencyTestMixin(_StoreTestHelpers):
             for index in range(self.concurrency_threads)
             for round_ in range(rounds)
         }
-        self.assertEqual(keys, expected)
+        self._expect_content(dict.fromkeys(keys, True), dict.fromkeys(expected, True),
+                             "keys of query_keys() after the threads' writes")
         for index in range(self.concurrency_threads):
-            self.assertEqual(
-                len(list(self.store.query_keys(writer=index))), rounds
-            )
+            self._expect(
+                len(list(self.store.query_keys(writer=index))),
+                rounds,
+                _query_text('query_keys', writer=index), "len(list(query_keys(writer=index)))")
 
     def test_shared_key(self):
         """Concurrent writers and readers of one key only see complete values."""
@@ -138,8 +146,12 @@ class StoreConcurrencyTestMixin(_StoreTestHelpers):
         value = self.store.get("shared")
         data = self._read(value.data)
         self._assert_complete(data, value.metadata)
-        self.assertIn(value.metadata["writer"], writers)
-        self.assertEqual(value.metadata["round"], rounds - 1)
+        self.assertIn(value.metadata["writer"], writers,
+            msg=self._about('shared', "writer in the metadata should be one of the writers"))
+        self._expect(
+            value.metadata["round"],
+            rounds - 1,
+            'shared', "value.metadata['round'] of get('shared')")
 
     def test_set_and_delete(self):
         """Keys set and deleted concurrently end in a consistent state."""
@@ -151,7 +163,7 @@ class StoreConcurrencyTestMixin(_StoreTestHelpers):
                 self.store.set(key, (create_file_like_data(self._payload(index, round_)), {"writer": index, "round": round_}))
                 self.store.set("common", (create_file_like_data(self._payload(index, round_)), {"writer": index, "round": round_}))
                 try:
-                    self._assert_complete(self._data("common"))
+                    self._assert_complete(self._data("common"), key="common")
                 except KeyError:
                     pass  # another thread deleted it in between: allowed
                 if round_ % 2 == 1:
@@ -168,9 +180,9 @@ class StoreConcurrencyTestMixin(_StoreTestHelpers):
         expected = set() if rounds % 2 == 0 else {
             "churn%d" % index for index in range(self.concurrency_threads)
         }
-        self.assertEqual(set(self.store.query_keys()), expected)
+        self._expect(set(self.store.query_keys()), expected, _query_text('query_keys'), "set(query_keys())")
         for key in expected:
-            self._assert_complete(self._data(key), self.store.get_metadata(key))
+            self._assert_complete(self._data(key), self.store.get_metadata(key), key)
 
     def test_metadata_updates(self):
         """Concurrent update_metadata calls on one key lose no update."""
@@ -182,8 +194,8 @@ class StoreConcurrencyTestMixin(_StoreTestHelpers):
                 self.store.update_metadata("counter", {"thread%d" % index: round_})
 
         self._run_threads(worker)
-        self.assertEqual(
+        self._expect(
             self.store.get_metadata("counter"),
             {"thread%d" % index: rounds - 1 for index in range(self.concurrency_threads)},
-        )
-        self.assertEqual(self._data("counter"), b"counter")
+            'counter', "get_metadata('counter')")
+        self._expect(self._data("counter"), b"counter", 'counter', "get_data('counter')")

@@ -55,17 +55,20 @@ class StoreEventTestMixin(_StoreTestHelpers):
     progress_size = 4 << 20
 
     def _assert_modification(self, event, event_class, key, metadata):
-        self.assertIs(type(event), event_class)
-        self.assertIs(event.source, self.store)
-        self.assertEqual(event.key, key)
-        self.assertEqual(event.metadata, metadata)
+        self.assertIs(type(event), event_class,
+                      self._about(key, "class of the modification event", event_class, type(event)))
+        self.assertIs(event.source, self.store,
+                      self._about(key, "source of the {}".format(event_class.__name__),
+                                  self.store, event.source))
+        self._expect(event.key, key, key, "key of the {}".format(event_class.__name__))
+        self._expect(event.metadata, metadata, key, "metadata of the {}".format(event_class.__name__))
 
     def test_set_new_event(self):
         """set of a new key emits one StoreSetEvent."""
         with self._recorder() as recorder:
             self.store.set("event_key", (create_file_like_data(b"a"), {"x": 1}))
         events = recorder.modifications()
-        self.assertEqual(len(events), 1)
+        self._expect(len(events), 1, "event_key", "number of modification events")
         self._assert_modification(events[0], StoreSetEvent, "event_key", {"x": 1})
 
     def test_set_existing_event(self):
@@ -74,7 +77,7 @@ class StoreEventTestMixin(_StoreTestHelpers):
         with self._recorder() as recorder:
             self.store.set("event_key", (create_file_like_data(b"b"), {"y": 2}))
         events = recorder.modifications()
-        self.assertEqual(len(events), 1)
+        self._expect(len(events), 1, "event_key", "number of modification events")
         self._assert_modification(events[0], StoreUpdateEvent, "event_key", {"y": 2})
 
     def test_set_data_events(self):
@@ -84,7 +87,7 @@ class StoreEventTestMixin(_StoreTestHelpers):
             self.store.set_metadata("event_key", {"x": 1})
             self.store.set_data("event_key", create_file_like_data(b"b"))
         events = recorder.modifications()
-        self.assertEqual(len(events), 3)
+        self._expect(len(events), 3, "event_key", "number of modification events")
         self._assert_modification(events[0], StoreSetEvent, "event_key", {})
         self._assert_modification(events[1], StoreUpdateEvent, "event_key", {"x": 1})
         self._assert_modification(events[2], StoreUpdateEvent, "event_key", {"x": 1})
@@ -95,7 +98,7 @@ class StoreEventTestMixin(_StoreTestHelpers):
             self.store.set_metadata("event_key", {"x": 1})
             self.store.set_metadata("event_key", {"y": 2})
         events = recorder.modifications()
-        self.assertEqual(len(events), 2)
+        self._expect(len(events), 2, "event_key", "number of modification events")
         self._assert_modification(events[0], StoreSetEvent, "event_key", {"x": 1})
         self._assert_modification(events[1], StoreUpdateEvent, "event_key", {"y": 2})
 
@@ -105,7 +108,7 @@ class StoreEventTestMixin(_StoreTestHelpers):
         with self._recorder() as recorder:
             self.store.update_metadata("event_key", {"y": 2, "z": 3})
         events = recorder.modifications()
-        self.assertEqual(len(events), 1)
+        self._expect(len(events), 1, "event_key", "number of modification events")
         self._assert_modification(
             events[0], StoreUpdateEvent, "event_key", {"x": 1, "y": 2, "z": 3}
         )
@@ -116,7 +119,7 @@ class StoreEventTestMixin(_StoreTestHelpers):
         with self._recorder() as recorder:
             self.store.delete("event_key")
         events = recorder.modifications()
-        self.assertEqual(len(events), 1)
+        self._expect(len(events), 1, "event_key", "number of modification events")
         self._assert_modification(events[0], StoreDeleteEvent, "event_key", {"x": 1})
 
     def test_from_bytes_and_file_events(self):
@@ -130,7 +133,7 @@ class StoreEventTestMixin(_StoreTestHelpers):
                     stream.write(b"from file")
                 self.store.from_file("event_key", path)
         events = recorder.modifications()
-        self.assertEqual(len(events), 3)
+        self._expect(len(events), 3, "event_key", "number of modification events")
         self._assert_modification(events[0], StoreSetEvent, "event_key", {})
         self._assert_modification(events[2], StoreUpdateEvent, "event_key", {"x": 1})
 
@@ -145,7 +148,7 @@ class StoreEventTestMixin(_StoreTestHelpers):
             self.store.multiupdate_metadata(["event_a"], [{"m": 5}])
             self.store.multiset_data(["event_c"], [create_file_like_data(b"c")])
         events = recorder.modifications()
-        self.assertEqual(
+        self._expect(
             [(type(event), event.key, event.metadata) for event in events],
             [
                 (StoreSetEvent, "event_a", {"n": 1}),
@@ -155,6 +158,7 @@ class StoreEventTestMixin(_StoreTestHelpers):
                 (StoreUpdateEvent, "event_a", {"n": 1, "m": 5}),
                 (StoreUpdateEvent, "event_c", {"n": 4}),
             ],
+            ["event_a", "event_b", "event_c"], "(class, key, metadata) of the modification events",
         )
 
     def test_event_metadata_is_a_copy(self):
@@ -162,16 +166,22 @@ class StoreEventTestMixin(_StoreTestHelpers):
         with self._recorder() as recorder:
             self.store.set("event_key", (create_file_like_data(b"a"), {"x": [1]}))
         recorder.modifications()[0].metadata["x"].append(2)
-        self.assertEqual(self.store.get_metadata("event_key"), {"x": [1]})
+        self._expect(
+            self.store.get_metadata("event_key"),
+            {"x": [1]},
+            'event_key', "get_metadata('event_key')")
 
     def test_no_event_on_failed_write(self):
         """A write that fails (missing key) emits no modification event."""
         with self._recorder() as recorder:
-            with self.assertRaises(KeyError):
+            with self.assertRaises(KeyError,
+                     msg=self._about('event_missing', "delete('event_missing') should raise KeyError")):
                 self.store.delete("event_missing")
-            with self.assertRaises(KeyError):
+            with self.assertRaises(KeyError,
+                     msg=self._about('event_missing', "update_metadata() should raise KeyError")):
                 self.store.update_metadata("event_missing", {"x": 1})
-        self.assertEqual(recorder.modifications(), [])
+        self._expect(recorder.modifications(), [], "event_missing",
+                     "modification events of failed delete and update_metadata")
 
     def test_transaction_events(self):
         """Events of a transaction arrive after it ends, in order."""
@@ -183,54 +193,70 @@ class StoreEventTestMixin(_StoreTestHelpers):
                 inside = recorder.modifications()
         events = recorder.events
         modifications = recorder.modifications()
-        self.assertEqual(
+        self._expect(
             [(type(event), event.key) for event in modifications],
             [(StoreSetEvent, "event_a"), (StoreSetEvent, "event_b"), (StoreDeleteEvent, "event_a")],
+            ["event_a", "event_b"], "(class, key) of the modification events of a transaction",
         )
         ends = [i for i, event in enumerate(events) if isinstance(event, StoreTransactionEndEvent)]
         if ends:
             starts = recorder.of_type(StoreTransactionStartEvent)
-            self.assertEqual(len(starts), 1)
-            self.assertEqual(inside, [])
-            self.assertEqual(events[ends[-1]].state, "done")
+            keys = ["event_a", "event_b"]
+            self._expect(len(starts), 1, keys, "number of StoreTransactionStartEvents")
+            self._expect(inside, [], keys, "modification events received inside the transaction")
+            self._expect(events[ends[-1]].state, "done", keys, "state of the StoreTransactionEndEvent")
             first_modification = events.index(modifications[0])
-            self.assertGreater(first_modification, ends[-1])
+            self.assertGreater(first_modification, ends[-1], self._about(
+                keys, "the first modification event (#{}) should follow the StoreTransactionEndEvent (#{})"
+                .format(first_modification, ends[-1])))
 
     def test_failed_transaction_events(self):
         """After a failed transaction: no events if rolled back, else the writes'."""
         with self._recorder() as recorder:
-            with self.assertRaises(_Boom):
+            with self.assertRaises(_Boom, msg=self._about(
+                    "event_a", "the exception raised inside transaction('failing') should propagate")):
                 with self.store.transaction("failing"):
                     self.store.set("event_a", (create_file_like_data(b"a"), {"n": 1}))
                     raise _Boom()
         modifications = recorder.modifications()
         if self.store.exists("event_a"):
-            self.assertEqual([event.key for event in modifications], ["event_a"])
+            self._expect([event.key for event in modifications], ["event_a"], "event_a",
+                         "keys of the modification events after a failed transaction that kept its write")
         else:
-            self.assertEqual(modifications, [])
+            self._expect(modifications, [], "event_a",
+                         "modification events after a failed transaction that was rolled back")
         ends = recorder.of_type(StoreTransactionEndEvent)
         if ends:
-            self.assertEqual(ends[-1].state, "failed")
+            self._expect(ends[-1].state, "failed", "event_a", "state of the StoreTransactionEndEvent")
 
     def _assert_progress(self, recorder: EventRecorder, key: str, size: int, buffer_size: int):
         events = recorder.of_type(StoreProgressEvent)
         starts = [event for event in events if isinstance(event, StoreProgressStartEvent)]
         steps = [event for event in events if isinstance(event, StoreProgressStepEvent)]
         ends = [event for event in events if isinstance(event, StoreProgressEndEvent)]
-        self.assertEqual(len(starts), 1)
-        self.assertEqual(len(ends), 1)
-        self.assertIs(events[0], starts[0])
-        self.assertIs(events[-1], ends[0])
-        self.assertGreaterEqual(len(steps), 1)
+        kinds = [type(event).__name__ for event in events]
+        self._expect(len(starts), 1, key, "number of StoreProgressStartEvents")
+        self._expect(len(ends), 1, key, "number of StoreProgressEndEvents")
+        self.assertIs(events[0], starts[0], self._about(
+            key, "the first progress event should be the start event", actual=kinds[:3]))
+        self.assertIs(events[-1], ends[0], self._about(
+            key, "the last progress event should be the end event", actual=kinds[-3:]))
         # One step per buffer (a store may pick larger buffers, never tiny ones).
-        self.assertLessEqual(len(steps), size // min(buffer_size, 65536) + 2)
+        most = size // min(buffer_size, 65536) + 2
+        self.assertGreaterEqual(len(steps), 1, self._about(
+            key, "number of StoreProgressStepEvents should be >= 1", actual=len(steps)))
+        self.assertLessEqual(len(steps), most, self._about(
+            key, "number of StoreProgressStepEvents of {} bytes in buffers of {} should be <= {}"
+            .format(size, buffer_size, most), actual=len(steps)))
         for event in events:
-            self.assertIs(event.source, self.store)
-            self.assertEqual(event.key, key)
-            self.assertEqual(event.operation_id, starts[0].operation_id)
+            self.assertIs(event.source, self.store, self._about(
+                key, "source of a {}".format(type(event).__name__), self.store, event.source))
+            self._expect(event.key, key, key, "key of a {}".format(type(event).__name__))
+            self._expect(event.operation_id, starts[0].operation_id, key,
+                         "operation_id of a {} (the start event's)".format(type(event).__name__))
         numbers = [event.step for event in steps]
-        self.assertEqual(numbers, sorted(numbers))
-        self.assertEqual(ends[0].exit_state, "normal")
+        self._expect(numbers, sorted(numbers), key, "the steps should grow")
+        self._expect(ends[0].exit_state, "normal", key, "exit_state of the StoreProgressEndEvent")
 
     def test_set_progress_events(self):
         """set of a large value emits start, per-buffer step and end progress events."""
@@ -252,9 +278,10 @@ class StoreEventTestMixin(_StoreTestHelpers):
         kinds = [type(event) for event in recorder.events
                  if isinstance(event, (StoreProgressStartEvent, StoreProgressEndEvent,
                                        StoreModificationEvent))]
-        self.assertEqual(kinds, [StoreProgressStartEvent, StoreProgressEndEvent, StoreSetEvent,
-                                 StoreProgressStartEvent, StoreProgressEndEvent,
-                                 StoreUpdateEvent])
+        self._expect(kinds, [StoreProgressStartEvent, StoreProgressEndEvent, StoreSetEvent,
+                             StoreProgressStartEvent, StoreProgressEndEvent,
+                             StoreUpdateEvent],
+                     "event_large", "order of the progress and modification events of set, set_data")
 
     def test_to_file_progress_events(self):
         """to_file of a large value emits start, per-buffer step and end progress events."""
@@ -264,5 +291,6 @@ class StoreEventTestMixin(_StoreTestHelpers):
             path = os.path.join(directory, "large.dat")
             with self._recorder(StoreProgressEvent) as recorder:
                 self.store.to_file("event_large", path, buffer_size=buffer_size)
-            self.assertEqual(os.path.getsize(path), self.progress_size)
+            self._expect(os.path.getsize(path), self.progress_size, "event_large",
+                         "size of the file written by to_file")
         self._assert_progress(recorder, "event_large", self.progress_size, buffer_size)

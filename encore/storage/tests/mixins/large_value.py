@@ -50,7 +50,7 @@ class StoreLargeValueTestMixin(_StoreTestHelpers):
     large_buffer_size = 1 << 20
 
     @contextlib.contextmanager
-    def _bounded_memory(self, operation: str):
+    def _bounded_memory(self, operation: str, key: str = "large"):
         if not self.streaming:
             yield
             return
@@ -65,19 +65,19 @@ class StoreLargeValueTestMixin(_StoreTestHelpers):
         finally:
             if started:
                 tracemalloc.stop()
-        self.assertLess(
-            peak,
-            self.streaming_peak_limit,
-            "%s of %d bytes allocated a peak of %d bytes"
-            % (operation, self.large_value_size, peak),
-        )
+        self.assertLess(peak, self.streaming_peak_limit, self._about(
+            key, "{} of {} bytes should allocate less than {} bytes at its peak (streaming)".format(
+                operation, self.large_value_size, self.streaming_peak_limit), actual=peak))
 
     def _check_large(self, key: str) -> None:
         size = self.large_value_size
-        with self._bounded_memory("get_data"):
+        with self._bounded_memory("get_data", key):
             digest, length = _stream_digest(self.store.get_data(key), self.large_buffer_size)
-        self.assertEqual((digest, length), (pattern_digest(size), size))
-        self.assertEqual(self.store.get(key).size, size)
+        self._expect(
+            (digest, length),
+            (pattern_digest(size), size),
+            key, "(digest, length) of _stream_digest(get_data(key), self.large_buffer_size)")
+        self._expect(self.store.get(key).size, size, key, "get(key).size")
 
     def test_large_set(self):
         """set and get_data stream a large value."""
@@ -85,7 +85,7 @@ class StoreLargeValueTestMixin(_StoreTestHelpers):
         with self._bounded_memory("set"):
             self.store.set("large", (PatternFile(size), {"size": size}), buffer_size=self.large_buffer_size)
         self._check_large("large")
-        self.assertEqual(self.store.get_metadata("large"), {"size": size})
+        self._expect(self.store.get_metadata("large"), {"size": size}, 'large', "get_metadata('large')")
 
     def test_large_set_data(self):
         """set_data over an existing key streams a large value."""
@@ -94,7 +94,7 @@ class StoreLargeValueTestMixin(_StoreTestHelpers):
             self.store.set_data("large", PatternFile(self.large_value_size),
                                 buffer_size=self.large_buffer_size)
         self._check_large("large")
-        self.assertEqual(self.store.get_metadata("large"), {"kept": True})
+        self._expect(self.store.get_metadata("large"), {"kept": True}, 'large', "get_metadata('large')")
 
     def test_large_file_round_trip(self):
         """from_file and to_file stream a large value."""
@@ -109,7 +109,8 @@ class StoreLargeValueTestMixin(_StoreTestHelpers):
             target = os.path.join(directory, "target.dat")
             with self._bounded_memory("to_file"):
                 self.store.to_file("large", target, buffer_size=self.large_buffer_size)
-            self.assertEqual(_file_digest(target), (pattern_digest(size), size))
+            self._expect(_file_digest(target), (pattern_digest(size), size), "large",
+                         "(SHA-1, size) of the file written by to_file")
 
     def test_large_range(self):
         """get_data_range reads the middle and the tail of a large value."""
@@ -121,13 +122,17 @@ class StoreLargeValueTestMixin(_StoreTestHelpers):
                 with self._bounded_memory("get_data_range"):
                     stream = self.store.get_data_range("large", start, end)
                     data = self._read(stream)
-                self.assertEqual(data, reference.expected(start, end))
+                self._expect(data, reference.expected(start, end), "large",
+                             "get_data_range({}, {})".format(start, end))
 
     def test_large_copy(self):
         """A large value copies to another key through get and set."""
         size = self.large_value_size
         self.store.set("large", (PatternFile(size), {"n": 1}), buffer_size=self.large_buffer_size)
-        with self._bounded_memory("copy"):
+        with self._bounded_memory("copy of large to", "large_copy"):
             self.store.set("large_copy", self.store.get("large"), buffer_size=self.large_buffer_size)
         self._check_large("large_copy")
-        self.assertEqual(self.store.get_metadata("large_copy"), {"n": 1})
+        self._expect(
+            self.store.get_metadata("large_copy"),
+            {"n": 1},
+            'large_copy', "get_metadata('large_copy')")

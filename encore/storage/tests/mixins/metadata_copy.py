@@ -37,14 +37,20 @@ class StoreMetadataCopyTestMixin(_StoreTestHelpers):
         """Changing nested parts of a value's metadata does not change the store."""
         self._write()
         self._mutate(self.store.get("copy_key").metadata)
-        self.assertEqual(self.store.get_metadata("copy_key"), self._nested())
+        self._expect(
+            self.store.get_metadata("copy_key"),
+            self._nested(),
+            'copy_key', "get_metadata('copy_key')")
 
     def test_get_metadata_nested(self):
         """Changing nested parts of get_metadata's result does not change the store."""
         self._write()
         self._mutate(self.store.get_metadata("copy_key"))
         self._mutate(self.store.get_metadata("copy_key", select=["a_list", "a_dict"]))
-        self.assertEqual(self.store.get_metadata("copy_key"), self._nested())
+        self._expect(
+            self.store.get_metadata("copy_key"),
+            self._nested(),
+            'copy_key', "get_metadata('copy_key')")
 
     def test_query_nested(self):
         """Changing nested parts of query's results does not change the store."""
@@ -53,7 +59,10 @@ class StoreMetadataCopyTestMixin(_StoreTestHelpers):
             self._mutate(metadata)
         for _, metadata in self.store.query(select=["a_list", "a_dict"], a_str="s"):
             self._mutate(metadata)
-        self.assertEqual(self.store.get_metadata("copy_key"), self._nested())
+        self._expect(
+            self.store.get_metadata("copy_key"),
+            self._nested(),
+            'copy_key', "get_metadata('copy_key')")
 
     def test_multiget_metadata_nested(self):
         """Changing nested parts of multiget_metadata's results does not change the store."""
@@ -62,7 +71,10 @@ class StoreMetadataCopyTestMixin(_StoreTestHelpers):
             self._mutate(metadata)
         for value in self.store.multiget(["copy_key"]):
             self._mutate(value.metadata)
-        self.assertEqual(self.store.get_metadata("copy_key"), self._nested())
+        self._expect(
+            self.store.get_metadata("copy_key"),
+            self._nested(),
+            'copy_key', "get_metadata('copy_key')")
 
     def test_written_metadata_nested(self):
         """Changing nested parts of written metadata afterwards does not change the store."""
@@ -75,5 +87,11 @@ class StoreMetadataCopyTestMixin(_StoreTestHelpers):
         replacement = self._nested()
         self.store.set_metadata("copy_other", replacement)
         self._mutate(replacement)
-        self.assertEqual(self.store.get_metadata("copy_key"), self._nested())
-        self.assertEqual(self.store.get_metadata("copy_other"), self._nested())
+        self._expect(
+            self.store.get_metadata("copy_key"),
+            self._nested(),
+            'copy_key', "get_metadata('copy_key')")
+        self._expect(
+            self.store.get_metadata("copy_other"),
+            self._nested(),
+            'copy_other', "get_metadata('copy_other')")

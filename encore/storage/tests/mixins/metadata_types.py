@@ -6,7 +6,7 @@ import decimal
 import uuid
 from typing import Any, Dict
 
-from ._support import create_file_like_data, _StoreTestHelpers
+from ._support import _query_text, create_file_like_data, _StoreTestHelpers
 
 
 def metadata_type_samples() -> Dict[str, Any]:
@@ -54,51 +54,59 @@ class StoreMetadataTypesTestMixin(_StoreTestHelpers):
     store in which no key starts with ``'types_'``.
     """
 
-    def _assert_same(self, actual: Any, expected: Any, path: str = "") -> None:
-        """Assert equality with the same types all the way down."""
-        self.assertIs(type(actual), type(expected), path)
+    def _assert_same(self, actual: Any, expected: Any, key: str, what: str, path: str = "") -> None:
+        """Assert equality with the same types all the way down; a failure
+        names the key, the read (``what``) and where in the metadata."""
+        where = "{} at metadata{}".format(what, path)
+        self.assertIs(type(actual), type(expected), self._about(
+            key, "type of the " + where, type(expected), type(actual)))
         if isinstance(expected, dict):
-            self.assertEqual(set(actual), set(expected), path)
+            self._expect(set(actual), set(expected), key, "names in the " + where)
             for name in expected:
-                self._assert_same(actual[name], expected[name], "{}.{}".format(path, name))
+                self._assert_same(actual[name], expected[name], key, what, "{}[{!r}]".format(path, name))
         elif isinstance(expected, list):
-            self.assertEqual(len(actual), len(expected), path)
+            self._expect(len(actual), len(expected), key, "length of the " + where)
             for index, (left, right) in enumerate(zip(actual, expected)):
-                self._assert_same(left, right, "{}[{}]".format(path, index))
+                self._assert_same(left, right, key, what, "{}[{}]".format(path, index))
         elif isinstance(expected, (set, frozenset)):
-            self.assertEqual(actual, expected, path)
-            self.assertEqual(sorted(map(repr, map(type, actual))),
-                             sorted(map(repr, map(type, expected))), path)
+            self._expect(actual, expected, key, where)
+            self._expect(sorted(map(repr, map(type, actual))),
+                         sorted(map(repr, map(type, expected))), key, "types of the members of the " + where)
         else:
-            self.assertEqual(actual, expected, path)
+            self._expect(actual, expected, key, where)
             if isinstance(expected, (datetime.datetime, datetime.time)):
-                self.assertEqual(actual.utcoffset(), expected.utcoffset(), path)
+                self._expect(actual.utcoffset(), expected.utcoffset(), key, "utcoffset() of the " + where)
             if isinstance(expected, decimal.Decimal):
-                self.assertEqual(str(actual), str(expected), path)
+                self._expect(str(actual), str(expected), key, "str() of the " + where)
 
     def test_metadata_types_round_trip(self):
         """Every extra type reads back with its type and value, by every read."""
         samples = metadata_type_samples()
         self.store.set("types_set", (create_file_like_data(b"data"), samples))
-        self._assert_same(self.store.get_metadata("types_set"), samples)
-        self._assert_same(self.store.get("types_set").metadata, samples)
-        self._assert_same(dict(self.store.query(when=samples["when"]))["types_set"], samples)
+        self._assert_same(self.store.get_metadata("types_set"), samples, "types_set", "get_metadata()")
+        self._assert_same(self.store.get("types_set").metadata, samples, "types_set", "get().metadata")
+        self._assert_same(dict(self.store.query(when=samples["when"]))["types_set"], samples,
+                          "types_set", "query(when=...)")
         self._assert_same(
             self.store.get_metadata("types_set", select=["price", "tags"]),
-            {"price": samples["price"], "tags": samples["tags"]})
-        self.assertEqual(self._data("types_set"), b"data")
+            {"price": samples["price"], "tags": samples["tags"]},
+            "types_set", "get_metadata(select=['price', 'tags'])")
+        self._expect(self._data("types_set"), b"data", 'types_set', "get_data('types_set')")
 
     def test_metadata_types_set_metadata_and_update(self):
         """set_metadata, update_metadata and multiset_metadata keep the types too."""
         samples = metadata_type_samples()
         self.store.set_metadata("types_meta", samples)
-        self._assert_same(self.store.get_metadata("types_meta"), samples)
+        self._assert_same(self.store.get_metadata("types_meta"), samples, "types_meta",
+                          "get_metadata() after set_metadata")
         self.store.update_metadata("types_meta", {"day": datetime.date(2020, 2, 29),
                                                   "extra": {1, 2}})
         expected = dict(samples, day=datetime.date(2020, 2, 29), extra={1, 2})
-        self._assert_same(self.store.get_metadata("types_meta"), expected)
+        self._assert_same(self.store.get_metadata("types_meta"), expected, "types_meta",
+                          "get_metadata() after update_metadata")
         self.store.multiset_metadata(["types_multi"], [{"id": samples["id"]}])
-        self._assert_same(self.store.get_metadata("types_multi"), {"id": samples["id"]})
+        self._assert_same(self.store.get_metadata("types_multi"), {"id": samples["id"]}, "types_multi",
+                          "get_metadata() after multiset_metadata")
 
     def test_metadata_types_query(self):
         """Queries on extra types compare with Python ``==``."""
@@ -125,10 +133,10 @@ class StoreMetadataTypesTestMixin(_StoreTestHelpers):
             with self.subTest(criteria=criteria):
                 found = sorted(key for key in self.store.query_keys(**criteria)
                                if key.startswith("types_"))
-                self.assertEqual(found, expected)
+                self._expect(found, expected, _query_text("query_keys", **criteria), "keys found")
                 found = sorted(key for key, _ in self.store.query(**criteria)
                                if key.startswith("types_"))
-                self.assertEqual(found, expected)
+                self._expect(found, expected, _query_text("query", **criteria), "keys found")
 
     def test_metadata_types_are_copies(self):
         """A set read back is a copy: changing it changes nothing stored."""
@@ -136,11 +144,17 @@ class StoreMetadataTypesTestMixin(_StoreTestHelpers):
         metadata = self.store.get_metadata("types_copy")
         metadata["tags"].add("changed")
         metadata["list"][0].add("changed")
-        self.assertEqual(self.store.get_metadata("types_copy"), {"tags": {"a"}, "list": [{"b"}]})
+        self._expect(
+            self.store.get_metadata("types_copy"),
+            {"tags": {"a"}, "list": [{"b"}]},
+            'types_copy', "get_metadata('types_copy')")
         source = {"tags": {"a"}}
         self.store.set_metadata("types_copy", source)
         source["tags"].add("later")
-        self.assertEqual(self.store.get_metadata("types_copy"), {"tags": {"a"}})
+        self._expect(
+            self.store.get_metadata("types_copy"),
+            {"tags": {"a"}},
+            'types_copy', "get_metadata('types_copy')")
 
     def test_metadata_types_refused(self):
         """Other types are refused, naming the key and where they are; nothing is written."""
@@ -154,11 +168,17 @@ class StoreMetadataTypesTestMixin(_StoreTestHelpers):
         for metadata, error, message in cases:
             with self.subTest(metadata=metadata):
                 named = "'types_refused'.*" + message
-                with self.assertRaisesRegex(error, named):
+                with self.assertRaisesRegex(error, named, msg=self._about(
+                        "types_refused", "set() should raise {} matching {!r}".format(error.__name__, named))):
                     self.store.set("types_refused", (create_file_like_data(b"x"), metadata))
-                with self.assertRaisesRegex(error, named):
+                with self.assertRaisesRegex(error, named, msg=self._about(
+                        "types_refused", "set_metadata() should raise {} matching {!r}".format(error.__name__, named))):
                     self.store.set_metadata("types_refused", metadata)
-                with self.assertRaisesRegex(error, named):
+                with self.assertRaisesRegex(error, named, msg=self._about(
+                        ["types_ok", "types_refused"],
+                        "multiset_metadata() should raise {} matching {!r}".format(error.__name__, named))):
                     self.store.multiset_metadata(["types_ok", "types_refused"], [{}, metadata])
-                self.assertFalse(self.store.exists("types_ok"))
-                self.assertFalse(self.store.exists("types_refused"))
+                self.assertFalse(self.store.exists("types_ok"),
+                    msg=self._about('types_ok', "exists('types_ok') should be false"))
+                self.assertFalse(self.store.exists("types_refused"),
+                    msg=self._about('types_refused', "exists('types_refused') should be false"))

@@ -7,6 +7,7 @@ import time
 from typing import Tuple
 
 from ._support import (
+    _query_text,
     create_file_like_data,
     LARGE_SIZE,
     PatternFile,
@@ -50,12 +51,12 @@ class StoreWriteTestMixin(_StoreTestHelpers):
         after = time.time()
         value = self.store.get("test3")
         with value as data:
-            self.assertEqual(data.read(), b"test4")
-        self.assertEqual(value.metadata, {"a_str": "test5"})
-        self.assertEqual(value.size, 5)
-        self._assert_time_between(value.modified, before, after)
+            self._expect(data.read(), b"test4", "test3", "data of get('test3')")
+        self._expect(value.metadata, {"a_str": "test5"}, 'test3', "value.metadata of get('test3')")
+        self._expect(value.size, 5, 'test3', "value.size of get('test3')")
+        self._assert_time_between(value.modified, before, after, "test3", "get('test3').modified")
         if value.created is not None:
-            self._assert_time_between(value.created, before, after)
+            self._assert_time_between(value.created, before, after, "test3", "get('test3').created")
 
     def test_set_overwrite(self):
         """set replaces both the data and the metadata of an existing key."""
@@ -63,13 +64,18 @@ class StoreWriteTestMixin(_StoreTestHelpers):
         self.store.set("existing_key3", (create_file_like_data(b"new"), {"other": 1}))
         after = time.time()
         value = self.store.get("existing_key3")
-        self.assertEqual(self._read(value.data), b"new")
-        self.assertEqual(value.metadata, {"other": 1})
-        self.assertEqual(value.size, 3)
-        self._assert_time_between(value.modified, before, after)
+        self._expect(
+            self._read(value.data),
+            b"new",
+            'existing_key3', "read(value.data) of get('existing_key3')")
+        self._expect(value.metadata, {"other": 1}, 'existing_key3', "value.metadata of get('existing_key3')")
+        self._expect(value.size, 3, 'existing_key3', "value.size of get('existing_key3')")
+        self._assert_time_between(value.modified, before, after, "existing_key3", "get('existing_key3').modified")
         matching = set(self.store.query_keys(meta=True))
-        self.assertNotIn("existing_key3", matching)
-        self.assertIn("existing_key2", matching)
+        self.assertNotIn("existing_key3", matching, self._about(
+            "existing_key3", "should not match query_keys(meta=True) once its metadata is replaced"))
+        self.assertIn("existing_key2", matching, self._about(
+            "existing_key2", "should still match query_keys(meta=True)"))
 
     def test_set_copies_metadata(self):
         """Changing the metadata after set does not change the store."""
@@ -78,10 +84,10 @@ class StoreWriteTestMixin(_StoreTestHelpers):
         metadata["a_list"].append(3)
         metadata["a_dict"]["z"] = 1
         metadata["a_str"] = "changed"
-        self.assertEqual(
+        self._expect(
             self.store.get_metadata("test3"),
             {"a_list": [1, 2], "a_dict": {"x": "y"}, "a_str": "test5"},
-        )
+            'test3', "get_metadata('test3')")
 
     def test_set_copies(self):
         """Changing the metadata dictionary after set changes nothing stored."""
@@ -90,47 +96,62 @@ class StoreWriteTestMixin(_StoreTestHelpers):
         metadata["a_str"] = "changed"
         metadata["new"] = True
         del metadata["an_int"]
-        self.assertEqual(self.store.get_metadata("test3"), {"a_str": "test5", "an_int": 3})
+        self._expect(
+            self.store.get_metadata("test3"),
+            {"a_str": "test5", "an_int": 3},
+            'test3', "get_metadata('test3')")
 
     def test_set_buffer(self):
         """set with an explicit buffer size of 8000 stores 40,000 bytes intact."""
         data = bytes(range(250)) * 160
         self.store.set("test3", (create_file_like_data(data), {"a": 1}), buffer_size=8000)
-        self.assertEqual(self._data("test3"), data)
-        self.assertEqual(self.store.get("test3").size, 40000)
-        self.assertEqual(self.store.get_metadata("test3"), {"a": 1})
+        self._expect(self._data("test3"), data, 'test3', "get_data('test3')")
+        self._expect(self.store.get("test3").size, 40000, 'test3', "get('test3').size")
+        self._expect(self.store.get_metadata("test3"), {"a": 1}, 'test3', "get_metadata('test3')")
 
     def test_set_value(self):
         """set accepts a value read from the store (copying a key)."""
         self.store.set("test3", self.store.get("test1"))
-        self.assertEqual(self._data("test3"), b"test2\n")
-        self.assertEqual(self.store.get_metadata("test3"), read_fixture()[0][2])
-        self.assertEqual(self._data("test1"), b"test2\n")
+        self._expect(self._data("test3"), b"test2\n", 'test3', "get_data('test3')")
+        self._expect(self.store.get_metadata("test3"), read_fixture()[0][2], 'test3', "get_metadata('test3')")
+        self._expect(self._data("test1"), b"test2\n", 'test1', "get_data('test1')")
 
     def test_set_value_over_itself(self):
         """Setting a key to its own value leaves it intact."""
         self.store.set("existing_key1", self.store.get("existing_key1"))
-        self.assertEqual(self._data("existing_key1"), self._existing(1)[0])
-        self.assertEqual(self.store.get_metadata("existing_key1"), self._existing(1)[1])
+        self._expect(
+            self._data("existing_key1"),
+            self._existing(1)[0],
+            'existing_key1', "get_data('existing_key1')")
+        self._expect(
+            self.store.get_metadata("existing_key1"),
+            self._existing(1)[1],
+            'existing_key1', "get_metadata('existing_key1')")
 
     def test_set_buffer_size(self):
         """set honours a small buffer size without losing data."""
         data = bytes(range(256)) * 3
         self.store.set("set_key1", (create_file_like_data(data), {}), buffer_size=7)
-        self.assertEqual(self._data("set_key1"), data)
+        self._expect(self._data("set_key1"), data, 'set_key1', "get_data('set_key1')")
 
     def test_set_empty(self):
         """set stores empty data."""
         self.store.set("set_key1", (create_file_like_data(b""), {"empty": True}))
-        self.assertEqual(self._data("set_key1"), b"")
-        self.assertEqual(self.store.get("set_key1").size, 0)
+        self._expect(self._data("set_key1"), b"", 'set_key1', "get_data('set_key1')")
+        self._expect(self.store.get("set_key1").size, 0, 'set_key1', "get('set_key1').size")
 
     def test_set_large(self):
         """set streams a large value (about 50 MB) into the store."""
         self.store.set("set_key_large", (PatternFile(LARGE_SIZE), {"large": True}))
-        self._assert_stream_is_pattern(self.store.get_data("set_key_large"), LARGE_SIZE)
-        self.assertEqual(self.store.get("set_key_large").size, LARGE_SIZE)
-        self.assertEqual(self.store.get_metadata("set_key_large"), {"large": True})
+        self._assert_stream_is_pattern(self.store.get_data("set_key_large"), LARGE_SIZE, "set_key_large")
+        self._expect(
+            self.store.get("set_key_large").size,
+            LARGE_SIZE,
+            'set_key_large', "get('set_key_large').size")
+        self._expect(
+            self.store.get_metadata("set_key_large"),
+            {"large": True},
+            'set_key_large', "get_metadata('set_key_large')")
 
     # set_data
 
@@ -140,35 +161,47 @@ class StoreWriteTestMixin(_StoreTestHelpers):
         self.store.set_data("existing_key0", create_file_like_data(b"new data"))
         after = time.time()
         value = self.store.get("existing_key0")
-        self.assertEqual(self._read(value.data), b"new data")
-        self.assertEqual(value.metadata, self._existing(0)[1])
-        self.assertEqual(value.size, 8)
-        self._assert_time_between(value.modified, before, after)
+        self._expect(
+            self._read(value.data),
+            b"new data",
+            'existing_key0', "read(value.data) of get('existing_key0')")
+        self._expect(
+            value.metadata,
+            self._existing(0)[1],
+            'existing_key0', "value.metadata of get('existing_key0')")
+        self._expect(value.size, 8, 'existing_key0', "value.size of get('existing_key0')")
+        self._assert_time_between(value.modified, before, after, "existing_key0", "get('existing_key0').modified")
 
     def test_set_data_new(self):
         """set_data of a new key creates it with empty metadata."""
         self.store.set_data("set_key0", create_file_like_data(b"data"))
-        self.assertEqual(self._data("set_key0"), b"data")
-        self.assertEqual(self.store.get_metadata("set_key0"), {})
+        self._expect(self._data("set_key0"), b"data", 'set_key0', "get_data('set_key0')")
+        self._expect(self.store.get_metadata("set_key0"), {}, 'set_key0', "get_metadata('set_key0')")
 
     def test_set_data_buffer_size(self):
         """set_data honours a small buffer size without losing data."""
         data = b"0123456789" * 10
         self.store.set_data("existing_key2", create_file_like_data(data), buffer_size=3)
-        self.assertEqual(self._data("existing_key2"), data)
+        self._expect(self._data("existing_key2"), data, 'existing_key2', "get_data('existing_key2')")
 
     def test_set_data_buffer(self):
         """set_data with an explicit buffer size of 8000 stores 40,000 bytes intact."""
         data = bytes(range(200)) * 200
         self.store.set_data("existing_key3", create_file_like_data(data), buffer_size=8000)
-        self.assertEqual(self._data("existing_key3"), data)
-        self.assertEqual(self.store.get_metadata("existing_key3"), self._existing(3)[1])
+        self._expect(self._data("existing_key3"), data, 'existing_key3', "get_data('existing_key3')")
+        self._expect(
+            self.store.get_metadata("existing_key3"),
+            self._existing(3)[1],
+            'existing_key3', "get_metadata('existing_key3')")
 
     def test_set_data_large(self):
         """set_data streams a large value (about 50 MB) into the store."""
         self.store.set_data("existing_key5", PatternFile(LARGE_SIZE))
-        self._assert_stream_is_pattern(self.store.get_data("existing_key5"), LARGE_SIZE)
-        self.assertEqual(self.store.get_metadata("existing_key5"), self._existing(5)[1])
+        self._assert_stream_is_pattern(self.store.get_data("existing_key5"), LARGE_SIZE, "existing_key5")
+        self._expect(
+            self.store.get_metadata("existing_key5"),
+            self._existing(5)[1],
+            'existing_key5', "get_metadata('existing_key5')")
 
     # set_metadata / update_metadata
 
@@ -178,17 +211,27 @@ class StoreWriteTestMixin(_StoreTestHelpers):
         self.store.set_metadata("existing_key4", {"new": "metadata"})
         after = time.time()
         value = self.store.get("existing_key4")
-        self.assertEqual(value.metadata, {"new": "metadata"})
-        self.assertEqual(self._read(value.data), self._existing(4)[0])
-        self._assert_time_between(value.modified, before, after)
-        self.assertNotIn("existing_key4", set(self.store.query_keys(meta=True)))
-        self.assertEqual(list(self.store.query_keys(new="metadata")), ["existing_key4"])
+        self._expect(
+            value.metadata,
+            {"new": "metadata"},
+            'existing_key4', "value.metadata of get('existing_key4')")
+        self._expect(
+            self._read(value.data),
+            self._existing(4)[0],
+            'existing_key4', "read(value.data) of get('existing_key4')")
+        self._assert_time_between(value.modified, before, after, "existing_key4", "get('existing_key4').modified")
+        self.assertNotIn("existing_key4", set(self.store.query_keys(meta=True)),
+            msg=self._about(_query_text('query_keys', meta=True), "set(query_keys(meta=True)) should not contain 'existing_key4'"))
+        self._expect(
+            list(self.store.query_keys(new="metadata")),
+            ["existing_key4"],
+            _query_text('query_keys', new='metadata'), "list(query_keys(new='metadata'))")
 
     def test_set_metadata_new(self):
         """set_metadata of a new key creates it with empty data."""
         self.store.set_metadata("set_key0", {"a": 1})
-        self.assertEqual(self.store.get_metadata("set_key0"), {"a": 1})
-        self.assertEqual(self._data("set_key0"), b"")
+        self._expect(self.store.get_metadata("set_key0"), {"a": 1}, 'set_key0', "get_metadata('set_key0')")
+        self._expect(self._data("set_key0"), b"", 'set_key0', "get_data('set_key0')")
 
     def test_set_metadata_copies(self):
         """Changing the metadata after set_metadata does not change the store."""
@@ -196,10 +239,10 @@ class StoreWriteTestMixin(_StoreTestHelpers):
         self.store.set_metadata("existing_key1", metadata)
         metadata["a_list"].append("y")
         metadata["nested"]["a"].append(2)
-        self.assertEqual(
+        self._expect(
             self.store.get_metadata("existing_key1"),
             {"a_list": ["x"], "nested": {"a": [1]}},
-        )
+            'existing_key1', "get_metadata('existing_key1')")
 
     def test_update_metadata(self):
         """update_metadata merges into the metadata and keeps the data."""
@@ -207,48 +250,72 @@ class StoreWriteTestMixin(_StoreTestHelpers):
         self.store.update_metadata("existing_key6", {"meta": False, "extra": "x"})
         after = time.time()
         value = self.store.get("existing_key6")
-        self.assertEqual(value.metadata, {"meta": False, "meta1": -6, "extra": "x"})
-        self.assertEqual(self._read(value.data), self._existing(6)[0])
-        self._assert_time_between(value.modified, before, after)
-        self.assertNotIn("existing_key6", set(self.store.query_keys(meta=True)))
-        self.assertEqual(list(self.store.query_keys(extra="x")), ["existing_key6"])
+        self._expect(
+            value.metadata,
+            {"meta": False, "meta1": -6, "extra": "x"},
+            'existing_key6', "value.metadata of get('existing_key6')")
+        self._expect(
+            self._read(value.data),
+            self._existing(6)[0],
+            'existing_key6', "read(value.data) of get('existing_key6')")
+        self._assert_time_between(value.modified, before, after, "existing_key6", "get('existing_key6').modified")
+        self.assertNotIn("existing_key6", set(self.store.query_keys(meta=True)),
+            msg=self._about(_query_text('query_keys', meta=True), "set(query_keys(meta=True)) should not contain 'existing_key6'"))
+        self._expect(
+            list(self.store.query_keys(extra="x")),
+            ["existing_key6"],
+            _query_text('query_keys', extra='x'), "list(query_keys(extra='x'))")
 
     def test_update_metadata_copies(self):
         """Changing the update after update_metadata does not change the store."""
         update = {"a_list": [1]}
         self.store.update_metadata("existing_key7", update)
         update["a_list"].append(2)
-        self.assertEqual(self.store.get_metadata("existing_key7")["a_list"], [1])
+        self._expect(
+            self.store.get_metadata("existing_key7")["a_list"],
+            [1],
+            'existing_key7', "get_metadata('existing_key7')['a_list']")
 
     def test_update_metadata_missing(self):
         """update_metadata of a missing key raises KeyError and creates nothing."""
-        with self.assertRaises(KeyError):
+        with self.assertRaises(KeyError,
+                 msg=self._about('set_key0', "update_metadata('set_key0', {'a': 1}) should raise KeyError")):
             self.store.update_metadata("set_key0", {"a": 1})
-        self.assertFalse(self.store.exists("set_key0"))
+        self.assertFalse(self.store.exists("set_key0"),
+            msg=self._about('set_key0', "exists('set_key0') should be false"))
 
     # delete
 
     def test_delete(self):
         """delete removes the key."""
         self.store.delete("existing_key8")
-        self.assertFalse(self.store.exists("existing_key8"))
-        with self.assertRaises(KeyError):
+        self.assertFalse(self.store.exists("existing_key8"),
+            msg=self._about('existing_key8', "exists('existing_key8') should be false"))
+        with self.assertRaises(KeyError,
+                 msg=self._about('existing_key8', "get('existing_key8') should raise KeyError")):
             self.store.get("existing_key8")
-        self.assertNotIn("existing_key8", set(self.store.query_keys()))
-        self.assertNotIn("existing_key8", set(self.store.query_keys(meta=True)))
-        self.assertTrue(self.store.exists("existing_key7"))
+        self.assertNotIn("existing_key8", set(self.store.query_keys()),
+            msg=self._about(_query_text('query_keys'), "set(query_keys()) should not contain 'existing_key8'"))
+        self.assertNotIn("existing_key8", set(self.store.query_keys(meta=True)),
+            msg=self._about(_query_text('query_keys', meta=True), "set(query_keys(meta=True)) should not contain 'existing_key8'"))
+        self.assertTrue(self.store.exists("existing_key7"),
+            msg=self._about('existing_key7', "exists('existing_key7') should be true"))
 
     def test_delete_missing(self):
         """delete of a missing key raises KeyError."""
-        with self.assertRaises(KeyError):
+        with self.assertRaises(KeyError,
+                 msg=self._about('set_key0', "delete('set_key0') should raise KeyError")):
             self.store.delete("set_key0")
 
     def test_delete_then_set(self):
         """A deleted key can be set again."""
         self.store.delete("existing_key9")
         self.store.set("existing_key9", (create_file_like_data(b"again"), {"b": 2}))
-        self.assertEqual(self._data("existing_key9"), b"again")
-        self.assertEqual(self.store.get_metadata("existing_key9"), {"b": 2})
+        self._expect(self._data("existing_key9"), b"again", 'existing_key9', "get_data('existing_key9')")
+        self._expect(
+            self.store.get_metadata("existing_key9"),
+            {"b": 2},
+            'existing_key9', "get_metadata('existing_key9')")
 
     # multiset and friends
 
@@ -261,8 +328,8 @@ class StoreWriteTestMixin(_StoreTestHelpers):
         ]
         self.store.multiset(keys, values)
         for i, key in enumerate(keys):
-            self.assertEqual(self._data(key), ("set_value%d" % i).encode("ascii"))
-            self.assertEqual(self.store.get_metadata(key), {"set": i})
+            self._expect(self._data(key), ("set_value%d" % i).encode("ascii"), key, "get_data(key)")
+            self._expect(self.store.get_metadata(key), {"set": i}, key, "get_metadata(key)")
 
     def test_multiset_overwrite(self):
         """multiset over existing_key0..9 replaces their data and metadata."""
@@ -273,9 +340,12 @@ class StoreWriteTestMixin(_StoreTestHelpers):
         ]
         self.store.multiset(keys, values)
         for i, key in enumerate(keys):
-            self.assertEqual(self._data(key), ("overwritten%d" % i).encode("ascii"))
-            self.assertEqual(self.store.get_metadata(key), {"over": i})
-        self.assertEqual(list(self.store.query_keys(meta=True)), [])
+            self._expect(self._data(key), ("overwritten%d" % i).encode("ascii"), key, "get_data(key)")
+            self._expect(self.store.get_metadata(key), {"over": i}, key, "get_metadata(key)")
+        self._expect(
+            list(self.store.query_keys(meta=True)),
+            [],
+            _query_text('query_keys', meta=True), "list(query_keys(meta=True))")
 
     def test_multiset_iterators(self):
         """multiset accepts one-shot iterators (generators, zip) for both arguments."""
@@ -286,8 +356,14 @@ class StoreWriteTestMixin(_StoreTestHelpers):
         )
         self.store.multiset(keys, values)
         for i in range(3):
-            self.assertEqual(self._data("set_key%d" % i), ("set_value%d" % i).encode("ascii"))
-            self.assertEqual(self.store.get_metadata("set_key%d" % i), {"set": i})
+            self._expect(
+                self._data("set_key%d" % i),
+                ("set_value%d" % i).encode("ascii"),
+                'set_key%d' % i, "get_data('set_key%d' % i)")
+            self._expect(
+                self.store.get_metadata("set_key%d" % i),
+                {"set": i},
+                'set_key%d' % i, "get_metadata('set_key%d' % i)")
 
     def test_multiset_shortest(self):
         """multiset stops at the shorter of keys and values, like zip."""
@@ -295,8 +371,10 @@ class StoreWriteTestMixin(_StoreTestHelpers):
             ["set_key0", "set_key1", "set_key2"],
             [(create_file_like_data(b"a"), {}), (create_file_like_data(b"b"), {})],
         )
-        self.assertTrue(self.store.exists("set_key1"))
-        self.assertFalse(self.store.exists("set_key2"))
+        self.assertTrue(self.store.exists("set_key1"),
+            msg=self._about('set_key1', "exists('set_key1') should be true"))
+        self.assertFalse(self.store.exists("set_key2"),
+            msg=self._about('set_key2', "exists('set_key2') should be false"))
 
     def test_multiset_data(self):
         """multiset_data replaces data and keeps metadata."""
@@ -304,31 +382,46 @@ class StoreWriteTestMixin(_StoreTestHelpers):
         datas = (create_file_like_data(("new%d" % i).encode("ascii")) for i in range(4))
         self.store.multiset_data(iter(keys), datas)
         for i in range(3):
-            self.assertEqual(self._data("existing_key%d" % i), ("new%d" % i).encode("ascii"))
-            self.assertEqual(self.store.get_metadata("existing_key%d" % i), self._existing(i)[1])
-        self.assertEqual(self._data("set_key0"), b"new3")
-        self.assertEqual(self.store.get_metadata("set_key0"), {})
+            self._expect(
+                self._data("existing_key%d" % i),
+                ("new%d" % i).encode("ascii"),
+                'existing_key%d' % i, "get_data('existing_key%d' % i)")
+            self._expect(
+                self.store.get_metadata("existing_key%d" % i),
+                self._existing(i)[1],
+                'existing_key%d' % i, "get_metadata('existing_key%d' % i)")
+        self._expect(self._data("set_key0"), b"new3", 'set_key0', "get_data('set_key0')")
+        self._expect(self.store.get_metadata("set_key0"), {}, 'set_key0', "get_metadata('set_key0')")
 
     def test_multiset_metadata(self):
         """multiset_metadata replaces metadata and keeps data."""
         keys = ["existing_key%d" % i for i in range(3)] + ["set_key0"]
         self.store.multiset_metadata(iter(keys), ({"new": i} for i in range(4)))
         for i in range(3):
-            self.assertEqual(self.store.get_metadata("existing_key%d" % i), {"new": i})
-            self.assertEqual(self._data("existing_key%d" % i), self._existing(i)[0])
-        self.assertEqual(self.store.get_metadata("set_key0"), {"new": 3})
-        self.assertEqual(self._data("set_key0"), b"")
+            self._expect(
+                self.store.get_metadata("existing_key%d" % i),
+                {"new": i},
+                'existing_key%d' % i, "get_metadata('existing_key%d' % i)")
+            self._expect(
+                self._data("existing_key%d" % i),
+                self._existing(i)[0],
+                'existing_key%d' % i, "get_data('existing_key%d' % i)")
+        self._expect(self.store.get_metadata("set_key0"), {"new": 3}, 'set_key0', "get_metadata('set_key0')")
+        self._expect(self._data("set_key0"), b"", 'set_key0', "get_data('set_key0')")
 
     def test_multiupdate_metadata(self):
         """multiupdate_metadata merges into the metadata of each key."""
         keys = ("existing_key%d" % i for i in range(3))
         self.store.multiupdate_metadata(keys, ({"meta1": 10 + i, "x": i} for i in range(3)))
         for i in range(3):
-            self.assertEqual(
+            self._expect(
                 self.store.get_metadata("existing_key%d" % i),
                 {"meta": True, "meta1": 10 + i, "x": i},
-            )
-        self.assertEqual(self.store.get_metadata("existing_key3"), self._existing(3)[1])
+                'existing_key%d' % i, "get_metadata('existing_key%d' % i)")
+        self._expect(
+            self.store.get_metadata("existing_key3"),
+            self._existing(3)[1],
+            'existing_key3', "get_metadata('existing_key3')")
 
     # from_file / from_bytes
 
@@ -340,10 +433,16 @@ class StoreWriteTestMixin(_StoreTestHelpers):
                 stream.write(b"file content\x00\xff")
             self.store.from_file("set_key0", path)
             self.store.from_file("existing_key0", path, buffer_size=4)
-        self.assertEqual(self._data("set_key0"), b"file content\x00\xff")
-        self.assertEqual(self.store.get_metadata("set_key0"), {})
-        self.assertEqual(self._data("existing_key0"), b"file content\x00\xff")
-        self.assertEqual(self.store.get_metadata("existing_key0"), self._existing(0)[1])
+        self._expect(self._data("set_key0"), b"file content\x00\xff", 'set_key0', "get_data('set_key0')")
+        self._expect(self.store.get_metadata("set_key0"), {}, 'set_key0', "get_metadata('set_key0')")
+        self._expect(
+            self._data("existing_key0"),
+            b"file content\x00\xff",
+            'existing_key0', "get_data('existing_key0')")
+        self._expect(
+            self.store.get_metadata("existing_key0"),
+            self._existing(0)[1],
+            'existing_key0', "get_metadata('existing_key0')")
 
     def test_from_file_large(self):
         """from_file streams a large file (about 50 MB) into the store."""
@@ -352,18 +451,24 @@ class StoreWriteTestMixin(_StoreTestHelpers):
             with open(path, "wb") as stream:
                 shutil.copyfileobj(PatternFile(LARGE_SIZE), stream, 1 << 20)
             self.store.from_file("set_key_large", path)
-        self._assert_stream_is_pattern(self.store.get_data("set_key_large"), LARGE_SIZE)
+        self._assert_stream_is_pattern(self.store.get_data("set_key_large"), LARGE_SIZE, "set_key_large")
 
     def test_from_bytes(self):
         """from_bytes stores bytes and keeps existing metadata."""
         self.store.from_bytes("set_key0", b"some bytes")
-        self.assertEqual(self._data("set_key0"), b"some bytes")
-        self.assertEqual(self.store.get_metadata("set_key0"), {})
+        self._expect(self._data("set_key0"), b"some bytes", 'set_key0', "get_data('set_key0')")
+        self._expect(self.store.get_metadata("set_key0"), {}, 'set_key0', "get_metadata('set_key0')")
         self.store.from_bytes("existing_key1", b"other bytes", buffer_size=2)
-        self.assertEqual(self._data("existing_key1"), b"other bytes")
-        self.assertEqual(self.store.get_metadata("existing_key1"), self._existing(1)[1])
+        self._expect(
+            self._data("existing_key1"),
+            b"other bytes",
+            'existing_key1', "get_data('existing_key1')")
+        self._expect(
+            self.store.get_metadata("existing_key1"),
+            self._existing(1)[1],
+            'existing_key1', "get_metadata('existing_key1')")
         self.store.from_bytes("set_key1", bytearray(b"array"))
-        self.assertEqual(self.store.to_bytes("set_key1"), b"array")
+        self._expect(self.store.to_bytes("set_key1"), b"array", 'set_key1', "to_bytes('set_key1')")
 
     def test_to_file_round_trip(self):
         """Data written with from_bytes comes back through to_file."""
@@ -373,4 +478,4 @@ class StoreWriteTestMixin(_StoreTestHelpers):
             path = os.path.join(directory, "out.dat")
             self.store.to_file("set_key0", path, buffer_size=1000)
             with open(path, "rb") as stream:
-                self.assertEqual(stream.read(), data)
+                self._expect(stream.read(), data, "set_key0", "content of the file written by to_file")
