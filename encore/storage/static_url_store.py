@@ -97,7 +97,7 @@ def basic_auth_factory(**kwargs: Any) -> urllib.request.HTTPBasicAuthHandler:
     TypeError
         If ``kwargs`` are not arguments of ``add_password``.
     """
-    handler = urllib.request.HTTPBasicAuthHandler(_AnyRealmPasswordManager())
+    handler: Any = urllib.request.HTTPBasicAuthHandler(_AnyRealmPasswordManager())
     if kwargs:
         handler.add_password(**kwargs)
     return handler
@@ -188,12 +188,13 @@ class KeepAliveHTTPHandler(urllib.request.HTTPHandler):
                 raise urllib.error.URLError(error) from None
             break
         response.url = request.get_full_url()
-        response.msg = response.reason
+        # urllib's responses carry these; http.client's are typed without.
+        setattr(response, "msg", response.reason)
         if response.will_close:
             connection.close()  # the response keeps its own reference to the socket
         else:
-            response.encore_release = functools.partial(self._give_back, key, connection)
-            response.encore_discard = connection.close
+            setattr(response, "encore_release", functools.partial(self._give_back, key, connection))
+            setattr(response, "encore_discard", connection.close)
         return response
 
 
@@ -495,10 +496,15 @@ class StaticURLStore(AbstractReadOnlyStore):
     -----
     Over ``file:`` URLs, a key whose data path would leave the directory
     of ``root_url + data_path`` (``..`` segments, symbolic links) is
-    reported missing (:class:`KeyError`), whatever the index says.
+    reported missing (:class:`KeyError`), whatever the index says.  A data
+    file is opened first and then described (its size and date come from
+    the open file), so a file that ``publish`` replaces meanwhile reads
+    whole, old or new, and one it removes is a :class:`KeyError`.  The
+    file opened must be the file checked to be inside the directory (and,
+    on Linux and macOS, the open file's own path must be inside): a
+    symbolic link swapped in between cannot lead outside.  Data paths that
+    are not regular files (directories, named pipes) are missing keys.
 
-    Notes
-    -----
     The manual's example ``StaticURLStore(event_manager, root_url,
     data_path, query_path)`` is accepted too: an event manager passed
     first is recognised and the other arguments shift.
