@@ -26,14 +26,22 @@ without any request; only data is fetched, with :mod:`urllib.request`.
 """
 from __future__ import annotations
 
+import email.message
+import email.utils
+import errno
 import functools
 import http.client
 import logging
+import mimetypes
 import os
+import socket
+import stat
+import sys
 import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+import urllib.response
 import weakref
 from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
 
@@ -89,7 +97,7 @@ def basic_auth_factory(**kwargs: Any) -> urllib.request.HTTPBasicAuthHandler:
     TypeError
         If ``kwargs`` are not arguments of ``add_password``.
     """
-    handler = urllib.request.HTTPBasicAuthHandler(_AnyRealmPasswordManager())
+    handler: Any = urllib.request.HTTPBasicAuthHandler(_AnyRealmPasswordManager())
     if kwargs:
         handler.add_password(**kwargs)
     return handler
@@ -180,13 +188,195 @@ class KeepAliveHTTPHandler(urllib.request.HTTPHandler):
                 raise urllib.error.URLError(error) from None
             break
         response.url = request.get_full_url()
-        response.msg = response.reason
+        # urllib's responses carry these; http.client's are typed without.
+        setattr(response, "msg", response.reason)
         if response.will_close:
             connection.close()  # the response keeps its own reference to the socket
         else:
-            response.encore_release = functools.partial(self._give_back, key, connection)
-            response.encore_discard = connection.close
+            setattr(response, "encore_release", functools.partial(self._give_back, key, connection))
+            setattr(response, "encore_discard", connection.close)
         return response
+
+
+class _MissingFile(KeyError):
+    """A ``file:`` data URL with no regular file behind it (or refused):
+    the store turns it into ``KeyError(key)``."""
+
+
+#: Times a data file replaced between its check and its opening is checked
+#: and opened again before giving up.
+_OPEN_ATTEMPTS = 5
+
+_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+               | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+
+
+def _descriptor_path(descriptor: int) -> Optional[str]:
+    """The path the kernel knows an open file by, or ``None`` where the
+    platform cannot say (Linux: ``/proc/self/fd``; macOS: ``F_GETPATH``)."""
+    if sys.platform.startswith("linux"):
+        try:
+            return os.readlink("/proc/self/fd/{}".format(descriptor))
+        except OSError:
+            return None
+    if sys.platform == "darwin":
+        try:
+            import fcntl
+            raw = fcntl.fcntl(descriptor, getattr(fcntl, "F_GETPATH"), bytes(1024))
+        except (ImportError, AttributeError, OSError):
+            return None
+        return os.fsdecode(raw.split(b"\0", 1)[0])
+    return None
+
+
+def _data_directory(data_url: str) -> str:
+    """The local directory of a ``file:`` data URL prefix: the prefix itself
+    when it ends with ``/``, else the directory it names files in."""
+    if not data_url.endswith("/"):
+        data_url = urllib.parse.urljoin(data_url, ".")
+    return urllib.request.url2pathname(urllib.parse.urlsplit(data_url).path)
+
+
+def _inside(path: str, root: str) -> bool:
+    """Whether a resolved path is strictly below a resolved directory."""
+    try:
+        return os.path.commonpath([root, path]) == root and path != root
+    except ValueError:  # different drives, or relative against absolute
+        return False
+
+
+class _FileHandler(urllib.request.FileHandler):
+    """The stores' ``file:`` handler: open first, then describe.
+
+    :mod:`urllib`'s own handler stats a path and opens it in a second step,
+    so a file replaced in between is announced with the old size (a false
+    truncation) and a file removed in between escapes as a raw
+    :class:`FileNotFoundError`.  This one opens the file and takes its
+    length and date from the open descriptor (:func:`os.fstat`).
+
+    A URL below ``data_url`` (the store's data directory) is confined to
+    that directory: the path is resolved and checked, the checked file is
+    opened, and the opened descriptor must be that very file (same device
+    and inode; and, where the platform tells an open file's path, a path
+    inside the directory), so no symbolic link swapped in between the check
+    and the opening can lead outside.  A missing, refused or non-regular
+    data file raises :class:`_MissingFile`.  Other ``file:`` URLs (the
+    index) are opened plainly and fail as :mod:`urllib` fails
+    (:class:`urllib.error.URLError`).
+
+    Parameters
+    ----------
+    data_url : str
+        The URL prefix of the data files (``root_url + data_path``).
+    """
+
+    def __init__(self, data_url: str) -> None:
+        super().__init__()
+        self.data_url = data_url
+        self.data_root = _data_directory(data_url)
+
+    def open_local_file(self, req: urllib.request.Request) -> Any:
+        """Open a local ``file:`` URL (called by ``file_open``).
+
+        Parameters
+        ----------
+        req : urllib.request.Request
+            The request.
+
+        Returns
+        -------
+        urllib.response.addinfourl
+            The open file with ``Content-type``, ``Content-length`` and
+            ``Last-modified`` headers describing the opened file.
+
+        Raises
+        ------
+        _MissingFile
+            For a data URL without a regular file inside the data
+            directory.
+        urllib.error.URLError
+            For a remote host, or when another file cannot be opened.
+        """
+        host = req.host
+        if host and not self._is_local(host):
+            raise urllib.error.URLError("file not on local host")
+        selector = req.selector
+        path = urllib.request.url2pathname(selector)
+        if req.full_url.startswith(self.data_url):
+            stream = self._open_confined(path, req.full_url)
+        else:
+            try:
+                stream = open(path, "rb")
+            except OSError as error:
+                raise urllib.error.URLError(error) from None
+        try:
+            status = os.fstat(stream.fileno())
+            kind = mimetypes.guess_type(selector)[0] or "text/plain"
+            headers = email.message.Message()
+            headers["Content-type"] = kind
+            headers["Content-length"] = str(status.st_size)
+            headers["Last-modified"] = email.utils.formatdate(status.st_mtime, usegmt=True)
+        except BaseException:
+            stream.close()
+            raise
+        origin = "file://" + (host or "") + selector
+        return urllib.response.addinfourl(stream, headers, origin)
+
+    def _is_local(self, host: str) -> bool:
+        name, _, port = host.partition(":")
+        if name.lower() == "localhost" and not port:
+            return True
+        if port:
+            return False
+        try:
+            return socket.gethostbyname(name) in self.get_names()
+        except OSError:
+            return False
+
+    def _open_confined(self, path: str, url: str) -> Any:
+        """Open a data file, checked to be a regular file inside the data
+        directory, as a binary stream."""
+        for _ in range(_OPEN_ATTEMPTS):
+            root = os.path.realpath(self.data_root)
+            real = os.path.realpath(path)
+            if not _inside(real, root):
+                logger.warning("Refusing %s: its file is outside the store's directory", url)
+                raise _MissingFile(url)
+            try:
+                checked = os.stat(real)
+            except (FileNotFoundError, NotADirectoryError):
+                raise _MissingFile(url) from None
+            if not stat.S_ISREG(checked.st_mode):
+                raise _MissingFile(url)
+            try:
+                descriptor = os.open(real, _OPEN_FLAGS)
+            except OSError as error:
+                if error.errno in (errno.ENOENT, errno.ENOTDIR):
+                    raise _MissingFile(url) from None
+                if error.errno == errno.ELOOP:
+                    continue  # a symbolic link took the file's place: check again
+                raise urllib.error.URLError(error) from None
+            keep = False
+            try:
+                opened = os.fstat(descriptor)
+                if (opened.st_dev, opened.st_ino) != (checked.st_dev, checked.st_ino) \
+                        or not stat.S_ISREG(opened.st_mode):
+                    continue  # replaced between the check and the opening: check again
+                where = _descriptor_path(descriptor)
+                if where is not None:
+                    if where.endswith(" (deleted)"):  # Linux: removed since it was opened
+                        where = where[:-len(" (deleted)")]
+                    if not _inside(where, root):
+                        logger.warning("Refusing %s: the file opened is outside the store's directory",
+                                       url)
+                        raise _MissingFile(url)
+                stream = os.fdopen(descriptor, "rb")
+                keep = True
+                return stream
+            finally:
+                if not keep:
+                    os.close(descriptor)
+        raise ConnectionError("{} kept changing while it was opened ({} times)".format(url, _OPEN_ATTEMPTS))
 
 
 def _map_http_errors(key: str, opening: Callable[[], Any]) -> Any:
@@ -206,6 +396,8 @@ def _map_http_errors(key: str, opening: Callable[[], Any]) -> Any:
         if error.status in (401, 403):
             raise AuthorizationError(key) from None
         raise
+    except _MissingFile:
+        raise KeyError(key) from None
     except (KeyError, AuthorizationError):
         raise
     except Exception as error:
@@ -304,10 +496,15 @@ class StaticURLStore(AbstractReadOnlyStore):
     -----
     Over ``file:`` URLs, a key whose data path would leave the directory
     of ``root_url + data_path`` (``..`` segments, symbolic links) is
-    reported missing (:class:`KeyError`), whatever the index says.
+    reported missing (:class:`KeyError`), whatever the index says.  A data
+    file is opened first and then described (its size and date come from
+    the open file), so a file that ``publish`` replaces meanwhile reads
+    whole, old or new, and one it removes is a :class:`KeyError`.  The
+    file opened must be the file checked to be inside the directory (and,
+    on Linux and macOS, the open file's own path must be inside): a
+    symbolic link swapped in between cannot lead outside.  Data paths that
+    are not regular files (directories, named pipes) are missing keys.
 
-    Notes
-    -----
     The manual's example ``StaticURLStore(event_manager, root_url,
     data_path, query_path)`` is accepted too: an event manager passed
     first is recognised and the other arguments shift.
@@ -395,6 +592,7 @@ class StaticURLStore(AbstractReadOnlyStore):
             handlers.append(handler)
         self._keep_alive = KeepAliveHTTPHandler()
         handlers.append(self._keep_alive)
+        handlers.append(_FileHandler(self.root_url + urllib.parse.quote(self.data_path)))
         opener = urllib.request.build_opener(*handlers)
         index = self._fetch_index(opener)
         with self._index_lock:
@@ -508,10 +706,9 @@ class StaticURLStore(AbstractReadOnlyStore):
 
     def _check_inside_root(self, key: str, url: str) -> None:
         """Refuse a file: data URL resolving outside the data directory."""
-        root = urllib.parse.urljoin(self.root_url, urllib.parse.quote(self.data_path) or ".")
-        root_path = os.path.realpath(urllib.request.url2pathname(urllib.parse.urlsplit(root).path))
+        root_path = os.path.realpath(_data_directory(self.root_url + urllib.parse.quote(self.data_path)))
         path = os.path.realpath(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
-        if os.path.commonpath([root_path, path]) != root_path or path == root_path:
+        if not _inside(path, root_path):
             logger.warning("Refusing key %r of %s: its file is outside the store's directory",
                            key, self.root_url)
             raise KeyError(key)

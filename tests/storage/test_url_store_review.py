@@ -175,10 +175,6 @@ def test_republishing_under_a_polling_reader(tmp_path):
                         data = reader.to_bytes(key)
                     except KeyError:
                         continue  # removed by a publish after this index was read
-                    except (IncompleteBodyError, FileNotFoundError):
-                        # A data file replaced or removed between urllib's
-                        # stat and open: the xfail tests below.
-                        continue
                     if not data:
                         problems.append("empty " + key)
                 reads.append(len(keys))
@@ -209,9 +205,6 @@ def test_republishing_under_a_polling_reader(tmp_path):
     assert reads and set(reads) <= {40, 60}
 
 
-@pytest.mark.xfail(strict=True, raises=IncompleteBodyError,
-                   reason="urllib's file: handler takes Content-Length from os.stat(path) and then "
-                          "opens the path: a data file re-published in between reads as truncated")
 def test_a_data_file_replaced_while_opened_is_read_whole(tmp_path, monkeypatch):
     """StaticURLStore over file: while ``publish`` replaces a data file:
     the reader gets the old or the new bytes, whole, never a false
@@ -248,9 +241,6 @@ def test_a_data_file_replaced_while_opened_is_read_whole(tmp_path, monkeypatch):
     assert data in (b"old" * 1000, b"new")
 
 
-@pytest.mark.xfail(strict=True, raises=FileNotFoundError,
-                   reason="urllib's file: handler stats the path, then opens it: a data file removed "
-                          "in between escapes as a raw FileNotFoundError instead of KeyError")
 def test_a_data_file_removed_while_opened_is_a_missing_key(tmp_path, monkeypatch):
     import os
 
