@@ -76,7 +76,6 @@ import hashlib
 import hmac
 import http.client
 import io
-import json
 import logging
 import os
 import queue
@@ -85,7 +84,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, cast
 
 from . import _s3_codec as codec
 from .abstract_store import (
@@ -93,10 +92,11 @@ from .abstract_store import (
     AuthorizationError,
     StoreError,
     Value,
-    check_metadata,
     copy_metadata,
     select_metadata,
+    value_parts,
 )
+from ._metadata_codec import decode_metadata
 from .events import StoreDeleteEvent
 from .utils import DEFAULT_BUFFER_SIZE, is_listened, slice_offsets, store_progress
 
@@ -183,8 +183,8 @@ class _ChunkReader(io.RawIOBase):
     def __init__(self, chunks: Iterator[Any], length: Optional[int], initial: bytes = b"",
                  name: str = "") -> None:
         super().__init__()
-        self._chunks = chunks
-        self._buffer = memoryview(initial) if initial else None
+        self._chunks: Optional[Iterator[Any]] = chunks
+        self._buffer: Optional[memoryview] = memoryview(initial) if initial else None
         self._remaining = length
         self._name = name
 
@@ -214,7 +214,7 @@ class _ChunkReader(io.RawIOBase):
             return self.readall()
         if size == 0 or not self._fill():
             return b""
-        buffer = self._buffer
+        buffer = cast(memoryview, self._buffer)
         piece = bytes(buffer[:size])
         self._buffer = buffer[len(piece):]
         if self._remaining is not None:
@@ -227,7 +227,7 @@ class _ChunkReader(io.RawIOBase):
         return len(piece)
 
     def readall(self) -> bytes:
-        parts = []
+        parts: List[bytes] = []
         while True:
             piece = self.read(READ_CHUNK)
             if not piece:
@@ -492,7 +492,7 @@ class S3Store(AbstractStore):
                 "credentials are None, a dict or a boto3 session, not {}".format(type(credentials).__name__))
         self._region = options.get("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         try:
-            return ObstoreS3Store(self.bucket, config=options, client_options=client_config,
+            return ObstoreS3Store(self.bucket, config=cast(Any, options), client_options=cast(Any, client_config),
                                   retry_config=retry_config, credential_provider=provider)
         except Exception as error:
             raise ValueError("invalid S3 configuration: {}".format(error)) from None
@@ -513,7 +513,7 @@ class S3Store(AbstractStore):
             _signed_create_bucket(endpoint, self.bucket, self._region or "us-east-1", self._credentials)
             return
         try:
-            import boto3
+            import boto3  # type: ignore[import-not-found, import-untyped, unused-ignore]
         except ImportError:
             raise StoreError(
                 "bucket {!r} does not exist and obstore cannot create buckets: install boto3 "
@@ -638,6 +638,13 @@ class S3Store(AbstractStore):
         metadata, created, modified, key = codec.parse_header(bytes(raw[:offset]))
         return _Header(metadata, created, modified, etag, offset, object_size - offset, key)
 
+    def _whole(self, raw: bytes, meta: Any, object_size: int, name: str) -> _Header:
+        """Parse a header from bytes holding at least all of it."""
+        header = self._parse(raw, meta["e_tag"], object_size, meta["last_modified"])
+        if header is None:
+            raise StoreError("object {!r} has a truncated header".format(name))
+        return header
+
     def _read_header(self, name: str, key: str) -> _Header:
         """Read the header of an object with ranged GETs (never its data)."""
         obstore = _obstore()
@@ -660,7 +667,7 @@ class S3Store(AbstractStore):
                     return self._read_header(name, key)  # rewritten meanwhile: start again
                 raise
             raw += bytes(rest.bytes())
-            header = self._parse(raw, meta["e_tag"], meta["size"], meta["last_modified"])
+            header = self._whole(raw, meta, meta["size"], name)
         self._remember_header(name, header)
         return header
 
@@ -719,20 +726,18 @@ class S3Store(AbstractStore):
         size = meta["size"]
         if size <= INLINE_LIMIT:
             raw = bytes(result.bytes())
-            header = self._parse(raw, meta["e_tag"], size, meta["last_modified"])
-            if header is None:
-                raise StoreError("object {!r} has a truncated header".format(name))
+            header = self._whole(raw, meta, size, name)
             self._remember_header(name, header)
             return S3Value(self, name, header, inline=raw[header.offset:])
         reader = _ChunkReader(iter(result.stream(min_chunk_size=READ_CHUNK)), size, name=name)
         prefix = _read_exactly(reader, codec.PREFIX_SIZE)
         offset = codec.header_length(prefix)
         if offset is None:
-            header = self._parse(prefix, meta["e_tag"], size, meta["last_modified"])
+            header = self._whole(prefix, meta, size, name)
             stream = _ChunkReader(_chain(prefix, reader), size, name=name)
         else:
             raw = prefix + _read_exactly(reader, offset - len(prefix))
-            header = self._parse(raw, meta["e_tag"], size, meta["last_modified"])
+            header = self._whole(raw, meta, size, name)
             stream = reader
         self._remember_header(name, header)
         return S3Value(self, name, header, stream=stream)
@@ -827,7 +832,7 @@ class S3Store(AbstractStore):
         try:
             result = self._call(obstore.get, self._index_name, options=options)
             raw = bytes(result.bytes())
-            document = json.loads(raw.decode("utf-8"))
+            document = decode_metadata(raw.decode("utf-8"))
             entries = document["entries"]
         except KeyError:
             return
@@ -850,8 +855,7 @@ class S3Store(AbstractStore):
                     header = cached[1]
                     entries[name] = [etag, header.metadata, header.created, header.modified,
                                      header.offset, header.size, header.key]
-        body = json.dumps({"version": 1, "entries": entries}, ensure_ascii=False,
-                          separators=(",", ":")).encode("utf-8")
+        body = codec.encode_document({"version": 1, "entries": entries}).encode("utf-8")
         try:
             result = self._call(_obstore().put, self._index_name, body)
             self._index_etag = result["e_tag"]
@@ -1061,62 +1065,67 @@ class S3Store(AbstractStore):
         """
         name = self._name(key)
         self._remember(name)
-        old: Optional[_Header] = None
-        if metadata is None:
-            old = self._header_or_none(name, key)
-        progress_metadata = metadata if metadata is not None else (old.metadata if old else {})
-        progress = store_progress(self, key, copy_metadata(progress_metadata), "Storing {}".format(key), steps)
-        with progress:
+        # The version this process last wrote or read, if any: tried first,
+        # conditionally on its ETag (one request when it is still current).
+        with self._cache_lock:
+            cached = self._cache.get(name)
+        old = cached[1] if cached is not None else None
+        fresh = metadata is None and old is None
+        if fresh:
+            old = self._header_or_none(name, key)  # the metadata to keep
+        shown = metadata if metadata is not None else (old.metadata if old is not None else {})
+        with store_progress(self, key, copy_metadata(shown), "Storing {}".format(key), steps) as progress:
             chunks, total, at_end = self._read_first(stream, buffer_size, progress)
             if at_end:
                 data = b"".join(chunks)
                 del chunks
-                return self._put_small(name, key, data, metadata, old)
+                return self._put_small(name, key, data, metadata, old, cached is not None)
             # Large: a multipart upload, which cannot be conditional.
-            if old is None:
+            if not fresh:
                 old = self._header_or_none(name, key)
             now = time.time()
-            if metadata is None:
-                metadata = old.metadata if old is not None else {}
+            written = metadata if metadata is not None else (old.metadata if old is not None else {})
             created = old.created if old is not None and old.created is not None else now
-            header = codec.pack_header(metadata, created, now, self._recorded_key(name, key))
+            header = codec.pack_header(written, created, now, self._recorded_key(name, key))
             etag = self._put_stream(name, key, self._body(header, chunks, stream, total, buffer_size, progress))
-        self._cache_written(name, key, etag, metadata, created, now, len(header), total)
-        return old is not None, metadata
+        self._cache_written(name, key, etag, written, created, now, len(header), total)
+        return old is not None, written
 
     def _put_small(self, name: str, key: str, data: bytes, metadata: Optional[Dict[str, Any]],
-                   old: Optional[_Header]) -> Tuple[bool, Dict[str, Any]]:
-        """Write a small value with conditional PUTs, retrying lost races."""
-        keep_metadata = metadata is None
-        # A version this process wrote or read is tried first, conditionally
-        # on its ETag: when it is still current, one request writes the value
-        # and tells that the key existed and when it was created.
-        guessed = False
-        if old is None:
-            with self._cache_lock:
-                cached = self._cache.get(name)
-            if cached is not None:
-                old, guessed = cached[1], True
+                   old: Optional[_Header], guessed: bool) -> Tuple[bool, Dict[str, Any]]:
+        """Write a small value in one conditional PUT, retrying lost races.
+
+        ``old`` is the key's current header as far as this store knows
+        (``None``: the key is new); ``guessed`` says that it comes from the
+        cache rather than from a read just made.  The PUT is conditional on
+        what ``old`` says -- ``If-None-Match: *`` for a new key, ``If-Match``
+        on the ETag otherwise -- so it fails when the key changed meanwhile:
+        then the header is read again and the write retried.  A known
+        ``created`` and the right event (set or update) need no other
+        request.
+        """
+        recorded = self._recorded_key(name, key)
         for attempt in range(CONFLICT_RETRIES):
             now = time.time()
+            mode: Any
             if old is None:
-                written = metadata if not keep_metadata else {}
+                written = metadata if metadata is not None else {}
                 created = now
-                header = codec.pack_header(written, created, now, self._recorded_key(name, key))
-                mode: Any = "create"
+                mode = "create"
             else:
-                written = old.metadata if keep_metadata else metadata
+                written = metadata if metadata is not None else old.metadata
                 created = old.created if old.created is not None else now
-                header = codec.pack_header(written, created, now, self._recorded_key(name, key))
-                conditional = (keep_metadata or guessed) and old.etag
+                # A header just read and metadata given: the old version
+                # only tells ``created``; overwrite whatever is there.
+                conditional = (metadata is None or guessed) and old.etag
                 mode = {"e_tag": old.etag} if conditional else "overwrite"
-                guessed = False
+            header = codec.pack_header(written, created, now, recorded)
             try:
                 etag = self._put(name, key, header + data, mode=mode)
             except Exception as error:
                 if not _is_conflict(error):
                     raise
-                old = self._header_or_none(name, key)
+                old, guessed = self._header_or_none(name, key), False
                 _backoff(attempt)
                 continue
             self._cache_written(name, key, etag, written, created, now, len(header), len(data))
@@ -1154,21 +1163,12 @@ class S3Store(AbstractStore):
         StoreSetEvent or StoreUpdateEvent
             After the write (after the transaction, inside one).
         """
-        if isinstance(value, tuple):
-            stream, metadata = value
-            steps = -1
-            close = False
-        else:
-            metadata = check_metadata(value.metadata)
-            size = getattr(value, "size", None)
-            steps = -1 if size is None else size
-            stream = value.data
-            close = True
+        stream, metadata, size, opened = value_parts(value)
         try:
-            existed, written = self._store_data(key, stream, buffer_size, metadata, steps)
+            existed, written = self._store_data(key, stream, buffer_size, metadata, -1 if size is None else size)
         finally:
-            if close:
-                stream.close()
+            if opened:
+                cast(Any, stream).close()
         self._emit_write(key, existed, written)
 
     def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
@@ -1228,7 +1228,7 @@ class S3Store(AbstractStore):
             now = time.time()
             if object_size <= SINGLE_PUT_LIMIT:
                 raw = bytes(result.bytes())
-                old = self._parse(raw, meta["e_tag"], object_size, meta["last_modified"])
+                old = self._whole(raw, meta, object_size, name)
                 metadata = change(old.metadata)
                 created = old.created if old.created is not None else now
                 header = codec.pack_header(metadata, created, now, self._recorded_key(name, key))
@@ -1247,11 +1247,11 @@ class S3Store(AbstractStore):
             prefix = _read_exactly(reader, codec.PREFIX_SIZE)
             offset = codec.header_length(prefix)
             if offset is None:
-                old = self._parse(prefix, meta["e_tag"], object_size, meta["last_modified"])
+                old = self._whole(prefix, meta, object_size, name)
                 data_stream: Any = _ChunkReader(_chain(prefix, reader), object_size, name=name)
             else:
                 raw = prefix + _read_exactly(reader, offset - len(prefix))
-                old = self._parse(raw, meta["e_tag"], object_size, meta["last_modified"])
+                old = self._whole(raw, meta, object_size, name)
                 data_stream = reader
             metadata = change(old.metadata)
             created = old.created if old.created is not None else now
@@ -1413,7 +1413,7 @@ class S3Store(AbstractStore):
                     aborted += 1
             return aborted
         try:
-            import boto3
+            import boto3  # type: ignore[import-not-found, import-untyped, unused-ignore]
         except ImportError:
             raise StoreError("aborting uploads needs the access keys (a dict given to connect(), or "
                              "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) or boto3 (pip install boto3)") from None
@@ -1554,7 +1554,7 @@ def _signed_request(endpoint: str, region: str, credentials: Dict[str, str], met
     headers["Authorization"] = "AWS4-HMAC-SHA256 Credential={}/{}, SignedHeaders={}, Signature={}".format(
         credentials["access_key_id"], scope, ";".join(names), signature)
     connection_class = http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
-    connection = connection_class(parsed.hostname, parsed.port, timeout=30)
+    connection = connection_class(parsed.hostname or "", parsed.port, timeout=30)
     try:
         connection.request(method, uri + ("?" + query_text if query_text else ""), body=body, headers=headers)
         response = connection.getresponse()
