@@ -18,7 +18,9 @@ So one PUT publishes data and metadata together: a reader never sees new data
 with old metadata, two writers racing on one key never mix their parts, and a
 large value is sent as a multipart upload that becomes visible only when it
 completes (and is aborted when the upload fails).  Metadata has no size limit
-(AWS's 2 KB limit on user metadata does not apply) and any JSON round-trips.
+(AWS's 2 KB limit on user metadata does not apply); JSON values and the
+other metadata types (datetimes, decimals, bytes, sets, UUIDs ...) round-trip
+through the tagged JSON of :mod:`encore.storage._metadata_codec`.
 Prefixes may not have segments starting with ``.``, so two stores with
 different prefixes in one bucket never see each other's keys, even when one
 prefix lies inside the other.
@@ -31,8 +33,12 @@ Costs
 * ``set``: one conditional PUT for a new key (``If-None-Match: *``) or for
   a key whose current version this store object wrote or read (``If-Match``
   on its ETag); for a key written elsewhere the conditional PUT fails first
-  and the old header is read (to keep ``created``): three requests.  Values
-  over 4 MiB are uploaded in 5 MiB parts, two at a time.
+  and the old header is read (to keep ``created``): three requests.  The
+  condition is what tells, in the same request, whether the key existed
+  (for ``created`` and the set/update event); a plain PUT would need a HEAD
+  first.  ``set_data`` is the same for a key this store object knows, else
+  the header is read first (the metadata to keep).  Values over 4 MiB are
+  uploaded in 5 MiB parts, two at a time.
 * ``set_metadata``/``update_metadata`` rewrite the object: the data passes
   through the client (streamed; memory stays bounded).  Small values are
   rewritten with a conditional PUT (``If-Match`` on the ETag read) and retried
@@ -293,17 +299,8 @@ class S3Value(Value):
         return copy_metadata(self._header.metadata)
 
     def range(self, start: Optional[int] = None, end: Optional[int] = None) -> Any:
-        """Return a stream over part of the data.
-
-        Parameters
-        ----------
-        start, end : int, optional
-            Slice-style offsets (``end`` exclusive).
-
-        Returns
-        -------
-        file-like
-            The bytes ``data[start:end]``.
+        """Return a stream over part of the data: a ranged GET of the version
+        read (small values: a slice of the data in memory).
 
         Raises
         ------
@@ -545,8 +542,7 @@ class S3Store(AbstractStore):
         Returns
         -------
         dict
-            ``type``, ``readonly``, ``authorizing``, ``bucket``, ``prefix``
-            and ``endpoint_url``.
+            Also ``bucket``, ``prefix`` and ``endpoint_url``.
         """
         return {"type": "S3Store", "readonly": False, "authorizing": False, "bucket": self.bucket,
                 "prefix": self.prefix, "endpoint_url": self.endpoint_url}
@@ -703,22 +699,13 @@ class S3Store(AbstractStore):
         return _ChunkReader(iter(result.stream(min_chunk_size=READ_CHUNK)), end - start, name=name)
 
     def get(self, key: str) -> S3Value:
-        """Return the value of a key (one GET).
-
-        Parameters
-        ----------
-        key : str
-            The key.
+        """Return the value of a key, with one GET (the header and the data
+        come in the same response).
 
         Returns
         -------
         S3Value
-            The data stream, metadata, size and times of one version.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
+            One version of the key: its data never mixes with another's.
         """
         name = self._name(key)
         result = self._call(_obstore().get, name, key=key)
@@ -743,51 +730,16 @@ class S3Store(AbstractStore):
         return S3Value(self, name, header, stream=stream)
 
     def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
-        """Return the metadata of a key (a ranged GET of its header).
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        select : iterable of str, optional
-            The names wanted; ``None`` returns everything.
-
-        Returns
-        -------
-        dict
-            An independent copy.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
-        """
+        """Return the metadata of a key, with a ranged GET of its header
+        (never the data)."""
         metadata = self._read_header(self._name(key), key).metadata
         if select is None:
             return copy_metadata(metadata)
         return select_metadata(metadata, select)
 
     def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> Any:
-        """Return part of the data of a key (two ranged GETs: the header, then
-        the bytes).
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        start, end : int, optional
-            Slice-style offsets (``end`` exclusive).
-
-        Returns
-        -------
-        file-like
-            The bytes ``data[start:end]``.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
-        """
+        """Return part of the data of a key, with two ranged GETs (the header,
+        then the bytes of one version)."""
         name = self._name(key)
         header = self._read_header(name, key)
         first, last = slice_offsets(start, end, header.size)
@@ -797,18 +749,7 @@ class S3Store(AbstractStore):
             return self.get(key).range(start, end)  # rewritten in between: read the new version
 
     def exists(self, key: str) -> bool:
-        """Whether a key is in the store (one HEAD).
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Returns
-        -------
-        bool
-            ``True`` if the key exists.
-        """
+        """Whether a key is in the store (one HEAD)."""
         try:
             self._call(_obstore().head, self._name(key), key=key)
         except KeyError:
@@ -904,21 +845,9 @@ class S3Store(AbstractStore):
 
         Listing costs one request per 1,000 keys; when metadata is needed
         (criteria given, or ``select`` not empty) each key's header is read
-        (a ranged GET, concurrently), except those found in the metadata
-        index with an unchanged ETag.
-
-        Parameters
-        ----------
-        select : iterable of str, optional
-            The metadata names to return; ``None`` returns everything.
-        **kwargs
-            Metadata names and values: a key matches when
-            ``metadata.get(name) == value`` for all of them.
-
-        Returns
-        -------
-        iterator of (str, dict)
-            The matching keys with copies of their (selected) metadata.
+        (a ranged GET, ``max_workers`` at a time), except those found in the
+        cache or the metadata index with an unchanged ETag (see "Costs" in
+        the module documentation).
         """
         if select is not None:
             select = list(select)
@@ -945,19 +874,8 @@ class S3Store(AbstractStore):
         return iter(results)
 
     def query_keys(self, **kwargs: Any) -> Iterator[str]:
-        """Find the keys whose metadata match the given values.
-
-        Parameters
-        ----------
-        **kwargs
-            Metadata names and values, as for :meth:`query`; with none, every
-            key (listing only: one request per 1,000 keys).
-
-        Returns
-        -------
-        iterator of str
-            The matching keys.
-        """
+        """Find the keys whose metadata match the given values; with no
+        criteria the listing alone (one request per 1,000 keys)."""
         return (key for key, _ in self.query(select=(), **kwargs))
 
     # -- writing ---------------------------------------------------------------
@@ -1141,27 +1059,9 @@ class S3Store(AbstractStore):
     def set(self, key: str, value: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Set the data and metadata of a key, in one object written at once.
 
-        Parameters
-        ----------
-        key : str
-            The key; created or replaced (its creation time is kept).
-        value : Value or (file-like, dict) tuple
-            The new data and metadata.  A tuple's stream is left open; the
-            stream of a Value is closed after reading.
-        buffer_size : int, optional
-            The number of bytes read at a time (default 1 MiB).
-
-        Raises
-        ------
-        TypeError, ValueError
-            If the value, its data or its metadata are of the wrong type.
-
-        Events
-        ------
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is sent, when anyone listens.
-        StoreSetEvent or StoreUpdateEvent
-            After the write (after the transaction, inside one).
+        Small values are one conditional PUT; values over 4 MiB a multipart
+        upload that becomes visible only when complete (see "Costs" in the
+        module documentation).  The key's creation time is kept.
         """
         stream, metadata, size, opened = value_parts(value)
         try:
@@ -1174,26 +1074,9 @@ class S3Store(AbstractStore):
     def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Replace the data of a key, keeping its metadata.
 
-        Parameters
-        ----------
-        key : str
-            The key; created with empty metadata if it does not exist.
-        data : file-like
-            A readable binary stream, read to its end (and left open).
-        buffer_size : int, optional
-            The number of bytes read at a time (default 1 MiB).
-
-        Raises
-        ------
-        TypeError
-            If ``data`` is not a readable binary stream.
-
-        Events
-        ------
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is sent, when anyone listens.
-        StoreSetEvent or StoreUpdateEvent
-            After the write.
+        The object is rewritten whole: one conditional PUT when this store
+        object knows the key's current version, else the header is read
+        first.
         """
         existed, written = self._store_data(key, data, buffer_size, None, -1)
         self._emit_write(key, existed, written)
@@ -1266,24 +1149,8 @@ class S3Store(AbstractStore):
     def set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         """Replace the metadata of a key, keeping its data.
 
-        The object is rewritten (see "Costs" in the module documentation).
-
-        Parameters
-        ----------
-        key : str
-            The key; created with empty data if it does not exist.
-        metadata : dict
-            The new metadata (JSON-representable, ``str`` keys).
-
-        Raises
-        ------
-        TypeError, ValueError
-            If the metadata cannot be stored.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            After the write.
+        The object is rewritten: the data passes through the client
+        (streamed; see "Costs" in the module documentation).
         """
         existed, written = self._rewrite_metadata(key, lambda old: metadata)
         self._emit_write(key, existed, written)
@@ -1292,25 +1159,8 @@ class S3Store(AbstractStore):
         """Merge new values into the metadata of a key.
 
         A read-modify-write made safe by a conditional PUT: concurrent
-        updates of a small value lose nothing (see "Costs" in the module
-        documentation for large values).
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        metadata : dict
-            Names and values to add or replace, as :meth:`dict.update`.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
-
-        Events
-        ------
-        StoreUpdateEvent
-            With the merged metadata.
+        updates of a small value, from any number of processes, lose nothing
+        (see "Costs" in the module documentation for large values).
         """
         def merge(old: Optional[Dict[str, Any]]) -> Dict[str, Any]:
             if old is None:
@@ -1323,23 +1173,8 @@ class S3Store(AbstractStore):
         self._emit_write(key, existed, written)
 
     def delete(self, key: str) -> None:
-        """Delete a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
-
-        Events
-        ------
-        StoreDeleteEvent
-            With the metadata the key had.
-        """
+        """Delete a key (a HEAD and a DELETE; a ranged GET of the header
+        instead of the HEAD when the event's metadata is wanted)."""
         obstore = _obstore()
         name = self._name(key)
         if is_listened(self.event_manager, StoreDeleteEvent) or self._undo is not None:

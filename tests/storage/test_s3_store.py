@@ -339,6 +339,23 @@ def test_metadata_types_in_the_header_and_the_index(seaweedfs):  # noqa: F811
     reader.disconnect()
 
 
+def test_small_writes_cost_one_request(store):
+    requests = []
+    put, read_header = store._put, store._read_header
+    store._put = lambda name, key, body, mode=None: requests.append(("PUT", mode)) or put(name, key, body, mode)
+    store._read_header = lambda name, key: requests.append(("header", None)) or read_header(name, key)
+    store.set("one", (io.BytesIO(b"1"), {"v": 1}))
+    assert requests == [("PUT", "create")]  # a new key: If-None-Match
+    etag = store.get("one").etag
+    del requests[:]
+    store.set("one", (io.BytesIO(b"2"), {"v": 2}))
+    store.set_data("one", io.BytesIO(b"3"))
+    store.from_bytes("one", b"4")
+    assert [kind for kind, _ in requests] == ["PUT"] * 3  # If-Match on the ETag known
+    assert requests[0][1] == {"e_tag": etag}
+    assert store.get_metadata("one") == {"v": 2} and store.to_bytes("one") == b"4"
+
+
 def test_events_of_writes(store, record_events):
     with record_events(store) as recorder:
         store.set("e", (io.BytesIO(b"1"), {"a": 1}))
@@ -514,7 +531,9 @@ def test_two_volume_servers_share_the_data():
 
         first = stored_bytes(os.path.join(server.directory, "data"))
         second = stored_bytes(os.path.join(server.directory, "volume%d" % extra))
-        assert first > (256 << 10) and second > (256 << 10), (first, second)
+        # Each node holds at least one whole value (volumes are assigned at
+        # random, so the split varies from run to run).
+        assert first >= (64 << 10) and second >= (64 << 10), (first, second)
 
 
 def _start_serve(url, env):
