@@ -8,14 +8,19 @@ binary and boto3).
 1. **Small objects** -- 1 KiB values with a little metadata, one thread:
    ``set`` of new keys, ``set`` over existing keys and ``get`` + reading the
    data, against obstore's own ``put``/``get`` of the same bytes under the
-   same names (target: the store within 1.3x), obstore's conditional
-   ``put(mode="create")`` (the request the store makes), unsigned ``PUT``/``GET`` over one keep-alive
-   ``http.client`` connection (the floor) and boto3's
+   same names (target: the store within 1.3x), obstore's conditional puts
+   (``mode="create"`` for new keys, ``If-Match`` on the ETag for existing
+   ones: the requests the store makes), unsigned ``PUT``/``GET`` over one
+   keep-alive ``http.client`` connection (the floor) and boto3's
    ``put_object``/``get_object`` (a peer).  Also ``get`` from 8 threads.
-   The clients take turns, best of 5 rounds, to spread the noise of a
-   shared machine evenly; each writes its keys into one directory of its
-   own (as the store does: SeaweedFS's filer slows down as a directory
-   fills, so fresh directories per round would flatter the peers).
+   The clients take turns in many short rounds, in a new random order each
+   round, so that the noise of a shared machine falls on all of them alike;
+   each client writes its keys into one directory of its own, filled alike
+   before the first round (as the store does: SeaweedFS's filer slows down
+   as a directory fills, so fresh directories would flatter a client).
+   Reported: the best round's rate, the ratio of best rounds, and the
+   median over the rounds of the ratio to obstore's time in the same round
+   (the steadier figure on a busy machine).
 
 2. **Large value** -- 256 MiB up (``set`` from a stream) and down (``get`` +
    read) against obstore's streaming ``put`` of an iterator and ``get``
@@ -35,6 +40,8 @@ import concurrent.futures
 import http.client
 import io
 import os
+import random
+import statistics
 import subprocess
 import sys
 import time
@@ -71,17 +78,26 @@ def obstore_client(endpoint, bucket):
                           client_options={"allow_http": True}, **CREDENTIALS)
 
 
-def interleaved(functions, repeats):
-    """Run each function once per round, ``repeats`` rounds; best time each.
+def interleaved(functions, repeats, order=random.Random(8)):
+    """Run each function once per round, ``repeats`` rounds, in a new random
+    order each round; return the times of each, round by round.
 
     Interleaving spreads the noise of a shared machine over every client."""
     times = {label: [] for label in functions}
     for _ in range(repeats):
-        for label, function in functions.items():
+        labels = list(functions)
+        order.shuffle(labels)
+        for label in labels:
             start = time.perf_counter()
-            function()
+            functions[label]()
             times[label].append(time.perf_counter() - start)
-    return {label: min(values) for label, values in times.items()}
+    return times
+
+
+def summary(times, reference):
+    """``(best time, best / reference's best, median of per-round ratios)``."""
+    ratios = [mine / theirs for mine, theirs in zip(times, reference)]
+    return min(times), min(times) / min(reference), statistics.median(ratios)
 
 
 def bench_small(endpoint, bucket, count, repeats):
@@ -141,27 +157,32 @@ def bench_small(endpoint, bucket, count, repeats):
         for i in range(count):
             obstore.put(client, "oc-%s/.v/k%d-%s" % (run, i, tag), data, mode="create")
 
+    etags = {}
+
+    def obstore_if_match(tag):
+        for i in range(count):
+            name = "oc-%s/.v/k%d-%s" % (run, i, tag)
+            etags[name] = obstore.put(client, name, data, mode={"e_tag": etags[name]})["e_tag"]
+
     writers = {"S3Store": store_set, "obstore": obstore_put, "obstore create": obstore_create,
                "http.client": raw_put}
     readers = {"S3Store": store_get, "obstore": obstore_get, "http.client": raw_get}
     if s3 is not None:
         writers["boto3"] = boto_put
         readers["boto3"] = boto_get
-    for label, writer in writers.items():
-        if label != "obstore create":
-            writer(run)
+    for writer in writers.values():
+        writer(run)
+    for i in range(count):
+        name = "oc-%s/.v/k%d-%s" % (run, i, run)
+        etags[name] = obstore.head(client, name)["e_tag"]
     results = {}
-    for label, seconds in interleaved(
-            {label: (lambda writer=writer: writer(fresh())) for label, writer in writers.items()},
-            repeats).items():
-        results["set (new keys)", label] = seconds
-    for label, seconds in interleaved(
-            {label: (lambda writer=writer: writer(run)) for label, writer in writers.items()
-             if label != "obstore create"},
-            repeats).items():
-        results["set (existing keys)", label] = seconds
-    for label, seconds in interleaved(readers, repeats).items():
-        results["get + read", label] = seconds
+    results["set (new keys)"] = interleaved(
+        {label: (lambda writer=writer: writer(fresh())) for label, writer in writers.items()}, repeats)
+    overwriters = {label: (lambda writer=writer: writer(run)) for label, writer in writers.items()
+                   if label != "obstore create"}
+    overwriters["obstore if-match"] = lambda: obstore_if_match(run)
+    results["set (existing keys)"] = interleaved(overwriters, repeats)
+    results["get + read"] = interleaved(readers, repeats)
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         def store_one(i):
@@ -177,10 +198,9 @@ def bench_small(endpoint, bucket, count, repeats):
         threaded = {"S3Store": store_one, "obstore": obstore_one}
         if s3 is not None:
             threaded["boto3"] = boto_one
-        for label, seconds in interleaved(
-                {label: (lambda one=one: list(pool.map(one, range(count)))) for label, one in threaded.items()},
-                repeats).items():
-            results["get + read, 8 threads", label] = seconds
+        results["get + read, 8 threads"] = interleaved(
+            {label: (lambda one=one: list(pool.map(one, range(count)))) for label, one in threaded.items()},
+            repeats)
     connection.close()
     store.disconnect()
     return results
@@ -310,7 +330,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller, faster run")
     arguments = parser.parse_args()
-    small = 200 if arguments.quick else 1000
+    small = 100 if arguments.quick else 250
     large = (64 if arguments.quick else 256) << 20
     keys = 2000 if arguments.quick else 10000
     with running_seaweedfs() as server:
@@ -319,16 +339,17 @@ def main():
         open_store(endpoint, bucket, "setup").disconnect()
         print("SeaweedFS at %s, bucket %s" % (endpoint, bucket))
 
-        print("\n1. Small objects (1 KiB, %d operations; per second, ratio = time / obstore's)" % small)
-        results = bench_small(endpoint, bucket, small, 3 if arguments.quick else 5)
-        for scenario in ("set (new keys)", "set (existing keys)", "get + read", "get + read, 8 threads"):
-            reference = results.get((scenario, "obstore"))
-            for client in ("S3Store", "obstore", "obstore create", "http.client", "boto3"):
-                seconds = results.get((scenario, client))
-                if seconds is None:
+        rounds = 8 if arguments.quick else 20
+        print("\n1. Small objects (1 KiB, %d rounds of %d operations; best round per second, ratio of best "
+              "rounds to obstore's, median of per-round ratios)" % (rounds, small))
+        results = bench_small(endpoint, bucket, small, rounds)
+        for scenario, times in results.items():
+            for client in ("S3Store", "obstore", "obstore create", "obstore if-match", "http.client", "boto3"):
+                if client not in times:
                     continue
-                print("   %-22s %-15s %8.0f /s   %5.2fx" % (scenario, client, small / seconds,
-                                                            seconds / reference))
+                best, ratio, median = summary(times[client], times["obstore"])
+                print("   %-22s %-16s %6.0f /s   %5.2fx   median %5.2fx" % (
+                    scenario, client, small / best, ratio, median))
 
         print("\n2. Large value (%d MiB; peak RSS rise in a fresh process)" % (large >> 20))
         results = bench_large(endpoint, bucket, large)

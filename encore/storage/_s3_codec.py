@@ -32,18 +32,21 @@ publishes data and metadata together (S3 has no multi-object transactions)::
     MAGIC (8 bytes) | header length N (4 bytes, big-endian) | header (N bytes) | data
 
 The header is UTF-8 JSON: ``{"metadata": {...}, "created": t, "modified": t}``
-with times in seconds since the epoch.  Metadata size is limited only by
-memory (AWS's 2 KB limit on user metadata does not apply) and any JSON value,
-non-ASCII text included, round-trips.  An object without the magic bytes
+with times in seconds since the epoch.  Metadata values beyond JSON
+(datetimes, dates, times, decimals, bytes, sets, frozensets, UUIDs) are
+written in the tagged form of :mod:`encore.storage._metadata_codec` and read
+back as their types.  Metadata size is limited only by memory (AWS's 2 KB
+limit on user metadata does not apply); non-ASCII text is kept as UTF-8.  An object without the magic bytes
 (uploaded by another tool) reads as a value with empty metadata whose data is
 the whole object.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import struct
 from typing import Any, Dict, Optional, Tuple
+
+from ._metadata_codec import decode_metadata, make_encoder
 
 #: The first bytes of every object the store writes.
 MAGIC = b"ENCORE\x00\x01"
@@ -53,6 +56,9 @@ PREFIX_SIZE = len(MAGIC) + 4
 
 #: The longest escaped segment, in bytes (SeaweedFS allows 255).
 SEGMENT_BYTES = 200
+
+#: Encodes a header document (or the metadata index), extra types tagged.
+encode_document = make_encoder(ensure_ascii=False, separators=(",", ":"))
 
 _EMPTY = "%"
 _CONTINUED = "%+"
@@ -66,6 +72,9 @@ def _escape_char(char: str) -> str:
 def _escape_segment(segment: str) -> str:
     if not segment:
         return _EMPTY
+    if segment.isprintable() and segment[0] != "." and "%" not in segment and "/" not in segment \
+            and "\\" not in segment:
+        return segment  # the common case: nothing to escape
     parts = []
     for index, char in enumerate(segment):
         if char in "%/\\" or not char.isprintable() or (index == 0 and char == "."):
@@ -164,7 +173,8 @@ def pack_header(metadata: Dict[str, Any], created: float, modified: float, key: 
     Parameters
     ----------
     metadata : dict
-        The value's metadata (already checked to be JSON-representable).
+        The value's metadata (checked by
+        :func:`~encore.storage.abstract_store.check_metadata`).
     created, modified : float
         Times in seconds since the epoch.
     key : str, optional
@@ -179,10 +189,7 @@ def pack_header(metadata: Dict[str, Any], created: float, modified: float, key: 
     document = {"metadata": metadata, "created": created, "modified": modified}
     if key is not None:
         document["key"] = key
-    header = json.dumps(
-        document,
-        ensure_ascii=False, separators=(",", ":"), allow_nan=False,
-    ).encode("utf-8")
+    header = encode_document(document).encode("utf-8")
     return MAGIC + struct.pack(">I", len(header)) + header
 
 
@@ -220,7 +227,7 @@ def parse_header(raw: bytes) -> Tuple[Dict[str, Any], Optional[float], Optional[
         The metadata, the two times and the key recorded (``None`` unless
         the object name is a hash).
     """
-    document = json.loads(raw[PREFIX_SIZE:].decode("utf-8"))
+    document = decode_metadata(raw[PREFIX_SIZE:].decode("utf-8"))
     return document["metadata"], document.get("created"), document.get("modified"), document.get("key")
 
 

@@ -18,7 +18,9 @@ So one PUT publishes data and metadata together: a reader never sees new data
 with old metadata, two writers racing on one key never mix their parts, and a
 large value is sent as a multipart upload that becomes visible only when it
 completes (and is aborted when the upload fails).  Metadata has no size limit
-(AWS's 2 KB limit on user metadata does not apply) and any JSON round-trips.
+(AWS's 2 KB limit on user metadata does not apply); JSON values and the
+other metadata types (datetimes, decimals, bytes, sets, UUIDs ...) round-trip
+through the tagged JSON of :mod:`encore.storage._metadata_codec`.
 Prefixes may not have segments starting with ``.``, so two stores with
 different prefixes in one bucket never see each other's keys, even when one
 prefix lies inside the other.
@@ -31,8 +33,12 @@ Costs
 * ``set``: one conditional PUT for a new key (``If-None-Match: *``) or for
   a key whose current version this store object wrote or read (``If-Match``
   on its ETag); for a key written elsewhere the conditional PUT fails first
-  and the old header is read (to keep ``created``): three requests.  Values
-  over 4 MiB are uploaded in 5 MiB parts, two at a time.
+  and the old header is read (to keep ``created``): three requests.  The
+  condition is what tells, in the same request, whether the key existed
+  (for ``created`` and the set/update event); a plain PUT would need a HEAD
+  first.  ``set_data`` is the same for a key this store object knows, else
+  the header is read first (the metadata to keep).  Values over 4 MiB are
+  uploaded in 5 MiB parts, two at a time.
 * ``set_metadata``/``update_metadata`` rewrite the object: the data passes
   through the client (streamed; memory stays bounded).  Small values are
   rewritten with a conditional PUT (``If-Match`` on the ETag read) and retried
@@ -76,7 +82,6 @@ import hashlib
 import hmac
 import http.client
 import io
-import json
 import logging
 import os
 import queue
@@ -85,7 +90,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, cast
 
 from . import _s3_codec as codec
 from .abstract_store import (
@@ -93,10 +98,11 @@ from .abstract_store import (
     AuthorizationError,
     StoreError,
     Value,
-    check_metadata,
     copy_metadata,
     select_metadata,
+    value_parts,
 )
+from ._metadata_codec import decode_metadata
 from .events import StoreDeleteEvent
 from .utils import DEFAULT_BUFFER_SIZE, is_listened, slice_offsets, store_progress
 
@@ -183,8 +189,8 @@ class _ChunkReader(io.RawIOBase):
     def __init__(self, chunks: Iterator[Any], length: Optional[int], initial: bytes = b"",
                  name: str = "") -> None:
         super().__init__()
-        self._chunks = chunks
-        self._buffer = memoryview(initial) if initial else None
+        self._chunks: Optional[Iterator[Any]] = chunks
+        self._buffer: Optional[memoryview] = memoryview(initial) if initial else None
         self._remaining = length
         self._name = name
 
@@ -214,7 +220,7 @@ class _ChunkReader(io.RawIOBase):
             return self.readall()
         if size == 0 or not self._fill():
             return b""
-        buffer = self._buffer
+        buffer = cast(memoryview, self._buffer)
         piece = bytes(buffer[:size])
         self._buffer = buffer[len(piece):]
         if self._remaining is not None:
@@ -227,7 +233,7 @@ class _ChunkReader(io.RawIOBase):
         return len(piece)
 
     def readall(self) -> bytes:
-        parts = []
+        parts: List[bytes] = []
         while True:
             piece = self.read(READ_CHUNK)
             if not piece:
@@ -293,17 +299,8 @@ class S3Value(Value):
         return copy_metadata(self._header.metadata)
 
     def range(self, start: Optional[int] = None, end: Optional[int] = None) -> Any:
-        """Return a stream over part of the data.
-
-        Parameters
-        ----------
-        start, end : int, optional
-            Slice-style offsets (``end`` exclusive).
-
-        Returns
-        -------
-        file-like
-            The bytes ``data[start:end]``.
+        """Return a stream over part of the data: a ranged GET of the version
+        read (small values: a slice of the data in memory).
 
         Raises
         ------
@@ -492,7 +489,7 @@ class S3Store(AbstractStore):
                 "credentials are None, a dict or a boto3 session, not {}".format(type(credentials).__name__))
         self._region = options.get("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         try:
-            return ObstoreS3Store(self.bucket, config=options, client_options=client_config,
+            return ObstoreS3Store(self.bucket, config=cast(Any, options), client_options=cast(Any, client_config),
                                   retry_config=retry_config, credential_provider=provider)
         except Exception as error:
             raise ValueError("invalid S3 configuration: {}".format(error)) from None
@@ -513,7 +510,7 @@ class S3Store(AbstractStore):
             _signed_create_bucket(endpoint, self.bucket, self._region or "us-east-1", self._credentials)
             return
         try:
-            import boto3
+            import boto3  # type: ignore[import-not-found, import-untyped, unused-ignore]
         except ImportError:
             raise StoreError(
                 "bucket {!r} does not exist and obstore cannot create buckets: install boto3 "
@@ -545,8 +542,7 @@ class S3Store(AbstractStore):
         Returns
         -------
         dict
-            ``type``, ``readonly``, ``authorizing``, ``bucket``, ``prefix``
-            and ``endpoint_url``.
+            Also ``bucket``, ``prefix`` and ``endpoint_url``.
         """
         return {"type": "S3Store", "readonly": False, "authorizing": False, "bucket": self.bucket,
                 "prefix": self.prefix, "endpoint_url": self.endpoint_url}
@@ -638,6 +634,13 @@ class S3Store(AbstractStore):
         metadata, created, modified, key = codec.parse_header(bytes(raw[:offset]))
         return _Header(metadata, created, modified, etag, offset, object_size - offset, key)
 
+    def _whole(self, raw: bytes, meta: Any, object_size: int, name: str) -> _Header:
+        """Parse a header from bytes holding at least all of it."""
+        header = self._parse(raw, meta["e_tag"], object_size, meta["last_modified"])
+        if header is None:
+            raise StoreError("object {!r} has a truncated header".format(name))
+        return header
+
     def _read_header(self, name: str, key: str) -> _Header:
         """Read the header of an object with ranged GETs (never its data)."""
         obstore = _obstore()
@@ -660,7 +663,7 @@ class S3Store(AbstractStore):
                     return self._read_header(name, key)  # rewritten meanwhile: start again
                 raise
             raw += bytes(rest.bytes())
-            header = self._parse(raw, meta["e_tag"], meta["size"], meta["last_modified"])
+            header = self._whole(raw, meta, meta["size"], name)
         self._remember_header(name, header)
         return header
 
@@ -696,22 +699,13 @@ class S3Store(AbstractStore):
         return _ChunkReader(iter(result.stream(min_chunk_size=READ_CHUNK)), end - start, name=name)
 
     def get(self, key: str) -> S3Value:
-        """Return the value of a key (one GET).
-
-        Parameters
-        ----------
-        key : str
-            The key.
+        """Return the value of a key, with one GET (the header and the data
+        come in the same response).
 
         Returns
         -------
         S3Value
-            The data stream, metadata, size and times of one version.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
+            One version of the key: its data never mixes with another's.
         """
         name = self._name(key)
         result = self._call(_obstore().get, name, key=key)
@@ -719,70 +713,33 @@ class S3Store(AbstractStore):
         size = meta["size"]
         if size <= INLINE_LIMIT:
             raw = bytes(result.bytes())
-            header = self._parse(raw, meta["e_tag"], size, meta["last_modified"])
-            if header is None:
-                raise StoreError("object {!r} has a truncated header".format(name))
+            header = self._whole(raw, meta, size, name)
             self._remember_header(name, header)
             return S3Value(self, name, header, inline=raw[header.offset:])
         reader = _ChunkReader(iter(result.stream(min_chunk_size=READ_CHUNK)), size, name=name)
         prefix = _read_exactly(reader, codec.PREFIX_SIZE)
         offset = codec.header_length(prefix)
         if offset is None:
-            header = self._parse(prefix, meta["e_tag"], size, meta["last_modified"])
+            header = self._whole(prefix, meta, size, name)
             stream = _ChunkReader(_chain(prefix, reader), size, name=name)
         else:
             raw = prefix + _read_exactly(reader, offset - len(prefix))
-            header = self._parse(raw, meta["e_tag"], size, meta["last_modified"])
+            header = self._whole(raw, meta, size, name)
             stream = reader
         self._remember_header(name, header)
         return S3Value(self, name, header, stream=stream)
 
     def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
-        """Return the metadata of a key (a ranged GET of its header).
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        select : iterable of str, optional
-            The names wanted; ``None`` returns everything.
-
-        Returns
-        -------
-        dict
-            An independent copy.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
-        """
+        """Return the metadata of a key, with a ranged GET of its header
+        (never the data)."""
         metadata = self._read_header(self._name(key), key).metadata
         if select is None:
             return copy_metadata(metadata)
         return select_metadata(metadata, select)
 
     def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> Any:
-        """Return part of the data of a key (two ranged GETs: the header, then
-        the bytes).
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        start, end : int, optional
-            Slice-style offsets (``end`` exclusive).
-
-        Returns
-        -------
-        file-like
-            The bytes ``data[start:end]``.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
-        """
+        """Return part of the data of a key, with two ranged GETs (the header,
+        then the bytes of one version)."""
         name = self._name(key)
         header = self._read_header(name, key)
         first, last = slice_offsets(start, end, header.size)
@@ -792,18 +749,7 @@ class S3Store(AbstractStore):
             return self.get(key).range(start, end)  # rewritten in between: read the new version
 
     def exists(self, key: str) -> bool:
-        """Whether a key is in the store (one HEAD).
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Returns
-        -------
-        bool
-            ``True`` if the key exists.
-        """
+        """Whether a key is in the store (one HEAD)."""
         try:
             self._call(_obstore().head, self._name(key), key=key)
         except KeyError:
@@ -827,7 +773,7 @@ class S3Store(AbstractStore):
         try:
             result = self._call(obstore.get, self._index_name, options=options)
             raw = bytes(result.bytes())
-            document = json.loads(raw.decode("utf-8"))
+            document = decode_metadata(raw.decode("utf-8"))
             entries = document["entries"]
         except KeyError:
             return
@@ -850,8 +796,7 @@ class S3Store(AbstractStore):
                     header = cached[1]
                     entries[name] = [etag, header.metadata, header.created, header.modified,
                                      header.offset, header.size, header.key]
-        body = json.dumps({"version": 1, "entries": entries}, ensure_ascii=False,
-                          separators=(",", ":")).encode("utf-8")
+        body = codec.encode_document({"version": 1, "entries": entries}).encode("utf-8")
         try:
             result = self._call(_obstore().put, self._index_name, body)
             self._index_etag = result["e_tag"]
@@ -900,21 +845,9 @@ class S3Store(AbstractStore):
 
         Listing costs one request per 1,000 keys; when metadata is needed
         (criteria given, or ``select`` not empty) each key's header is read
-        (a ranged GET, concurrently), except those found in the metadata
-        index with an unchanged ETag.
-
-        Parameters
-        ----------
-        select : iterable of str, optional
-            The metadata names to return; ``None`` returns everything.
-        **kwargs
-            Metadata names and values: a key matches when
-            ``metadata.get(name) == value`` for all of them.
-
-        Returns
-        -------
-        iterator of (str, dict)
-            The matching keys with copies of their (selected) metadata.
+        (a ranged GET, ``max_workers`` at a time), except those found in the
+        cache or the metadata index with an unchanged ETag (see "Costs" in
+        the module documentation).
         """
         if select is not None:
             select = list(select)
@@ -941,19 +874,8 @@ class S3Store(AbstractStore):
         return iter(results)
 
     def query_keys(self, **kwargs: Any) -> Iterator[str]:
-        """Find the keys whose metadata match the given values.
-
-        Parameters
-        ----------
-        **kwargs
-            Metadata names and values, as for :meth:`query`; with none, every
-            key (listing only: one request per 1,000 keys).
-
-        Returns
-        -------
-        iterator of str
-            The matching keys.
-        """
+        """Find the keys whose metadata match the given values; with no
+        criteria the listing alone (one request per 1,000 keys)."""
         return (key for key, _ in self.query(select=(), **kwargs))
 
     # -- writing ---------------------------------------------------------------
@@ -1061,63 +983,68 @@ class S3Store(AbstractStore):
         """
         name = self._name(key)
         self._remember(name)
-        old: Optional[_Header] = None
-        if metadata is None:
-            old = self._header_or_none(name, key)
-        progress_metadata = metadata if metadata is not None else (old.metadata if old else {})
-        progress = store_progress(self, key, copy_metadata(progress_metadata), "Storing {}".format(key), steps,
-                                  stream)
-        with progress:
+        # The version this process last wrote or read, if any: tried first,
+        # conditionally on its ETag (one request when it is still current).
+        with self._cache_lock:
+            cached = self._cache.get(name)
+        old = cached[1] if cached is not None else None
+        fresh = metadata is None and old is None
+        if fresh:
+            old = self._header_or_none(name, key)  # the metadata to keep
+        shown = metadata if metadata is not None else (old.metadata if old is not None else {})
+        with store_progress(self, key, copy_metadata(shown), "Storing {}".format(key), steps,
+                            stream) as progress:
             chunks, total, at_end = self._read_first(stream, buffer_size, progress)
             if at_end:
                 data = b"".join(chunks)
                 del chunks
-                return self._put_small(name, key, data, metadata, old)
+                return self._put_small(name, key, data, metadata, old, cached is not None)
             # Large: a multipart upload, which cannot be conditional.
-            if old is None:
+            if not fresh:
                 old = self._header_or_none(name, key)
             now = time.time()
-            if metadata is None:
-                metadata = old.metadata if old is not None else {}
+            written = metadata if metadata is not None else (old.metadata if old is not None else {})
             created = old.created if old is not None and old.created is not None else now
-            header = codec.pack_header(metadata, created, now, self._recorded_key(name, key))
+            header = codec.pack_header(written, created, now, self._recorded_key(name, key))
             etag = self._put_stream(name, key, self._body(header, chunks, stream, total, buffer_size, progress))
-        self._cache_written(name, key, etag, metadata, created, now, len(header), total)
-        return old is not None, metadata
+        self._cache_written(name, key, etag, written, created, now, len(header), total)
+        return old is not None, written
 
     def _put_small(self, name: str, key: str, data: bytes, metadata: Optional[Dict[str, Any]],
-                   old: Optional[_Header]) -> Tuple[bool, Dict[str, Any]]:
-        """Write a small value with conditional PUTs, retrying lost races."""
-        keep_metadata = metadata is None
-        # A version this process wrote or read is tried first, conditionally
-        # on its ETag: when it is still current, one request writes the value
-        # and tells that the key existed and when it was created.
-        guessed = False
-        if old is None:
-            with self._cache_lock:
-                cached = self._cache.get(name)
-            if cached is not None:
-                old, guessed = cached[1], True
+                   old: Optional[_Header], guessed: bool) -> Tuple[bool, Dict[str, Any]]:
+        """Write a small value in one conditional PUT, retrying lost races.
+
+        ``old`` is the key's current header as far as this store knows
+        (``None``: the key is new); ``guessed`` says that it comes from the
+        cache rather than from a read just made.  The PUT is conditional on
+        what ``old`` says -- ``If-None-Match: *`` for a new key, ``If-Match``
+        on the ETag otherwise -- so it fails when the key changed meanwhile:
+        then the header is read again and the write retried.  A known
+        ``created`` and the right event (set or update) need no other
+        request.
+        """
+        recorded = self._recorded_key(name, key)
         for attempt in range(CONFLICT_RETRIES):
             now = time.time()
+            mode: Any
             if old is None:
-                written = metadata if not keep_metadata else {}
+                written = metadata if metadata is not None else {}
                 created = now
-                header = codec.pack_header(written, created, now, self._recorded_key(name, key))
-                mode: Any = "create"
+                mode = "create"
             else:
-                written = old.metadata if keep_metadata else metadata
+                written = metadata if metadata is not None else old.metadata
                 created = old.created if old.created is not None else now
-                header = codec.pack_header(written, created, now, self._recorded_key(name, key))
-                conditional = (keep_metadata or guessed) and old.etag
+                # A header just read and metadata given: the old version
+                # only tells ``created``; overwrite whatever is there.
+                conditional = (metadata is None or guessed) and old.etag
                 mode = {"e_tag": old.etag} if conditional else "overwrite"
-                guessed = False
+            header = codec.pack_header(written, created, now, recorded)
             try:
                 etag = self._put(name, key, header + data, mode=mode)
             except Exception as error:
                 if not _is_conflict(error):
                     raise
-                old = self._header_or_none(name, key)
+                old, guessed = self._header_or_none(name, key), False
                 _backoff(attempt)
                 continue
             self._cache_written(name, key, etag, written, created, now, len(header), len(data))
@@ -1133,68 +1060,24 @@ class S3Store(AbstractStore):
     def set(self, key: str, value: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Set the data and metadata of a key, in one object written at once.
 
-        Parameters
-        ----------
-        key : str
-            The key; created or replaced (its creation time is kept).
-        value : Value or (file-like, dict) tuple
-            The new data and metadata.  A tuple's stream is left open; the
-            stream of a Value is closed after reading.
-        buffer_size : int, optional
-            The number of bytes read at a time (default 1 MiB).
-
-        Raises
-        ------
-        TypeError, ValueError
-            If the value, its data or its metadata are of the wrong type.
-
-        Events
-        ------
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is sent, when anyone listens.
-        StoreSetEvent or StoreUpdateEvent
-            After the write (after the transaction, inside one).
+        Small values are one conditional PUT; values over 4 MiB a multipart
+        upload that becomes visible only when complete (see "Costs" in the
+        module documentation).  The key's creation time is kept.
         """
-        if isinstance(value, tuple):
-            stream, metadata = value
-            steps = -1
-            close = False
-        else:
-            metadata = check_metadata(value.metadata)
-            size = getattr(value, "size", None)
-            steps = -1 if size is None else size
-            stream = value.data
-            close = True
+        stream, metadata, size, opened = value_parts(value)
         try:
-            existed, written = self._store_data(key, stream, buffer_size, metadata, steps)
+            existed, written = self._store_data(key, stream, buffer_size, metadata, -1 if size is None else size)
         finally:
-            if close:
-                stream.close()
+            if opened:
+                cast(Any, stream).close()
         self._emit_write(key, existed, written)
 
     def set_data(self, key: str, data: Any, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         """Replace the data of a key, keeping its metadata.
 
-        Parameters
-        ----------
-        key : str
-            The key; created with empty metadata if it does not exist.
-        data : file-like
-            A readable binary stream, read to its end (and left open).
-        buffer_size : int, optional
-            The number of bytes read at a time (default 1 MiB).
-
-        Raises
-        ------
-        TypeError
-            If ``data`` is not a readable binary stream.
-
-        Events
-        ------
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is sent, when anyone listens.
-        StoreSetEvent or StoreUpdateEvent
-            After the write.
+        The object is rewritten whole: one conditional PUT when this store
+        object knows the key's current version, else the header is read
+        first.
         """
         existed, written = self._store_data(key, data, buffer_size, None, -1)
         self._emit_write(key, existed, written)
@@ -1229,7 +1112,7 @@ class S3Store(AbstractStore):
             now = time.time()
             if object_size <= SINGLE_PUT_LIMIT:
                 raw = bytes(result.bytes())
-                old = self._parse(raw, meta["e_tag"], object_size, meta["last_modified"])
+                old = self._whole(raw, meta, object_size, name)
                 metadata = change(old.metadata)
                 created = old.created if old.created is not None else now
                 header = codec.pack_header(metadata, created, now, self._recorded_key(name, key))
@@ -1248,11 +1131,11 @@ class S3Store(AbstractStore):
             prefix = _read_exactly(reader, codec.PREFIX_SIZE)
             offset = codec.header_length(prefix)
             if offset is None:
-                old = self._parse(prefix, meta["e_tag"], object_size, meta["last_modified"])
+                old = self._whole(prefix, meta, object_size, name)
                 data_stream: Any = _ChunkReader(_chain(prefix, reader), object_size, name=name)
             else:
                 raw = prefix + _read_exactly(reader, offset - len(prefix))
-                old = self._parse(raw, meta["e_tag"], object_size, meta["last_modified"])
+                old = self._whole(raw, meta, object_size, name)
                 data_stream = reader
             metadata = change(old.metadata)
             created = old.created if old.created is not None else now
@@ -1267,24 +1150,8 @@ class S3Store(AbstractStore):
     def set_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
         """Replace the metadata of a key, keeping its data.
 
-        The object is rewritten (see "Costs" in the module documentation).
-
-        Parameters
-        ----------
-        key : str
-            The key; created with empty data if it does not exist.
-        metadata : dict
-            The new metadata (JSON-representable, ``str`` keys).
-
-        Raises
-        ------
-        TypeError, ValueError
-            If the metadata cannot be stored.
-
-        Events
-        ------
-        StoreSetEvent or StoreUpdateEvent
-            After the write.
+        The object is rewritten: the data passes through the client
+        (streamed; see "Costs" in the module documentation).
         """
         existed, written = self._rewrite_metadata(key, lambda old: metadata)
         self._emit_write(key, existed, written)
@@ -1293,25 +1160,8 @@ class S3Store(AbstractStore):
         """Merge new values into the metadata of a key.
 
         A read-modify-write made safe by a conditional PUT: concurrent
-        updates of a small value lose nothing (see "Costs" in the module
-        documentation for large values).
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        metadata : dict
-            Names and values to add or replace, as :meth:`dict.update`.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
-
-        Events
-        ------
-        StoreUpdateEvent
-            With the merged metadata.
+        updates of a small value, from any number of processes, lose nothing
+        (see "Costs" in the module documentation for large values).
         """
         def merge(old: Optional[Dict[str, Any]]) -> Dict[str, Any]:
             if old is None:
@@ -1324,23 +1174,8 @@ class S3Store(AbstractStore):
         self._emit_write(key, existed, written)
 
     def delete(self, key: str) -> None:
-        """Delete a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the store.
-
-        Events
-        ------
-        StoreDeleteEvent
-            With the metadata the key had.
-        """
+        """Delete a key (a HEAD and a DELETE; a ranged GET of the header
+        instead of the HEAD when the event's metadata is wanted)."""
         obstore = _obstore()
         name = self._name(key)
         if is_listened(self.event_manager, StoreDeleteEvent) or self._undo is not None:
@@ -1414,7 +1249,7 @@ class S3Store(AbstractStore):
                     aborted += 1
             return aborted
         try:
-            import boto3
+            import boto3  # type: ignore[import-not-found, import-untyped, unused-ignore]
         except ImportError:
             raise StoreError("aborting uploads needs the access keys (a dict given to connect(), or "
                              "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) or boto3 (pip install boto3)") from None
@@ -1555,7 +1390,7 @@ def _signed_request(endpoint: str, region: str, credentials: Dict[str, str], met
     headers["Authorization"] = "AWS4-HMAC-SHA256 Credential={}/{}, SignedHeaders={}, Signature={}".format(
         credentials["access_key_id"], scope, ";".join(names), signature)
     connection_class = http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
-    connection = connection_class(parsed.hostname, parsed.port, timeout=30)
+    connection = connection_class(parsed.hostname or "", parsed.port, timeout=30)
     try:
         connection.request(method, uri + ("?" + query_text if query_text else ""), body=body, headers=headers)
         response = connection.getresponse()

@@ -27,17 +27,13 @@ from encore.storage.s3_store import PART_SIZE, UPLOAD_CONCURRENCY, S3Store  # no
 from encore.storage.tests.abstract_test import (  # noqa: E402
     EventRecorder,
     PatternFile,
-    StoreBadInputTestMixin,
-    StoreConcurrencyTestMixin,
-    StoreEventTestMixin,
-    StoreKeyTestMixin,
-    StoreLargeValueTestMixin,
-    StoreMetadataCopyTestMixin,
+    StoreMetadataTypesTestMixin,
     StoreReadTestMixin,
-    StoreTransactionTestMixin,
     StoreWriteTestMixin,
+    metadata_type_samples,
     populate,
     read_fixture,
+    store_test_cases,
     write_fixture,
 )
 
@@ -76,56 +72,34 @@ def s3_class(request, seaweedfs):  # noqa: F811
 
 
 @pytest.mark.usefixtures("s3_class")
-class _S3Store(object):
-    fixture = None
+class _S3Case(object):
+    """``setUp``: a store under a fresh prefix of the shared bucket, filled
+    as the mixin's fixture contract says (the read and write fixtures)."""
 
     def setUp(self):
         self.event_manager = EventManager()
         self.store = make_store(self.server, event_manager=self.event_manager)
-        if self.fixture is not None:
-            populate(self.store, self.fixture())
-
-    def tearDown(self):
-        self.store.disconnect()
-
-
-class TestS3Read(_S3Store, unittest.TestCase, StoreReadTestMixin):
-    fixture = staticmethod(read_fixture)
+        self.addCleanup(self.store.disconnect)
+        if isinstance(self, StoreReadTestMixin):
+            populate(self.store, read_fixture())
+        elif isinstance(self, StoreWriteTestMixin):
+            populate(self.store, write_fixture())
 
 
-class TestS3Write(_S3Store, unittest.TestCase, StoreWriteTestMixin):
-    fixture = staticmethod(write_fixture)
+globals().update(store_test_cases(
+    prefix="TestS3", base=_S3Case,
+    attributes={
+        # obstore keeps the Python buffers of the parts being uploaded until
+        # they are sent: PART_SIZE * (UPLOAD_CONCURRENCY + 1) = 15 MiB at
+        # most, for any size of value (64 MiB here; the benchmark measures
+        # 256 MiB by RSS).
+        "LargeValues": {"streaming_peak_limit": PART_SIZE * (UPLOAD_CONCURRENCY + 1) + (4 << 20)},
+        "Concurrency": {"concurrency_rounds": 10},
+    }))
 
 
-class TestS3Events(_S3Store, unittest.TestCase, StoreEventTestMixin):
-    pass
-
-
-class TestS3MetadataCopies(_S3Store, unittest.TestCase, StoreMetadataCopyTestMixin):
-    pass
-
-
-class TestS3Transactions(_S3Store, unittest.TestCase, StoreTransactionTestMixin):
-    pass
-
-
-class TestS3Keys(_S3Store, unittest.TestCase, StoreKeyTestMixin):
-    pass
-
-
-class TestS3BadInput(_S3Store, unittest.TestCase, StoreBadInputTestMixin):
-    pass
-
-
-class TestS3LargeValues(_S3Store, unittest.TestCase, StoreLargeValueTestMixin):
-    # obstore keeps the Python buffers of the parts being uploaded until they
-    # are sent: PART_SIZE * (UPLOAD_CONCURRENCY + 1) = 15 MiB at most, for
-    # any size of value (64 MiB here; the benchmark measures 256 MiB by RSS).
-    streaming_peak_limit = (PART_SIZE * (UPLOAD_CONCURRENCY + 1)) + (4 << 20)
-
-
-class TestS3Concurrency(_S3Store, unittest.TestCase, StoreConcurrencyTestMixin):
-    concurrency_rounds = 10
+class TestS3MetadataTypes(_S3Case, unittest.TestCase, StoreMetadataTypesTestMixin):
+    """Metadata values beyond JSON, in headers and in the metadata index."""
 
 
 # ---------------------------------------------------------------------------
@@ -334,6 +308,54 @@ def test_metadata_index_saves_requests(seaweedfs):  # noqa: F811
     unindexed.disconnect()
 
 
+def test_metadata_types_in_the_header_and_the_index(seaweedfs):  # noqa: F811
+    bucket = shared_bucket(seaweedfs)
+    prefix = "types-" + uuid.uuid4().hex
+    samples = metadata_type_samples()
+    writer = make_store(seaweedfs, bucket, prefix)
+    writer.set("typed", (io.BytesIO(b"data"), samples))
+    writer.set("other", (io.BytesIO(b""), {"when": datetime.date(2000, 1, 1)}))
+    header = _raw_object(writer, "typed")
+    assert b'{"$encore:decimal":"19.990"}' in header  # the tagged JSON form
+    writer.disconnect()
+
+    def typed_equal(found):
+        assert found == samples
+        assert {name: type(value) for name, value in found.items()} == \
+            {name: type(value) for name, value in samples.items()}
+
+    builder = make_store(seaweedfs, bucket, prefix)  # reads the headers, writes the index
+    assert dict(builder.query(price=samples["price"])).keys() == {"typed"}
+    builder.disconnect()
+    reader = make_store(seaweedfs, bucket, prefix)
+    reads = []
+    original = reader._read_header
+    reader._read_header = lambda name, key: reads.append(name) or original(name, key)
+    found = dict(reader.query(id=samples["id"]))
+    assert reads == []  # answered by the index alone
+    typed_equal(found["typed"])
+    assert list(reader.query_keys(when=datetime.date(2000, 1, 1))) == ["other"]
+    typed_equal(reader.get_metadata("typed"))
+    reader.disconnect()
+
+
+def test_small_writes_cost_one_request(store):
+    requests = []
+    put, read_header = store._put, store._read_header
+    store._put = lambda name, key, body, mode=None: requests.append(("PUT", mode)) or put(name, key, body, mode)
+    store._read_header = lambda name, key: requests.append(("header", None)) or read_header(name, key)
+    store.set("one", (io.BytesIO(b"1"), {"v": 1}))
+    assert requests == [("PUT", "create")]  # a new key: If-None-Match
+    etag = store.get("one").etag
+    del requests[:]
+    store.set("one", (io.BytesIO(b"2"), {"v": 2}))
+    store.set_data("one", io.BytesIO(b"3"))
+    store.from_bytes("one", b"4")
+    assert [kind for kind, _ in requests] == ["PUT"] * 3  # If-Match on the ETag known
+    assert requests[0][1] == {"e_tag": etag}
+    assert store.get_metadata("one") == {"v": 2} and store.to_bytes("one") == b"4"
+
+
 def test_events_of_writes(store, record_events):
     with record_events(store) as recorder:
         store.set("e", (io.BytesIO(b"1"), {"a": 1}))
@@ -509,7 +531,9 @@ def test_two_volume_servers_share_the_data():
 
         first = stored_bytes(os.path.join(server.directory, "data"))
         second = stored_bytes(os.path.join(server.directory, "volume%d" % extra))
-        assert first > (256 << 10) and second > (256 << 10), (first, second)
+        # Each node holds at least one whole value (volumes are assigned at
+        # random, so the split varies from run to run).
+        assert first >= (64 << 10) and second >= (64 << 10), (first, second)
 
 
 def _start_serve(url, env):
@@ -772,15 +796,19 @@ def test_gunicorn_workers_over_one_bucket_agree(seaweedfs, tmp_path):  # noqa: F
                     assert time.monotonic() < deadline, "gunicorn did not listen"
                     time.sleep(0.1)  # polling another process's listening socket
         clients = [open_store("http://127.0.0.1:%d" % port) for port in ports]
-        # Values are written straight into the bucket: the servers hold no
-        # state of their own.  (Uploads through the server under gunicorn are
-        # the server's business, tested with it.)
+        # Uploads through both servers; the state lives in the bucket only.
+        for i in range(8):
+            clients[i % 2].set("k%d" % i, (io.BytesIO(b"v%d" % i), {"i": i, "low": i < 4}))
+        large = os.urandom(3 << 20)  # more than one upload buffer of the client
+        clients[0].set_data("large", io.BytesIO(large))
+        clients[1].from_bytes("small", b"s")
         direct = S3Store(shared_bucket(seaweedfs), url.split("/", 3)[3].split("?")[0],
                          endpoint_url=seaweedfs.endpoint)
         direct.connect(CREDENTIALS)
-        for i in range(8):
-            direct.set("k%d" % i, (io.BytesIO(b"v%d" % i), {"i": i, "low": i < 4}))
+        assert direct.to_bytes("large") == large and direct.to_bytes("k3") == b"v3"
+        assert direct.get_metadata("k6") == {"i": 6, "low": False}
         direct.disconnect()
+        assert clients[1].to_bytes("large") == large
         for _ in range(3):  # several requests, so both workers of each server answer
             for client in clients:
                 assert sorted(client.query_keys(low=True)) == ["k0", "k1", "k2", "k3"]
