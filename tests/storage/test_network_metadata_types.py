@@ -88,10 +88,12 @@ class _SameTypes(object):
     """The mixin's check: equal, with the same types all the way down."""
 
     _assert_same = StoreMetadataTypesTestMixin._assert_same
+    _about = StoreMetadataTypesTestMixin._about
+    _expect = StoreMetadataTypesTestMixin._expect
 
 
 def _assert_same(test, actual, expected):
-    test._assert_same(actual, expected)
+    test._assert_same(actual, expected, "(this test)", "metadata")
 
 
 class _ValueLike(object):
