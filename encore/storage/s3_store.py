@@ -85,7 +85,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, cast
 
 from . import _s3_codec as codec
 from .abstract_store import (
@@ -183,8 +183,8 @@ class _ChunkReader(io.RawIOBase):
     def __init__(self, chunks: Iterator[Any], length: Optional[int], initial: bytes = b"",
                  name: str = "") -> None:
         super().__init__()
-        self._chunks = chunks
-        self._buffer = memoryview(initial) if initial else None
+        self._chunks: Optional[Iterator[Any]] = chunks
+        self._buffer: Optional[memoryview] = memoryview(initial) if initial else None
         self._remaining = length
         self._name = name
 
@@ -214,7 +214,7 @@ class _ChunkReader(io.RawIOBase):
             return self.readall()
         if size == 0 or not self._fill():
             return b""
-        buffer = self._buffer
+        buffer = cast(memoryview, self._buffer)  # _fill() made it non-empty
         piece = bytes(buffer[:size])
         self._buffer = buffer[len(piece):]
         if self._remaining is not None:
@@ -227,7 +227,7 @@ class _ChunkReader(io.RawIOBase):
         return len(piece)
 
     def readall(self) -> bytes:
-        parts = []
+        parts: List[bytes] = []
         while True:
             piece = self.read(READ_CHUNK)
             if not piece:
@@ -452,9 +452,11 @@ class S3Store(AbstractStore):
     def _make_client(self, obstore: Any, credentials: Any) -> Any:
         from obstore.store import S3Store as ObstoreS3Store
 
-        options = dict(self._client_options)
+        # Plain dictionaries of the caller's options; obstore checks them.
+        options: Dict[str, Any] = dict(self._client_options)
         retry_config = options.pop("retry_config", None)
-        client_config = {name: options.pop(name) for name in list(options) if name in _CLIENT_CONFIG_KEYS}
+        client_config: Dict[str, Any] = {
+            name: options.pop(name) for name in list(options) if name in _CLIENT_CONFIG_KEYS}
         client_config.setdefault("connect_timeout", "10s")
         # Streams of large values stay open while the caller reads them.
         client_config.setdefault("timeout", "3600s")
@@ -492,7 +494,7 @@ class S3Store(AbstractStore):
                 "credentials are None, a dict or a boto3 session, not {}".format(type(credentials).__name__))
         self._region = options.get("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         try:
-            return ObstoreS3Store(self.bucket, config=options, client_options=client_config,
+            return ObstoreS3Store(self.bucket, config=cast(Any, options), client_options=cast(Any, client_config),
                                   retry_config=retry_config, credential_provider=provider)
         except Exception as error:
             raise ValueError("invalid S3 configuration: {}".format(error)) from None
@@ -660,7 +662,7 @@ class S3Store(AbstractStore):
                     return self._read_header(name, key)  # rewritten meanwhile: start again
                 raise
             raw += bytes(rest.bytes())
-            header = self._parse(raw, meta["e_tag"], meta["size"], meta["last_modified"])
+            header = cast(_Header, self._parse(raw, meta["e_tag"], meta["size"], meta["last_modified"]))
         self._remember_header(name, header)
         return header
 
@@ -727,12 +729,13 @@ class S3Store(AbstractStore):
         reader = _ChunkReader(iter(result.stream(min_chunk_size=READ_CHUNK)), size, name=name)
         prefix = _read_exactly(reader, codec.PREFIX_SIZE)
         offset = codec.header_length(prefix)
+        # Both parse a whole header (or none): never None.
         if offset is None:
-            header = self._parse(prefix, meta["e_tag"], size, meta["last_modified"])
+            header = cast(_Header, self._parse(prefix, meta["e_tag"], size, meta["last_modified"]))
             stream = _ChunkReader(_chain(prefix, reader), size, name=name)
         else:
             raw = prefix + _read_exactly(reader, offset - len(prefix))
-            header = self._parse(raw, meta["e_tag"], size, meta["last_modified"])
+            header = cast(_Header, self._parse(raw, meta["e_tag"], size, meta["last_modified"]))
             stream = reader
         self._remember_header(name, header)
         return S3Value(self, name, header, stream=stream)
@@ -1100,12 +1103,12 @@ class S3Store(AbstractStore):
         for attempt in range(CONFLICT_RETRIES):
             now = time.time()
             if old is None:
-                written = metadata if not keep_metadata else {}
+                written = cast(Dict[str, Any], metadata) if not keep_metadata else {}
                 created = now
                 header = codec.pack_header(written, created, now, self._recorded_key(name, key))
                 mode: Any = "create"
             else:
-                written = old.metadata if keep_metadata else metadata
+                written = old.metadata if keep_metadata else cast(Dict[str, Any], metadata)
                 created = old.created if old.created is not None else now
                 header = codec.pack_header(written, created, now, self._recorded_key(name, key))
                 conditional = (keep_metadata or guessed) and old.etag
@@ -1228,7 +1231,7 @@ class S3Store(AbstractStore):
             now = time.time()
             if object_size <= SINGLE_PUT_LIMIT:
                 raw = bytes(result.bytes())
-                old = self._parse(raw, meta["e_tag"], object_size, meta["last_modified"])
+                old = cast(_Header, self._parse(raw, meta["e_tag"], object_size, meta["last_modified"]))
                 metadata = change(old.metadata)
                 created = old.created if old.created is not None else now
                 header = codec.pack_header(metadata, created, now, self._recorded_key(name, key))
@@ -1247,11 +1250,11 @@ class S3Store(AbstractStore):
             prefix = _read_exactly(reader, codec.PREFIX_SIZE)
             offset = codec.header_length(prefix)
             if offset is None:
-                old = self._parse(prefix, meta["e_tag"], object_size, meta["last_modified"])
+                old = cast(_Header, self._parse(prefix, meta["e_tag"], object_size, meta["last_modified"]))
                 data_stream: Any = _ChunkReader(_chain(prefix, reader), object_size, name=name)
             else:
                 raw = prefix + _read_exactly(reader, offset - len(prefix))
-                old = self._parse(raw, meta["e_tag"], object_size, meta["last_modified"])
+                old = cast(_Header, self._parse(raw, meta["e_tag"], object_size, meta["last_modified"]))
                 data_stream = reader
             metadata = change(old.metadata)
             created = old.created if old.created is not None else now
@@ -1554,7 +1557,7 @@ def _signed_request(endpoint: str, region: str, credentials: Dict[str, str], met
     headers["Authorization"] = "AWS4-HMAC-SHA256 Credential={}/{}, SignedHeaders={}, Signature={}".format(
         credentials["access_key_id"], scope, ";".join(names), signature)
     connection_class = http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
-    connection = connection_class(parsed.hostname, parsed.port, timeout=30)
+    connection = connection_class(cast(str, parsed.hostname), parsed.port, timeout=30)
     try:
         connection.request(method, uri + ("?" + query_text if query_text else ""), body=body, headers=headers)
         response = connection.getresponse()

@@ -30,7 +30,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import weakref
-from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple, cast
 
 from .abstract_store import (
     AbstractReadOnlyStore,
@@ -85,7 +85,8 @@ def basic_auth_factory(**kwargs: Any) -> urllib.request.HTTPBasicAuthHandler:
     """
     handler = urllib.request.HTTPBasicAuthHandler(_AnyRealmPasswordManager())
     if kwargs:
-        handler.add_password(**kwargs)
+        # cast: the stubs type add_password as a positional-only callable.
+        cast(Any, handler).add_password(**kwargs)
     return handler
 
 
@@ -173,13 +174,16 @@ class KeepAliveHTTPHandler(urllib.request.HTTPHandler):
                 connection.close()
                 raise urllib.error.URLError(error) from None
             break
+        # What urllib's own handler sets, and two attributes of ours that
+        # checked_response() looks for (none of them is in the stubs).
         response.url = request.get_full_url()
-        response.msg = response.reason
+        response.msg = response.reason  # type: ignore[assignment]
         if response.will_close:
             connection.close()  # the response keeps its own reference to the socket
         else:
-            response.encore_release = functools.partial(self._give_back, key, connection)
-            response.encore_discard = connection.close
+            response.encore_release = functools.partial(  # type: ignore[attr-defined]
+                self._give_back, key, connection)
+            response.encore_discard = connection.close  # type: ignore[attr-defined]
         return response
 
 
