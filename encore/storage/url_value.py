@@ -201,6 +201,14 @@ class ResponseStream(io.RawIOBase):
         return True
 
     def read(self, size: Optional[int] = -1) -> bytes:
+        """Read up to ``size`` bytes (all that is left if ``size`` is
+        negative or None); ``b''`` at the end of the body.
+
+        Raises
+        ------
+        IncompleteBodyError
+            If the body ends before its announced length.
+        """
         if self._eof:
             return b""
         if size is None or size < 0:
@@ -242,6 +250,7 @@ class ResponseStream(io.RawIOBase):
             callback()
 
     def readinto(self, buffer: Any) -> int:
+        """Read into a writable buffer; return the number of bytes read."""
         data = self.read(len(buffer))
         buffer[:len(data)] = data
         return len(data)
