@@ -105,7 +105,7 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, cast
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, cast
 
 from ._filesystem_keys import (  # noqa: F401  (re-exported: names of this module before the split)
     _escape,
@@ -145,6 +145,9 @@ from .utils import (
     store_progress,
     transaction_lock,
 )
+
+if TYPE_CHECKING:
+    from encore.events.abstract_event_manager import BaseEventManager
 
 __all__ = ["FileSystemStore", "FileSystemStoreError", "init_shared_store", "encode_key", "decode_key",
            "recover", "sweep"]
@@ -777,7 +780,8 @@ class FileSystemStore(AbstractStore):
         If the directory or its magic file does not exist.
     """
 
-    def __init__(self, path: Any, magic_fname: str = ".FSStore", event_manager: Any = None) -> None:
+    def __init__(self, path: Any, magic_fname: str = ".FSStore",
+                 event_manager: Optional["BaseEventManager"] = None) -> None:
         super().__init__(event_manager=event_manager)
         root = os.path.abspath(os.fspath(path))
         if not os.path.isdir(root):

@@ -100,7 +100,7 @@ import sqlite3
 import threading
 from fnmatch import fnmatchcase
 from time import time as _now
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from ._sqlite_blobs import (  # noqa: F401  (re-exported: names of this module before the split)
     INLINE_LIMIT,
@@ -167,6 +167,9 @@ from .utils import (
     StoreProgressManager,
     transaction_lock,
 )
+
+if TYPE_CHECKING:
+    from encore.events.abstract_event_manager import BaseEventManager
 
 logger = logging.getLogger(__name__)
 
@@ -345,7 +348,7 @@ class SqliteStore(AbstractStore):
         table: str = "store",
         index: Any = "dynamic",
         index_columns: Optional[Iterable[str]] = None,
-        event_manager: Any = None,
+        event_manager: Optional["BaseEventManager"] = None,
         *,
         legacy_pickle: bool = False,
     ) -> None:
