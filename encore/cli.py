@@ -62,7 +62,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Callable, Dict, Iterator, List, NoReturn, Optional, Sequence, TextIO, Tuple
 
 from encore import __version__, _cli_network
 from encore.events.event_manager import EventManager
@@ -174,7 +174,7 @@ def _name(text: str) -> str:
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line, not a usage screen."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(message)
 
 
@@ -645,8 +645,12 @@ def _put_tree(context: _Context, directory: str, prefix: str, metadata: Dict[str
                     key = prefix + relative
                     label = "{}/{} files".format(index + 1, len(files))
                     with open(path, "rb") as stream:
+                        # mypy cannot type a lambda binding label by a default.
                         reader = _CountingReader(
-                            stream, lambda count, label=label: progress.step(message=label, step=count), done)
+                            stream,
+                            lambda count, label=label: progress.step(  # type: ignore[misc]
+                                message=label, step=count),
+                            done)
                         new_metadata = metadata
                         if context.arguments.merge and store.exists(key):
                             new_metadata = dict(store.get_metadata(key), **metadata)

@@ -54,7 +54,15 @@ _MISSING = object()
 _BOUND_BUILTIN_TYPES = (BuiltinMethodType, MethodWrapperType)
 
 
-def _split_filter(filter: Optional[Mapping[str, Any]]) -> Optional[Tuple[Tuple[Tuple[str, ...], Any], ...]]:
+#: A connection filter split into ``(path, value)`` pairs (see `_split_filter`).
+_FilterItems = Tuple[Tuple[Tuple[str, ...], Any], ...]
+
+#: What a notifier puts in a listener list: ``(function, instance ref or None,
+#: filter items or None, notifier)``.
+_Entry = Tuple[Callable[..., Any], Optional["weakref.ref[Any]"], Optional[_FilterItems], Any]
+
+
+def _split_filter(filter: Optional[Mapping[str, Any]]) -> Optional[_FilterItems]:
     """Turn ``{'a.b': v}`` into ``((('a', 'b'), v),)``, sorted by path."""
     if not filter:
         return None
@@ -202,10 +210,11 @@ class CallableNotifier(object):
         self.args = args if type(args) is tuple else tuple(args)
         self.dead = False
         # No filter, priority 0: what _set_connection(None, 0) would set.
-        self.filter = self.filter_items = None
+        self.filter: Optional[Dict[str, Any]] = None
+        self.filter_items: Optional[_FilterItems] = None
         self.priority = self.count = 0
         self.key = (0, 0)
-        self.entry = (func, None, None, self)
+        self.entry: _Entry = (func, None, None, self)
 
     def _set_connection(self, filter: Optional[Mapping[str, Any]], priority: int, count: int = 0) -> None:
         # The connection's details, set by whoever connects the notifier.
@@ -328,10 +337,11 @@ class MethodNotifier(object):
         self.args = args if type(args) is tuple else tuple(args)
         self.dead = False
         self.instance_ref = weakref.ref(meth.__self__, self.notify)
-        self.filter = self.filter_items = None
+        self.filter: Optional[Dict[str, Any]] = None
+        self.filter_items: Optional[_FilterItems] = None
         self.priority = self.count = 0
         self.key = (0, 0)
-        self.entry = (self.function, self.instance_ref, None, self)
+        self.entry: _Entry = (self.function, self.instance_ref, None, self)
 
     def _set_connection(self, filter: Optional[Mapping[str, Any]], priority: int, count: int = 0) -> None:
         self.filter = dict(filter) if filter else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import urllib.parse
 import urllib.request
-from typing import Any
+from typing import Any, Callable, Dict
 
 __all__ = ["open_store"]
 
@@ -57,7 +57,7 @@ def _name_list(text: str) -> list:
 
 
 #: The URL parameters each scheme understands, and how to read each value.
-_URL_PARAMETERS = {
+_URL_PARAMETERS: Dict[str, Dict[str, Callable[[str], Any]]] = {
     "sqlite": {"table": str, "index": _index_mode, "index_columns": _name_list},
     "file": {"magic_fname": str},
     "memory": {},

@@ -278,7 +278,7 @@ def make_encoder(ensure_ascii: bool = True,
     """
     item_separator, key_separator = separators
     try:
-        from json.encoder import c_make_encoder
+        from json.encoder import c_make_encoder  # type: ignore[attr-defined]  # C accelerator, not in typeshed
     except ImportError:  # pragma: no cover - pure-Python json
         c_make_encoder = None
     if c_make_encoder is None:  # pragma: no cover

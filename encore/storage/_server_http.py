@@ -30,7 +30,7 @@ import threading
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Callable, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 logger = logging.getLogger(__name__)
 
@@ -135,9 +135,14 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "encore"
     sys_version = ""
+    # For the type checker: the server is always ours, and the base class's
+    # private header buffer is a list of encoded lines.
+    server: PooledHTTPServer
+    _headers_buffer: List[bytes]
 
     def setup(self) -> None:
-        self.timeout = self.server.idle_timeout
+        # Per connection, on the instance (the stubs declare a class variable).
+        self.timeout = self.server.idle_timeout  # type: ignore[misc]
         super().setup()
         try:
             # Small answers go out at once rather than waiting for the
@@ -215,7 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _environ(self, body: _BodyInput) -> dict:
         path, _, query = self.path.partition("?")
-        environ = {
+        environ: Dict[str, Any] = {
             "REQUEST_METHOD": self.command,
             "SCRIPT_NAME": "",
             "PATH_INFO": urllib.parse.unquote(path, "latin-1"),
@@ -388,7 +393,8 @@ class PooledHTTPServer(socketserver.TCPServer):
         self.server_name = host
         self.server_port = port
 
-    def process_request(self, request: socket.socket, client_address: Any) -> None:
+    def process_request(self, request: socket.socket,  # type: ignore[override]  # TCP: always a socket
+                        client_address: Any) -> None:
         """Hand a new connection to a worker, or answer ``503`` when the
         workers and the queue are full."""
         if not self._slots.acquire(blocking=False):

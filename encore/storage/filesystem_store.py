@@ -114,7 +114,7 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, cast
 
 from ._filesystem_keys import (  # noqa: F401  (re-exported: names of this module before the split)
     _escape,
@@ -154,6 +154,9 @@ from .utils import (
     store_progress,
     transaction_lock,
 )
+
+if TYPE_CHECKING:
+    from encore.events.abstract_event_manager import BaseEventManager
 
 __all__ = ["FileSystemStore", "FileSystemStoreError", "init_shared_store", "encode_key", "decode_key",
            "recover", "sweep"]
@@ -552,7 +555,7 @@ def _roll_back(root: str, record: str) -> None:
             path = _inside(root, item[1])
             if path is not None:
                 written.setdefault(path, []).append(item[2])
-    items = []
+    items: List[Tuple[str, Optional[str], Optional[list]]] = []
     for path, (backup, before) in backups.items():
         if backup is None:
             # Created by the transaction: removed if still as it wrote it.
@@ -741,18 +744,20 @@ class _FileSystemValue(FileValue):
             self._status = status
         return status
 
+    # Value declares size, modified and created as attributes; here they are
+    # read from the file when first asked for.
     @property
-    def size(self) -> int:
+    def size(self) -> int:  # type: ignore[override]
         """int : The size of the data in bytes."""
         return self._stat().st_size
 
     @property
-    def modified(self) -> float:
+    def modified(self) -> float:  # type: ignore[override]
         """float : The time of the last write of data or metadata."""
         return self._stat().st_mtime
 
     @property
-    def created(self) -> Optional[float]:
+    def created(self) -> Optional[float]:  # type: ignore[override]
         """float or None : The file's creation time where the platform
         records it."""
         return getattr(self._stat(), "st_birthtime", None)
@@ -876,7 +881,8 @@ class FileSystemStore(AbstractStore):
         If the directory or its magic file does not exist.
     """
 
-    def __init__(self, path: Any, magic_fname: str = ".FSStore", event_manager: Any = None) -> None:
+    def __init__(self, path: Any, magic_fname: str = ".FSStore",
+                 event_manager: Optional["BaseEventManager"] = None) -> None:
         super().__init__(event_manager=event_manager)
         root = os.path.abspath(os.fspath(path))
         if not os.path.isdir(root):
@@ -1303,7 +1309,7 @@ class FileSystemStore(AbstractStore):
     def _back_up(self, path: str) -> Optional[list]:
         """Remember how ``path`` was before the current transaction touched
         it; return the transaction record line for it (None if known)."""
-        journal = self._journal
+        journal = cast(Dict[str, Optional[str]], self._journal)  # only called while journaling
         if path in journal:
             return None
         backup = None

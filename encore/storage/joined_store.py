@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .abstract_store import (
     AbstractAuthorizingStore,
@@ -70,6 +70,9 @@ from .abstract_store import (
 )
 from .utils import UserTag
 from ._composite import _CompositeStore, _is_writable, _unshadowed
+
+if TYPE_CHECKING:
+    from encore.events.abstract_event_manager import BaseEventManager
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +110,7 @@ class JoinedStore(_CompositeStore, AbstractAuthorizingStore):
         The joined stores, highest priority first.
     """
 
-    def __init__(self, stores: Iterable[Any], event_manager: Any = None) -> None:
+    def __init__(self, stores: Iterable[Any], event_manager: Optional["BaseEventManager"] = None) -> None:
         super().__init__(event_manager=event_manager)
         self.stores = list(stores)
 

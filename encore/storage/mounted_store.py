@@ -44,10 +44,13 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .abstract_store import AbstractStore, StoreError, Value
 from ._composite import _CompositeStore, _copy_data, _is_writable, _unshadowed
+
+if TYPE_CHECKING:
+    from encore.events.abstract_event_manager import BaseEventManager
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +85,8 @@ class MountedStore(_CompositeStore, AbstractStore):
         The two stores.
     """
 
-    def __init__(self, mount_point: str, mount_store: Any, backing_store: Any, event_manager: Any = None) -> None:
+    def __init__(self, mount_point: str, mount_store: Any, backing_store: Any,
+                 event_manager: Optional["BaseEventManager"] = None) -> None:
         super().__init__(event_manager=event_manager)
         if not isinstance(mount_point, str):
             raise TypeError("mount_point must be a str, not {}".format(type(mount_point).__name__))

@@ -449,9 +449,11 @@ class S3Store(AbstractStore):
     def _make_client(self, obstore: Any, credentials: Any) -> Any:
         from obstore.store import S3Store as ObstoreS3Store
 
-        options = dict(self._client_options)
+        # Plain dictionaries of the caller's options; obstore checks them.
+        options: Dict[str, Any] = dict(self._client_options)
         retry_config = options.pop("retry_config", None)
-        client_config = {name: options.pop(name) for name in list(options) if name in _CLIENT_CONFIG_KEYS}
+        client_config: Dict[str, Any] = {
+            name: options.pop(name) for name in list(options) if name in _CLIENT_CONFIG_KEYS}
         client_config.setdefault("connect_timeout", "10s")
         # Streams of large values stay open while the caller reads them.
         client_config.setdefault("timeout", "3600s")
@@ -719,6 +721,7 @@ class S3Store(AbstractStore):
         reader = _ChunkReader(iter(result.stream(min_chunk_size=READ_CHUNK)), size, name=name)
         prefix = _read_exactly(reader, codec.PREFIX_SIZE)
         offset = codec.header_length(prefix)
+        # Both parse a whole header (or none): never None.
         if offset is None:
             header = self._whole(prefix, meta, size, name)
             stream = _ChunkReader(_chain(prefix, reader), size, name=name)

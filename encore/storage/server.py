@@ -113,7 +113,7 @@ import threading
 import time
 import urllib.parse
 import warnings
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, cast
 
 from ._server_auth import Authenticator, PasswordFile, hash_password, read_users, verify_password
 from ._metadata_codec import decode_metadata, encode_metadata
@@ -437,7 +437,7 @@ def _prefers_html(accept: str) -> bool:
 
 def _load_browser() -> Optional[Callable[..., Any]]:
     try:
-        from .browser import StoreBrowser  # type: ignore[import-not-found]
+        from .browser import StoreBrowser
     except ImportError:
         return None
     return StoreBrowser
@@ -975,7 +975,7 @@ class StoreServer(object):
             raise ValueError("idle_timeout must be a positive number of seconds")
         self._server = PooledHTTPServer((host, port), app, workers=workers, queue=queue,
                                         idle_timeout=idle_timeout)
-        self.host, self.port = self._server.server_address[:2]
+        self.host, self.port = cast(Tuple[str, int], self._server.server_address[:2])
         display_host = "[{}]".format(self.host) if ":" in self.host else self.host
         self.url = "http://{}:{}".format(display_host, self.port)
         self.base_url = self.url
@@ -1061,7 +1061,7 @@ def serve(store: Any, host: str = "127.0.0.1", port: int = 0, *, expose_without_
         if not is_loopback(host):
             allowed.append(socket.gethostname())
         options["allowed_hosts"] = allowed
-    app = make_app(store, **options)
+    app = cast(_StoreApp, make_app(store, **options))  # make_app returns a _StoreApp
     if not is_loopback(host) and not app.requires_authentication:
         if not expose_without_auth:
             raise PermissionError(

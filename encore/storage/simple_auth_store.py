@@ -33,10 +33,13 @@ import hashlib
 import hmac
 import io
 import logging
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from .abstract_store import AbstractStore, AuthorizationError
 from ._composite import _CompositeStore, _close, _is_writable
+
+if TYPE_CHECKING:
+    from encore.events.abstract_event_manager import BaseEventManager
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +277,7 @@ class SimpleAuthStore(_CompositeStore, AbstractStore):
         encoder: Callable[[bytes], bytes],
         user_key_path: str = ".user_",
         user_key_store: Any = None,
-        event_manager: Any = None,
+        event_manager: Optional["BaseEventManager"] = None,
     ) -> None:
         super().__init__(event_manager=event_manager)
         self.store = store

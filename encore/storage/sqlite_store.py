@@ -100,7 +100,7 @@ import sqlite3
 import threading
 from fnmatch import fnmatchcase
 from time import time as _now
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from ._sqlite_blobs import (  # noqa: F401  (re-exported: names of this module before the split)
     INLINE_LIMIT,
@@ -167,6 +167,9 @@ from .utils import (
     StoreProgressManager,
     transaction_lock,
 )
+
+if TYPE_CHECKING:
+    from encore.events.abstract_event_manager import BaseEventManager
 
 logger = logging.getLogger(__name__)
 
@@ -345,7 +348,7 @@ class SqliteStore(AbstractStore):
         table: str = "store",
         index: Any = "dynamic",
         index_columns: Optional[Iterable[str]] = None,
-        event_manager: Any = None,
+        event_manager: Optional["BaseEventManager"] = None,
         *,
         legacy_pickle: bool = False,
     ) -> None:
@@ -1195,7 +1198,7 @@ class SqliteStore(AbstractStore):
             self._table_sql, ", ".join("{} = ?".format(_quote(column)) for column in columns))
         rows = []
         for key, metadata in items:
-            row = []
+            row: List[Any] = []
             for column in columns:
                 if column in metadata:
                     row.append(_encode_legacy(metadata[column]))
@@ -1243,7 +1246,7 @@ class SqliteStore(AbstractStore):
         self._fill_blob(connection, key, payload, buffer_size, None if payload.owned else progress)
 
     def _rewrite_row(self, connection: sqlite3.Connection, key: str, rowid: int, size: int,
-                     created: Any, metadata_text: str, now: float) -> None:
+                     created: Any, metadata_text: Union[str, bytes], now: float) -> None:
         """Change the metadata of a row with large data, in bounded memory."""
         spool = _spool_blob(connection, self.table, rowid)
         try:

@@ -43,7 +43,7 @@ import urllib.parse
 import urllib.request
 import urllib.response
 import weakref
-from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple, cast
 
 from .abstract_store import (
     AbstractReadOnlyStore,
@@ -99,7 +99,8 @@ def basic_auth_factory(**kwargs: Any) -> urllib.request.HTTPBasicAuthHandler:
     """
     handler: Any = urllib.request.HTTPBasicAuthHandler(_AnyRealmPasswordManager())
     if kwargs:
-        handler.add_password(**kwargs)
+        # cast: the stubs type add_password as a positional-only callable.
+        cast(Any, handler).add_password(**kwargs)
     return handler
 
 
@@ -187,6 +188,8 @@ class KeepAliveHTTPHandler(urllib.request.HTTPHandler):
                 connection.close()
                 raise urllib.error.URLError(error) from None
             break
+        # What urllib's own handler sets, and two attributes of ours that
+        # checked_response() looks for (none of them is in the stubs).
         response.url = request.get_full_url()
         # urllib's responses carry these; http.client's are typed without.
         setattr(response, "msg", response.reason)

@@ -27,7 +27,8 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Callable, Dict, Optional
+from types import ModuleType
+from typing import Any, Callable, Dict, List, Optional
 
 from .abstract_store import StoreError, Value, check_metadata, copy_metadata
 from .utils import range_stream, slice_offsets
@@ -120,6 +121,7 @@ def translate_network_error(error: BaseException, what: str = "") -> BaseExcepti
     """
     suffix = " ({})".format(what) if what else ""
     timeouts, broken, other = _urllib3_errors()
+    rerrors: Optional[ModuleType]
     try:
         import requests.exceptions as rerrors
     except ImportError:  # pragma: no cover
@@ -177,6 +179,13 @@ class ResponseStream(io.RawIOBase):
         connection back to a pool, for instance).
     """
 
+    #: The response's headers (set by :func:`checked_response`).
+    headers: Any
+    #: The response's HTTP status, if it has one (set by :func:`checked_response`).
+    status: Optional[int]
+    #: The URL answered, if known (set by :func:`checked_response`).
+    url: Optional[str]
+
     def __init__(self, read: Callable[[int], bytes], close: Callable[[], None], length: Optional[int],
                  what: str, on_complete: Optional[Callable[[], None]] = None) -> None:
         super().__init__()
@@ -192,10 +201,18 @@ class ResponseStream(io.RawIOBase):
         return True
 
     def read(self, size: Optional[int] = -1) -> bytes:
+        """Read up to ``size`` bytes (all that is left if ``size`` is
+        negative or None); ``b''`` at the end of the body.
+
+        Raises
+        ------
+        IncompleteBodyError
+            If the body ends before its announced length.
+        """
         if self._eof:
             return b""
         if size is None or size < 0:
-            parts = []
+            parts: List[bytes] = []
             while True:
                 part = self.read(1 << 20)
                 if not part:
@@ -233,6 +250,7 @@ class ResponseStream(io.RawIOBase):
             callback()
 
     def readinto(self, buffer: Any) -> int:
+        """Read into a writable buffer; return the number of bytes read."""
         data = self.read(len(buffer))
         buffer[:len(data)] = data
         return len(data)
@@ -286,9 +304,9 @@ def checked_response(response: Any, what: str) -> ResponseStream:
             if not stream.completed:
                 discard()
     stream = ResponseStream(response.read, close, length, what, on_complete=release)
-    stream.headers = headers  # type: ignore[attr-defined]
-    stream.status = getattr(response, "status", None)  # type: ignore[attr-defined]
-    stream.url = getattr(response, "url", None)  # type: ignore[attr-defined]
+    stream.headers = headers
+    stream.status = getattr(response, "status", None)
+    stream.url = getattr(response, "url", None)
     return stream
 
 

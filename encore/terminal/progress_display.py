@@ -171,7 +171,7 @@ class _Writer(object):
         #: Whether lines are redrawn in place (see :class:`ProgressDisplay`).
         self.animate = True
         #: The latest step reached.
-        self.step = 0
+        self.step: float = 0
         self.started = self.clock()
         self._last_draw: Optional[float] = None
         # Whether the cursor sits at the end of a line this writer drew.
@@ -311,6 +311,8 @@ class ProgressWriter(_Writer):
 
     #: The width of the bar, in characters.
     bar_width = 30
+    #: The latest step reached: a whole number of steps here.
+    step: int
 
     def __init__(self, display: "ProgressDisplay", operation_id: Any, steps: int) -> None:
         super().__init__(display, operation_id)

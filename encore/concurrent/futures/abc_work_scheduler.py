@@ -325,7 +325,9 @@ class ABCWorkScheduler(abc.ABC):
             if callable(recorded):
                 text = recorded()
             if text is None:
-                text = format_exception_traceback(failed_future.exception())
+                job_error = failed_future.exception()
+                if job_error is not None:
+                    text = format_exception_traceback(job_error)
         if text is None:
             text = format_exception_traceback(exception)
         self._logger.error("Actual error:\n%s", text)
