@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import inspect
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Iterator
 
 
 class _Required(object):
@@ -84,3 +84,37 @@ def map_options(kwargs: Dict[str, Any]) -> Dict[str, Any]:
     if unknown:
         raise TypeError("map() got unexpected keyword argument(s): {}".format(", ".join(unknown)))
     return kwargs
+
+
+def executor_map(self: concurrent.futures.Executor, fn: Callable[..., Any], *iterables: Any,
+                 **kwargs: Any) -> Iterator[Any]:
+    """Run ``fn`` over the iterables, as the built-in :func:`map` would.
+
+    Every call is submitted at once; the results come in order.
+
+    Parameters
+    ----------
+    fn : callable
+        The job, called with one item of each iterable.
+    *iterables
+        The arguments.
+    **kwargs
+        ``timeout`` (seconds, default ``None``: no limit, counted from
+        the call to ``map``), and the other keywords of
+        :meth:`concurrent.futures.Executor.map` (``chunksize``, ignored
+        by threads).
+
+    Returns
+    -------
+    iterator
+        The results in order; closing it early cancels the calls that
+        have not started.
+
+    Raises
+    ------
+    TypeError
+        If an unknown keyword is given.
+    TimeoutError
+        From the iterator, if a result is not ready within ``timeout``.
+    """
+    return concurrent.futures.Executor.map(self, fn, *iterables, **map_options(kwargs))

@@ -39,9 +39,9 @@ import logging
 import queue
 import threading
 import weakref
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
-from ._arguments import REQUIRED, job_from_keywords, map_options
+from ._arguments import REQUIRED, executor_map, job_from_keywords
 from .future import Future
 
 logger = logging.getLogger(__name__)
@@ -273,37 +273,7 @@ class EnhancedThreadPoolExecutor(concurrent.futures.Executor):
             self._work_queue.put((future, fn, args, kwargs))
         return future
 
-    def map(self, fn: Callable[..., Any], *iterables: Any, **kwargs: Any) -> Iterator[Any]:
-        """Run ``fn`` over the iterables, as the built-in :func:`map` would.
-
-        Every call is submitted at once; the results come in order.
-
-        Parameters
-        ----------
-        fn : callable
-            The job, called with one item of each iterable.
-        *iterables
-            The arguments.
-        **kwargs
-            ``timeout`` (seconds, default ``None``: no limit, counted from
-            the call to ``map``), and the other keywords of
-            :meth:`concurrent.futures.Executor.map` (``chunksize``, ignored
-            by threads).
-
-        Returns
-        -------
-        iterator
-            The results in order; closing it early cancels the calls that
-            have not started.
-
-        Raises
-        ------
-        TypeError
-            If an unknown keyword is given.
-        TimeoutError
-            From the iterator, if a result is not ready within ``timeout``.
-        """
-        return super().map(fn, *iterables, **map_options(kwargs))
+    map = executor_map
 
     def _start_worker(self) -> None:
         # Called with the shutdown lock held (which the exit hook uses as a

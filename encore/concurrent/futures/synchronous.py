@@ -4,9 +4,9 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-from ._arguments import REQUIRED, job_from_keywords, map_options
+from ._arguments import REQUIRED, executor_map, job_from_keywords
 from .future import Future
 
 logger = logging.getLogger(__name__)
@@ -75,37 +75,7 @@ class SynchronousExecutor(concurrent.futures.Executor):
             future.set_result(result)
         return future
 
-    def map(self, fn: Callable[..., Any], *iterables: Any, **kwargs: Any) -> Iterator[Any]:
-        """Run ``fn`` over the iterables, as the built-in :func:`map` would.
-
-        Every call is submitted at once; the results come in order.
-
-        Parameters
-        ----------
-        fn : callable
-            The job, called with one item of each iterable.
-        *iterables
-            The arguments.
-        **kwargs
-            ``timeout`` (seconds, default ``None``: no limit, counted from
-            the call to ``map``), and the other keywords of
-            :meth:`concurrent.futures.Executor.map` (``chunksize``, ignored
-            by threads).
-
-        Returns
-        -------
-        iterator
-            The results in order; closing it early cancels the calls that
-            have not started.
-
-        Raises
-        ------
-        TypeError
-            If an unknown keyword is given.
-        TimeoutError
-            From the iterator, if a result is not ready within ``timeout``.
-        """
-        return super().map(fn, *iterables, **map_options(kwargs))
+    map = executor_map
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Refuse any further job.
