@@ -342,6 +342,36 @@ class _CompositeStore(AbstractStore):
     def _children(self) -> List[Any]:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    # -- description ---------------------------------------------------------
+
+    def info(self) -> Dict[str, Any]:
+        """Describe the composite store.
+
+        Returns
+        -------
+        dict
+            ``'readonly'`` (whether the child named by :meth:`_info_writer`
+            is missing or read-only), ``'authorizing'`` (``False``),
+            ``'type'`` (the class name), then what :meth:`_info_details`
+            adds or overrides.
+        """
+        writer = self._info_writer()
+        result: Dict[str, Any] = {
+            "readonly": writer is None or not _is_writable(writer),
+            "authorizing": False,
+            "type": type(self).__name__,
+        }
+        result.update(self._info_details())
+        return result
+
+    def _info_writer(self) -> Any:  # pragma: no cover - overridden
+        """The child whose writability :meth:`info` reports (None: read-only)."""
+        raise NotImplementedError
+
+    def _info_details(self) -> Dict[str, Any]:
+        """The entries of :meth:`info` that belong to this composite."""
+        return {}
+
     # -- connection ----------------------------------------------------------
 
     def connect(self, credentials: Any = None) -> None:

@@ -37,7 +37,7 @@ from .abstract_store import (
 )
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .string_value import StringValue
-from .utils import DEFAULT_BUFFER_SIZE, progress_is_listened, store_progress, transaction_lock
+from .utils import DEFAULT_BUFFER_SIZE, _chunk_bytes, progress_is_listened, store_progress, transaction_lock
 
 logger = logging.getLogger(__name__)
 
@@ -48,22 +48,9 @@ __all__ = ["DictMemoryStore"]
 #: One entry of ``DictMemoryStore._store``: data, metadata, created, modified.
 Entry = Tuple[bytes, Dict[str, Any], float, float]
 
-
-def _as_bytes(chunk: Any) -> bytes:
-    """Return a chunk read from a stream as bytes, refusing text."""
-    if isinstance(chunk, (bytes, bytearray, memoryview)):
-        return bytes(chunk)
-    if chunk is None:
-        raise TypeError("the data stream returned None (a non-blocking stream?)")
-    raise TypeError(
-        "data streams must produce bytes, got {} (open files in binary mode)".format(
-            type(chunk).__name__)
-    )
-
-
-
 #: Streams whose ``read()`` returns their whole rest efficiently.
 _WHOLE_READ_TYPES = (io.BytesIO, io.BufferedReader, io.FileIO)
+
 
 class DictMemoryStore(AbstractStore):
     """A store that keeps its keys in a dictionary in memory.
@@ -298,7 +285,7 @@ class DictMemoryStore(AbstractStore):
         read = stream.read
         first = read(buffer_size)
         if type(first) is not bytes:
-            first = _as_bytes(first)
+            first = _chunk_bytes(first)
         if not first:
             return b""
         total = len(first)
@@ -306,7 +293,7 @@ class DictMemoryStore(AbstractStore):
             progress.step(step=total)
         chunk = read(buffer_size)
         if type(chunk) is not bytes:
-            chunk = _as_bytes(chunk)
+            chunk = _chunk_bytes(chunk)
         if not chunk:
             return first  # one buffer: no copy at all
         # Several buffers: gather them in ONE growing buffer.  A BytesIO
@@ -324,7 +311,7 @@ class DictMemoryStore(AbstractStore):
                 progress.step(step=total)
             chunk = read(buffer_size)
             if type(chunk) is not bytes:
-                chunk = _as_bytes(chunk)
+                chunk = _chunk_bytes(chunk)
         del chunk
         data = buffer.getvalue()
         buffer.close()

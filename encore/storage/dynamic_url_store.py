@@ -30,7 +30,7 @@ from .abstract_store import (
     select_metadata,
     value_parts,
 )
-from ._metadata_codec import decode_metadata, encode_metadata, to_json
+from ._metadata_codec import decode_metadata, encode_metadata, permissions_to_json, to_json
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .url_value import DEFAULT_TIMEOUT, HTTPStatusError, IncompleteBodyError, ResponseStream, translate_network_error
 from .utils import DEFAULT_BUFFER_SIZE, UserTag, is_listened, range_stream, slice_offsets, store_progress
@@ -83,19 +83,9 @@ def _parse_http_date(text: Optional[str]) -> Optional[float]:
         return None
 
 
-def _permissions_to_json(permissions: Dict[str, Any]) -> Dict[str, Any]:
-    result = {}
-    for name, tags in permissions.items():
-        if isinstance(tags, (set, frozenset, list, tuple)):
-            result[name] = sorted(tags, key=str)
-        else:
-            result[name] = tags
-    return result
-
-
 def _permissions_body(permissions: Dict[str, Any]) -> bytes:
     """The JSON body of a permissions write (plain JSON, tags as lists)."""
-    return json.dumps(_permissions_to_json(permissions)).encode("utf-8")
+    return json.dumps(permissions_to_json(permissions)).encode("utf-8")
 
 
 def _metadata_body(metadata: Dict[str, Any]) -> bytes:

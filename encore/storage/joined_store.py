@@ -156,22 +156,13 @@ class JoinedStore(_CompositeStore, AbstractAuthorizingStore):
     def _copies(self, key: str) -> List[Tuple[Any, str]]:
         return [(store, key) for store in self.stores if store.exists(key)]
 
-    def info(self) -> Dict[str, Any]:
-        """Describe the joined store.
+    def _info_writer(self) -> Any:
+        return self.stores[0] if self.stores else None
 
-        Returns
-        -------
-        dict
-            ``'readonly'`` (whether ``stores[0]`` is read-only),
-            ``'authorizing'`` (whether any child is), ``'type'`` and
-            ``'stores'`` (the number of children).
-        """
-        stores = self.stores
+    def _info_details(self) -> Dict[str, Any]:
         return {
-            "readonly": not stores or not _is_writable(stores[0]),
-            "authorizing": any(isinstance(store, AbstractAuthorizingStore) for store in stores),
-            "type": type(self).__name__,
-            "stores": len(stores),
+            "authorizing": any(isinstance(store, AbstractAuthorizingStore) for store in self.stores),
+            "stores": len(self.stores),
         }
 
     # -- reads ---------------------------------------------------------------

@@ -142,21 +142,11 @@ class MountedStore(_CompositeStore, AbstractStore):
             copies.append((self.backing_store, key))
         return copies
 
-    def info(self) -> Dict[str, Any]:
-        """Describe the mounted store.
+    def _info_writer(self) -> Any:
+        return self.mount_store
 
-        Returns
-        -------
-        dict
-            ``'readonly'``, ``'authorizing'`` (``False``), ``'type'`` and
-            ``'mount_point'``.
-        """
-        return {
-            "readonly": not _is_writable(self.mount_store),
-            "authorizing": False,
-            "type": type(self).__name__,
-            "mount_point": self.mount_point,
-        }
+    def _info_details(self) -> Dict[str, Any]:
+        return {"mount_point": self.mount_point}
 
     # -- reads ---------------------------------------------------------------
 

@@ -36,7 +36,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from .abstract_store import AbstractStore, AuthorizationError
-from ._composite import _CompositeStore, _close, _is_writable
+from ._composite import _CompositeStore, _close
 
 if TYPE_CHECKING:
     from encore.events.abstract_event_manager import BaseEventManager
@@ -458,21 +458,11 @@ class SimpleAuthStore(_CompositeStore, AbstractStore):
 
     # -- connection info -----------------------------------------------------
 
-    def info(self) -> Dict[str, Any]:
-        """Describe the store; works whether or not a user is connected.
+    def _info_writer(self) -> Any:
+        return self.store
 
-        Returns
-        -------
-        dict
-            ``'readonly'``, ``'authorizing'`` (``False``), ``'type'`` and
-            ``'user'`` (the connected user's name or ``None``).
-        """
-        return {
-            "readonly": not _is_writable(self.store),
-            "authorizing": False,
-            "type": type(self).__name__,
-            "user": self._username,
-        }
+    def _info_details(self) -> Dict[str, Any]:
+        return {"user": self._username}
 
     def transaction(self, notes: str) -> Any:
         """Return a context manager grouping writes into one transaction.

@@ -104,7 +104,6 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional,
 
 from ._sqlite_blobs import (  # noqa: F401  (re-exported: names of this module before the split)
     INLINE_LIMIT,
-    _as_chunk,
     _blob_bytes,
     _blob_reader,
     _BlobStream,
@@ -770,6 +769,16 @@ class SqliteStore(AbstractStore):
         """
         return self._open_key_data(key, start, end)
 
+    @staticmethod
+    def _blob_row(connection: sqlite3.Connection, sql: str, key: str) -> Tuple[Any, ...]:
+        """The ``(rowid, size, modified, inline)`` row of ``key``; KeyError if absent."""
+        cursor = connection.execute(sql, (key,))
+        row = cursor.fetchone()
+        cursor.close()
+        if row is None:
+            raise KeyError(key)
+        return row
+
     def _open_key_data(self, key: str, start: Optional[int], end: Optional[int]) -> Any:
         sql = self._statements["get_data" if _BLOB_IO else "get_data_whole"]
         check = self._statements["check_row"]
@@ -777,12 +786,7 @@ class SqliteStore(AbstractStore):
             # One connection: the row cannot change between the statements.
             with self._tx_lock:
                 connection = self._require_writer()
-                cursor = connection.execute(sql, (key,))
-                row = cursor.fetchone()
-                cursor.close()
-                if row is None:
-                    raise KeyError(key)
-                rowid, size, _, inline = row
+                rowid, size, _, inline = self._blob_row(connection, sql, key)
                 if size is None or inline is not None:
                     return _bytes_range(inline, start, end)
                 first, last = slice_offsets(start, end, size)
@@ -791,12 +795,7 @@ class SqliteStore(AbstractStore):
         connection = self._pool.acquire()
         try:
             for _ in range(20):
-                cursor = connection.execute(sql, (key,))
-                row = cursor.fetchone()
-                cursor.close()
-                if row is None:
-                    raise KeyError(key)
-                rowid, size, modified, inline = row
+                rowid, size, modified, inline = self._blob_row(connection, sql, key)
                 if size is None or inline is not None:
                     return _bytes_range(inline, start, end)
                 first, last = slice_offsets(start, end, size)
