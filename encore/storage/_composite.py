@@ -446,24 +446,12 @@ class _CompositeStore(AbstractStore):
         two-phase commit): should one child fail to commit, the children not
         yet committed roll back.
 
-        Parameters
-        ----------
-        notes : str
-            Describes the transaction (informative only).
-
         Returns
         -------
         context manager
             Nestable; holds the composite's modification events until the
             outermost block ends, and drops them when the block fails and
             every child written could roll back.
-
-        Events
-        ------
-        StoreTransactionStartEvent
-            When the outermost transaction begins.
-        StoreTransactionEndEvent
-            When it ends, before the modification events of its writes.
         """
         return self._composite_transaction()
 
@@ -629,8 +617,6 @@ class _CompositeStore(AbstractStore):
         ------
         StoreSetEvent or StoreUpdateEvent
             One, with the composite as the source.
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is copied, when anyone listens.
         """
         self._check_write(key, "set")
         self._set(key, value, buffer_size)
@@ -644,8 +630,6 @@ class _CompositeStore(AbstractStore):
         ------
         StoreSetEvent or StoreUpdateEvent
             One, with the composite as the source.
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is copied, when anyone listens.
         """
         self._check_write(key, "set")
         self._set_data(key, data, buffer_size)

@@ -520,8 +520,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
         Raises
         ------
-        KeyError
-            If the key is not in the store.
         AuthorizationError
             If the server refuses access.
         """
@@ -570,17 +568,10 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
         Parameters
         ----------
-        key : str
-            The key.
         start : int, optional
             The first offset (default 0; negative counts from the end).
         end : int, optional
             The offset just past the end (default: the end of the data).
-
-        Returns
-        -------
-        file-like
-            A stream of the range; the caller closes it.
         """
         return self._get_range(key, start, end, None)
 
@@ -624,8 +615,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
         Parameters
         ----------
-        key : str
-            The key.
         select : iterable of str, optional
             The names wanted; ``None`` for all.
 
@@ -644,8 +633,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
         Raises
         ------
-        KeyError
-            If the key does not exist or the user may not see it.
         AuthorizationError
             If the server refuses (``401``/``403``).
         """
@@ -726,8 +713,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
         ----------
         select : iterable of str, optional
             The metadata names to return (``None``: all).
-        **kwargs
-            Metadata names and the values they must equal.
         """
         keys = list(self.query_keys(**kwargs))
         if select is not None:
@@ -802,8 +787,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
         ----------
         key : str
             The key.
-        value : Value or (file-like, dict) tuple
-            The new data and metadata.
         buffer_size : int, optional
             The size of the uploaded chunks.
 
@@ -811,8 +794,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
         ------
         StoreSetEvent or StoreUpdateEvent
             One, after both writes.
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is uploaded, when anyone listens.
         """
         data, metadata, _, close = value_parts(value)
         try:
@@ -834,8 +815,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
         Parameters
         ----------
-        key : str
-            The key; created with empty metadata if new.
         data : file-like
             The new data, read in ``buffer_size`` chunks as it is sent.
         buffer_size : int, optional
@@ -845,8 +824,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
         ------
         StoreSetEvent or StoreUpdateEvent
             After the write.
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is uploaded, when anyone listens.
         """
         created = self._upload(key, data, buffer_size, None)
         self._emit_write_event(key, created, {} if created else None)
@@ -856,8 +833,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
         Parameters
         ----------
-        key : str
-            The key; created with empty data if new.
         metadata : dict
             The new metadata.
         """
@@ -869,8 +844,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
         Parameters
         ----------
-        key : str
-            The key.
         metadata : dict
             The names and values to add or replace.
         """
@@ -891,8 +864,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
         Raises
         ------
-        KeyError
-            If the key does not exist or the user may not see it.
         AuthorizationError
             If the server refuses (``401``/``403``).
         """
@@ -903,8 +874,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
         Raises
         ------
-        KeyError
-            If the key does not exist or the user may not see it.
         AuthorizationError
             If the server refuses (``401``/``403``).
         """

@@ -194,33 +194,21 @@ class JoinedStore(_CompositeStore, AbstractAuthorizingStore):
 
         A key is reported once, with the metadata of the first store holding
         it; a shadowed copy in a later store is never reported, even when
-        the copy that shadows it does not match.
+        the copy that shadows it does not match.  The keys come store by
+        store.
 
         Parameters
         ----------
         select : iterable of str, optional
             The metadata names to return (``None``: all).
-        **kwargs
-            Metadata names and the values they must equal.
-
-        Returns
-        -------
-        iterator of (str, dict)
-            The matching keys and their (selected) metadata, store by store.
         """
         if select is not None:
             select = list(select)
         return self._joined(lambda store: store.query(select, **kwargs), bool(kwargs), True)
 
     def query_keys(self, **kwargs: Any) -> Iterator[str]:
-        """Find the keys whose metadata match (see :meth:`query`).
-
-        Parameters
-        ----------
-        **kwargs
-            Metadata names and the values they must equal; with none, every
-            key of every store, once.
-        """
+        """Find the keys whose metadata match (see :meth:`query`); with no
+        condition, every key of every store, once."""
         return self._joined(lambda store: store.query_keys(**kwargs), bool(kwargs), False)
 
     def glob(self, pattern: str) -> Iterator[str]:
@@ -298,8 +286,6 @@ class JoinedStore(_CompositeStore, AbstractAuthorizingStore):
 
         Parameters
         ----------
-        key : str
-            The key.
         permissions : dict of str to set of str
             The new permissions.
 
@@ -317,8 +303,6 @@ class JoinedStore(_CompositeStore, AbstractAuthorizingStore):
 
         Parameters
         ----------
-        key : str
-            The key.
         permissions : dict of str to set of str
             The permissions to grant.
 

@@ -484,13 +484,6 @@ class SimpleAuthStore(_CompositeStore, AbstractStore):
         AuthenticationError
             If no user is connected (``'connect'`` is not among
             :meth:`check_permissions`).
-
-        Events
-        ------
-        StoreTransactionStartEvent
-            When the outermost transaction begins.
-        StoreTransactionEndEvent
-            When it ends, before the modification events of its writes.
         """
         if "connect" not in self.check_permissions():
             raise AuthenticationError("a transaction needs a connected user")
@@ -520,8 +513,6 @@ class SimpleAuthStore(_CompositeStore, AbstractStore):
         ----------
         select : iterable of str, optional
             The metadata names to return.
-        **kwargs
-            Metadata names and the values they must equal.
 
         Returns
         -------
@@ -534,13 +525,7 @@ class SimpleAuthStore(_CompositeStore, AbstractStore):
         return self._filtered(lambda: self.store.query(select, **kwargs), True)
 
     def query_keys(self, **kwargs: Any) -> Iterator[str]:
-        """Find the keys the user may see whose metadata match.
-
-        Parameters
-        ----------
-        **kwargs
-            Metadata names and the values they must equal.
-        """
+        """Find the keys the user may see whose metadata match."""
         return self._filtered(lambda: self.store.query_keys(**kwargs), False)
 
     def glob(self, pattern: str) -> Iterator[str]:

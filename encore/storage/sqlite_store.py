@@ -743,30 +743,11 @@ class SqliteStore(AbstractStore):
         return _blob_bytes(row[0])
 
     def get_data(self, key: str) -> Any:
-        """Return the data of a key as a readable stream.
-
-        Returns
-        -------
-        file-like
-            A stream from the start of the data (seekable); the caller
-            closes it.
-        """
+        """Return the data of a key as a readable stream."""
         return self._open_key_data(key, None, None)
 
     def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> Any:
-        """Return part of the data of a key as a readable stream.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        start : int, optional
-            The offset of the first byte (default 0); negative counts from
-            the end.
-        end : int, optional
-            The offset just past the last byte (default: the end); the
-            stream holds ``data[start:end]``.
-        """
+        """Return part of the data of a key as a readable stream."""
         return self._open_key_data(key, start, end)
 
     @staticmethod
@@ -880,8 +861,6 @@ class SqliteStore(AbstractStore):
 
         Parameters
         ----------
-        key : str
-            The key.
         buffer_size : int, optional
             Ignored: the data is read in one statement.
         """
@@ -893,12 +872,7 @@ class SqliteStore(AbstractStore):
         Conditions on indexed names are evaluated by SQLite with the index;
         the others are checked in Python on the metadata of the remaining
         rows.  Either way a key matches when ``metadata.get(name) == value``.
-
-        Returns
-        -------
-        iterator of (str, dict)
-            The matching keys with their (selected) metadata, read from one
-            snapshot of the database.
+        The keys and metadata come from one snapshot of the database.
         """
         if select is not None:
             select = list(select)
@@ -1279,8 +1253,6 @@ class SqliteStore(AbstractStore):
         value : Value or (file-like, dict) tuple
             The new data and metadata.  A tuple's stream is read to its end
             and left open; the stream of a Value is closed after reading.
-        buffer_size : int, optional
-            The number of bytes read at a time (default 1 MiB).
 
         Raises
         ------
@@ -1291,8 +1263,6 @@ class SqliteStore(AbstractStore):
 
         Events
         ------
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is copied, when anyone listens.
         StoreSetEvent or StoreUpdateEvent
             After the write (after the transaction, inside one).
         """
@@ -1355,17 +1325,11 @@ class SqliteStore(AbstractStore):
 
         Parameters
         ----------
-        key : str
-            The key; created with empty metadata if it does not exist.
         data : file-like
             A readable binary stream, read to its end (and left open).
-        buffer_size : int, optional
-            The number of bytes read at a time (default 1 MiB).
 
         Events
         ------
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is copied, when anyone listens.
         StoreSetEvent or StoreUpdateEvent
             After the write.
         """
@@ -1414,8 +1378,6 @@ class SqliteStore(AbstractStore):
 
         Raises
         ------
-        KeyError
-            If the key is not in the store.
         TypeError, ValueError
             If the metadata cannot be stored.
         """
