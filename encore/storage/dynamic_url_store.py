@@ -155,20 +155,7 @@ class RequestsURLValue(Value):
         return self._store.get_permissions(self._key)
 
     def range(self, start: Optional[int] = None, end: Optional[int] = None) -> Any:
-        """Return a stream over ``data[start:end]``.
-
-        Parameters
-        ----------
-        start : int, optional
-            The first offset (default 0).
-        end : int, optional
-            The offset just past the end (default: the end of the data).
-
-        Returns
-        -------
-        file-like
-            A stream of the range; the caller closes it.
-        """
+        """Return a stream over ``data[start:end]``, fetched with a ``Range`` request."""
         return self._store._get_range(self._key, start, end, self.size)
 
 

@@ -772,20 +772,7 @@ class _FileSystemValue(FileValue):
         return open(self.path, "rb")
 
     def range(self, start: Optional[int] = None, end: Optional[int] = None) -> Any:
-        """Return a stream over ``data[start:end]``.
-
-        Parameters
-        ----------
-        start : int, optional
-            The first offset (default 0).
-        end : int, optional
-            The offset just past the end (default: the end of the data).
-
-        Returns
-        -------
-        file-like
-            A stream of the range; the caller closes it.
-        """
+        """Return a stream over ``data[start:end]`` of the data file, seeking to ``start``."""
         return range_stream(self.data, start, end, self.size)
 
     def __del__(self) -> None:

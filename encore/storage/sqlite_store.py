@@ -250,20 +250,8 @@ class SqliteValue(Value):
         return self._store._decode_metadata(self._raw_metadata, self._key)
 
     def range(self, start: Optional[int] = None, end: Optional[int] = None) -> Any:
-        """Return a stream over ``data[start:end]``.
-
-        Parameters
-        ----------
-        start : int, optional
-            The first offset (default 0); negative counts from the end.
-        end : int, optional
-            The offset just past the end (default: the end of the data).
-
-        Returns
-        -------
-        file-like
-            A stream of the range; the caller closes it.
-        """
+        """Return a stream over ``data[start:end]``: a copy of a small value, else
+        the blob, checked to be unchanged since ``get``."""
         first, last = slice_offsets(start, end, self.size)
         if self._inline is not None:
             return io.BytesIO(self._inline[first:last])
