@@ -58,7 +58,6 @@ import re
 import sqlite3
 import stat
 import sys
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -68,6 +67,7 @@ from encore import __version__, _cli_network
 from encore.events.event_manager import EventManager
 from encore.events.progress_events import ProgressManager
 from encore.storage import open_store, sqlite_location
+from encore.storage._atomic_file import replacing
 from encore.storage._metadata_codec import decode_metadata, to_json
 from encore.terminal.progress_display import ProgressDisplay, _is_terminal, format_size
 
@@ -540,7 +540,7 @@ def _command_get(context: _Context) -> int:
 
 
 def _write_file_atomically(path: str, fill: Callable[[Callable[[bytes], Any]], Any]) -> None:
-    """Write a temporary file beside ``path`` and put it in place at the end.
+    """Write ``path`` through :func:`~encore.storage._atomic_file.replacing`.
 
     ``path`` is replaced only once ``fill`` has returned: an error or an
     interruption leaves it as it was.
@@ -548,27 +548,8 @@ def _write_file_atomically(path: str, fill: Callable[[Callable[[bytes], Any]], A
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise CommandError("cannot write {}: the directory {} does not exist".format(path, directory))
-    handle, temporary = tempfile.mkstemp(
-        dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            fill(stream.write)
-            stream.flush()
-            os.fsync(stream.fileno())
-        if os.path.exists(path):
-            mode = os.stat(path).st_mode & 0o7777
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
+    with replacing(path) as stream:
+        fill(stream.write)
 
 
 def _open_source(context: _Context, source: str) -> Tuple[Any, Optional[int], str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import stat
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 __all__ = ["replacing"]
 
@@ -29,7 +29,7 @@ def _temporary_beside(path: str) -> Any:
 
 
 @contextmanager
-def replacing(path: Any) -> Iterator[Any]:
+def replacing(path: Any, mode: Optional[int] = None) -> Iterator[Any]:
     """Write a file that replaces ``path`` only once it is complete.
 
     Parameters
@@ -37,6 +37,10 @@ def replacing(path: Any) -> Iterator[Any]:
     path : str or os.PathLike
         The destination.  When it exists and is not a regular file (a
         device, a pipe), it is opened and written directly instead.
+    mode : int, optional
+        The permission bits of the new file (``0o644`` for a file that a
+        web server publishes).  By default the bits of the file it
+        replaces, or ``0o666`` less the umask for a new destination.
 
     Yields
     ------
@@ -45,8 +49,8 @@ def replacing(path: Any) -> Iterator[Any]:
 
     Notes
     -----
-    The new file keeps the permission bits of the file it replaces; a new
-    destination gets the usual ``0o666`` less the umask.
+    Without ``mode`` the new file keeps the permission bits of the file it
+    replaces; a new destination gets the usual ``0o666`` less the umask.
     """
     path = os.fspath(path)
     try:
@@ -62,12 +66,14 @@ def replacing(path: Any) -> Iterator[Any]:
         with open(fd, "wb") as stream:
             yield stream
             stream.flush()
-            if status is not None:
+            bits = mode if mode is not None else (
+                stat.S_IMODE(status.st_mode) if status is not None else None)
+            if bits is not None:
                 try:
-                    os.chmod(stream.fileno() if os.chmod in os.supports_fd else temporary,
-                             stat.S_IMODE(status.st_mode))
+                    os.chmod(stream.fileno() if os.chmod in os.supports_fd else temporary, bits)
                 except OSError:
-                    pass
+                    if mode is not None:
+                        raise
             os.fsync(stream.fileno())
         os.replace(temporary, path)
     except BaseException:

@@ -342,6 +342,36 @@ class _CompositeStore(AbstractStore):
     def _children(self) -> List[Any]:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    # -- description ---------------------------------------------------------
+
+    def info(self) -> Dict[str, Any]:
+        """Describe the composite store.
+
+        Returns
+        -------
+        dict
+            ``'readonly'`` (whether the child named by :meth:`_info_writer`
+            is missing or read-only), ``'authorizing'`` (``False``),
+            ``'type'`` (the class name), then what :meth:`_info_details`
+            adds or overrides.
+        """
+        writer = self._info_writer()
+        result: Dict[str, Any] = {
+            "readonly": writer is None or not _is_writable(writer),
+            "authorizing": False,
+            "type": type(self).__name__,
+        }
+        result.update(self._info_details())
+        return result
+
+    def _info_writer(self) -> Any:  # pragma: no cover - overridden
+        """The child whose writability :meth:`info` reports (None: read-only)."""
+        raise NotImplementedError
+
+    def _info_details(self) -> Dict[str, Any]:
+        """The entries of :meth:`info` that belong to this composite."""
+        return {}
+
     # -- connection ----------------------------------------------------------
 
     def connect(self, credentials: Any = None) -> None:
@@ -416,24 +446,12 @@ class _CompositeStore(AbstractStore):
         two-phase commit): should one child fail to commit, the children not
         yet committed roll back.
 
-        Parameters
-        ----------
-        notes : str
-            Describes the transaction (informative only).
-
         Returns
         -------
         context manager
             Nestable; holds the composite's modification events until the
             outermost block ends, and drops them when the block fails and
             every child written could roll back.
-
-        Events
-        ------
-        StoreTransactionStartEvent
-            When the outermost transaction begins.
-        StoreTransactionEndEvent
-            When it ends, before the modification events of its writes.
         """
         return self._composite_transaction()
 
@@ -599,8 +617,6 @@ class _CompositeStore(AbstractStore):
         ------
         StoreSetEvent or StoreUpdateEvent
             One, with the composite as the source.
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is copied, when anyone listens.
         """
         self._check_write(key, "set")
         self._set(key, value, buffer_size)
@@ -614,8 +630,6 @@ class _CompositeStore(AbstractStore):
         ------
         StoreSetEvent or StoreUpdateEvent
             One, with the composite as the source.
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is copied, when anyone listens.
         """
         self._check_write(key, "set")
         self._set_data(key, data, buffer_size)

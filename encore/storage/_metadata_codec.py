@@ -57,6 +57,7 @@ __all__ = [
     "encode_metadata",
     "from_json",
     "make_encoder",
+    "permissions_to_json",
     "to_json",
 ]
 
@@ -468,3 +469,27 @@ def from_json(value: Any) -> Any:
     if kind is list:
         return [from_json(item) for item in value]
     return value
+
+
+def permissions_to_json(permissions: Dict[str, Any]) -> Dict[str, Any]:
+    """The JSON form of a permissions dictionary, as the server and client exchange it.
+
+    Parameters
+    ----------
+    permissions : dict
+        Permission names mapped to collections of user tags.
+
+    Returns
+    -------
+    dict
+        The same names, each set, frozenset, list or tuple of tags as a list
+        sorted by the tags' text (so equal permissions give equal JSON);
+        other values are passed through for the JSON encoder to judge.
+    """
+    result = {}
+    for name, tags in permissions.items():
+        if isinstance(tags, (set, frozenset, list, tuple)):
+            result[name] = sorted(tags, key=str)
+        else:
+            result[name] = tags
+    return result

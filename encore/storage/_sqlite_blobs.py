@@ -14,7 +14,7 @@ import tempfile
 from typing import Any, Optional
 
 from .abstract_store import StoreError
-from .utils import DEFAULT_BUFFER_SIZE, remaining_size as _remaining_size, slice_offsets
+from .utils import DEFAULT_BUFFER_SIZE, _chunk_bytes, remaining_size as _remaining_size, slice_offsets
 
 #: Values up to this size are written and read in one SQL statement; larger
 #: ones go through incremental blob I/O.
@@ -158,19 +158,6 @@ class _Payload(object):
         self.stream = None
 
 
-def _as_chunk(chunk: Any) -> bytes:
-    if type(chunk) is bytes:
-        return chunk
-    if isinstance(chunk, (bytearray, memoryview)):
-        return bytes(chunk)
-    if chunk is None:
-        raise TypeError("the data stream returned None (a non-blocking stream?)")
-    raise TypeError(
-        "data streams must produce bytes, got {} (open files in binary mode)".format(
-            type(chunk).__name__)
-    )
-
-
 def _small_bytes(stream: io.BytesIO) -> Optional[bytes]:
     """The rest of a BytesIO if it is small enough to write inline, else None."""
     with stream.getbuffer() as view:
@@ -218,7 +205,7 @@ def _prepare_payload(stream: Any, size: Optional[int], buffer_size: int, progres
     while True:
         chunk = read(buffer_size)
         if type(chunk) is not bytes:
-            chunk = _as_chunk(chunk)
+            chunk = _chunk_bytes(chunk)
         if not chunk:
             break
         parts.append(chunk)
@@ -238,7 +225,7 @@ def _prepare_payload(stream: Any, size: Optional[int], buffer_size: int, progres
         while True:
             chunk = read(buffer_size)
             if type(chunk) is not bytes:
-                chunk = _as_chunk(chunk)
+                chunk = _chunk_bytes(chunk)
             if not chunk:
                 break
             spool.write(chunk)
@@ -264,7 +251,7 @@ def _fill_blob(connection: sqlite3.Connection, table: str, rowid: int, key: str,
         while total < size:
             chunk = read(min(buffer_size, size - total))
             if type(chunk) is not bytes:
-                chunk = _as_chunk(chunk)
+                chunk = _chunk_bytes(chunk)
             if not chunk:
                 raise StoreError(
                     "the data for {!r} ended after {} bytes, but its size was given "

@@ -37,7 +37,7 @@ from .abstract_store import (
 )
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .string_value import StringValue
-from .utils import DEFAULT_BUFFER_SIZE, progress_is_listened, store_progress, transaction_lock
+from .utils import DEFAULT_BUFFER_SIZE, _chunk_bytes, progress_is_listened, store_progress, transaction_lock
 
 logger = logging.getLogger(__name__)
 
@@ -48,22 +48,9 @@ __all__ = ["DictMemoryStore"]
 #: One entry of ``DictMemoryStore._store``: data, metadata, created, modified.
 Entry = Tuple[bytes, Dict[str, Any], float, float]
 
-
-def _as_bytes(chunk: Any) -> bytes:
-    """Return a chunk read from a stream as bytes, refusing text."""
-    if isinstance(chunk, (bytes, bytearray, memoryview)):
-        return bytes(chunk)
-    if chunk is None:
-        raise TypeError("the data stream returned None (a non-blocking stream?)")
-    raise TypeError(
-        "data streams must produce bytes, got {} (open files in binary mode)".format(
-            type(chunk).__name__)
-    )
-
-
-
 #: Streams whose ``read()`` returns their whole rest efficiently.
 _WHOLE_READ_TYPES = (io.BytesIO, io.BufferedReader, io.FileIO)
+
 
 class DictMemoryStore(AbstractStore):
     """A store that keeps its keys in a dictionary in memory.
@@ -169,16 +156,6 @@ class DictMemoryStore(AbstractStore):
     def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> io.BytesIO:
         """Return part of the data of a key as a stream.
 
-        Parameters
-        ----------
-        key : str
-            The key.
-        start : int, optional
-            The offset of the first byte (default 0).
-        end : int, optional
-            The offset just past the last byte (default: the end); the
-            stream holds ``data[start:end]``, as for a slice.
-
         Returns
         -------
         io.BytesIO
@@ -187,16 +164,7 @@ class DictMemoryStore(AbstractStore):
         return io.BytesIO(self._store[key][0][start:end])
 
     def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
-        """Return the metadata of a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        select : iterable of str, optional
-            The names wanted; names the key lacks are left out.  ``None``
-            returns everything.
-        """
+        """Return the metadata of a key."""
         metadata = self._store[key][1]
         if select is None:
             return copy_metadata(metadata)
@@ -210,15 +178,8 @@ class DictMemoryStore(AbstractStore):
 
         Parameters
         ----------
-        key : str
-            The key.
         buffer_size : int, optional
             Ignored: the data is already in memory.
-
-        Returns
-        -------
-        bytes
-            The data.
         """
         return self._store[key][0]
 
@@ -234,18 +195,10 @@ class DictMemoryStore(AbstractStore):
 
         Parameters
         ----------
-        select : iterable of str, optional
-            The metadata names to return; ``None`` returns everything.
-            Selected names a key lacks are left out.
         **kwargs
             Metadata names and values: a key matches when
             ``metadata.get(name) == value`` for all of them (so ``name=None``
             also matches keys without ``name``).
-
-        Returns
-        -------
-        iterator of (str, dict)
-            The matching keys with copies of their (selected) metadata.
         """
         items = self._items()
         if select is not None:
@@ -267,14 +220,7 @@ class DictMemoryStore(AbstractStore):
                     yield key, select_metadata(metadata, select)
 
     def query_keys(self, **kwargs: Any) -> Iterator[str]:
-        """Find the keys whose metadata match the given values.
-
-        Parameters
-        ----------
-        **kwargs
-            Metadata names and values, as for :meth:`query`; with none, every
-            key.
-        """
+        """Find the keys whose metadata match the given values."""
         if not kwargs:
             return iter(self._store.copy())
         criteria = list(kwargs.items())
@@ -298,7 +244,7 @@ class DictMemoryStore(AbstractStore):
         read = stream.read
         first = read(buffer_size)
         if type(first) is not bytes:
-            first = _as_bytes(first)
+            first = _chunk_bytes(first)
         if not first:
             return b""
         total = len(first)
@@ -306,7 +252,7 @@ class DictMemoryStore(AbstractStore):
             progress.step(step=total)
         chunk = read(buffer_size)
         if type(chunk) is not bytes:
-            chunk = _as_bytes(chunk)
+            chunk = _chunk_bytes(chunk)
         if not chunk:
             return first  # one buffer: no copy at all
         # Several buffers: gather them in ONE growing buffer.  A BytesIO
@@ -324,7 +270,7 @@ class DictMemoryStore(AbstractStore):
                 progress.step(step=total)
             chunk = read(buffer_size)
             if type(chunk) is not bytes:
-                chunk = _as_bytes(chunk)
+                chunk = _chunk_bytes(chunk)
         del chunk
         data = buffer.getvalue()
         buffer.close()
@@ -385,8 +331,6 @@ class DictMemoryStore(AbstractStore):
         value : Value or (file-like, dict) tuple
             The new data and metadata.  A tuple's stream is left open; the
             stream of a Value is closed after reading.
-        buffer_size : int, optional
-            The number of bytes read at a time (default 1 MiB).
 
         Raises
         ------
@@ -428,17 +372,11 @@ class DictMemoryStore(AbstractStore):
 
         Parameters
         ----------
-        key : str
-            The key; created with empty metadata if it does not exist.
         data : file-like
             A readable binary stream, read to its end (and left open).
-        buffer_size : int, optional
-            The number of bytes read at a time (default 1 MiB).
 
         Events
         ------
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is read, when anyone listens.
         StoreSetEvent or StoreUpdateEvent
             After the write.
         """
@@ -460,8 +398,6 @@ class DictMemoryStore(AbstractStore):
 
         Raises
         ------
-        KeyError
-            If the key is not in the store.
         TypeError, ValueError
             If the metadata cannot be stored.
         """
@@ -482,24 +418,13 @@ class DictMemoryStore(AbstractStore):
 
         Parameters
         ----------
-        key : str
-            The key; created with empty metadata if it does not exist.
-        data : bytes
-            The new data (``bytes``, ``bytearray`` or ``memoryview``).
         buffer_size : int, optional
             Ignored.
-
-        Raises
-        ------
-        TypeError
-            If ``data`` is not bytes-like.
 
         Events
         ------
         StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
             When anyone listens: ``steps`` is ``len(data)`` in bytes.
-        StoreSetEvent or StoreUpdateEvent
-            After the write.
         """
         payload = bytes(data)
         if progress_is_listened(self.event_manager):

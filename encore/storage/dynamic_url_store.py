@@ -30,7 +30,7 @@ from .abstract_store import (
     select_metadata,
     value_parts,
 )
-from ._metadata_codec import decode_metadata, encode_metadata, to_json
+from ._metadata_codec import decode_metadata, encode_metadata, permissions_to_json, to_json
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .url_value import DEFAULT_TIMEOUT, HTTPStatusError, IncompleteBodyError, ResponseStream, translate_network_error
 from .utils import DEFAULT_BUFFER_SIZE, UserTag, is_listened, range_stream, slice_offsets, store_progress
@@ -83,19 +83,9 @@ def _parse_http_date(text: Optional[str]) -> Optional[float]:
         return None
 
 
-def _permissions_to_json(permissions: Dict[str, Any]) -> Dict[str, Any]:
-    result = {}
-    for name, tags in permissions.items():
-        if isinstance(tags, (set, frozenset, list, tuple)):
-            result[name] = sorted(tags, key=str)
-        else:
-            result[name] = tags
-    return result
-
-
 def _permissions_body(permissions: Dict[str, Any]) -> bytes:
     """The JSON body of a permissions write (plain JSON, tags as lists)."""
-    return json.dumps(_permissions_to_json(permissions)).encode("utf-8")
+    return json.dumps(permissions_to_json(permissions)).encode("utf-8")
 
 
 def _metadata_body(metadata: Dict[str, Any]) -> bytes:
@@ -165,20 +155,7 @@ class RequestsURLValue(Value):
         return self._store.get_permissions(self._key)
 
     def range(self, start: Optional[int] = None, end: Optional[int] = None) -> Any:
-        """Return a stream over ``data[start:end]``.
-
-        Parameters
-        ----------
-        start : int, optional
-            The first offset (default 0).
-        end : int, optional
-            The offset just past the end (default: the end of the data).
-
-        Returns
-        -------
-        file-like
-            A stream of the range; the caller closes it.
-        """
+        """Return a stream over ``data[start:end]``, fetched with a ``Range`` request."""
         return self._store._get_range(self._key, start, end, self.size)
 
 
@@ -530,8 +507,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
         Raises
         ------
-        KeyError
-            If the key is not in the store.
         AuthorizationError
             If the server refuses access.
         """
@@ -580,17 +555,10 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
         Parameters
         ----------
-        key : str
-            The key.
         start : int, optional
             The first offset (default 0; negative counts from the end).
         end : int, optional
             The offset just past the end (default: the end of the data).
-
-        Returns
-        -------
-        file-like
-            A stream of the range; the caller closes it.
         """
         return self._get_range(key, start, end, None)
 
@@ -634,8 +602,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
         Parameters
         ----------
-        key : str
-            The key.
         select : iterable of str, optional
             The names wanted; ``None`` for all.
 
@@ -654,8 +620,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
         Raises
         ------
-        KeyError
-            If the key does not exist or the user may not see it.
         AuthorizationError
             If the server refuses (``401``/``403``).
         """
@@ -736,8 +700,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
         ----------
         select : iterable of str, optional
             The metadata names to return (``None``: all).
-        **kwargs
-            Metadata names and the values they must equal.
         """
         keys = list(self.query_keys(**kwargs))
         if select is not None:
@@ -812,8 +774,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
         ----------
         key : str
             The key.
-        value : Value or (file-like, dict) tuple
-            The new data and metadata.
         buffer_size : int, optional
             The size of the uploaded chunks.
 
@@ -821,8 +781,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
         ------
         StoreSetEvent or StoreUpdateEvent
             One, after both writes.
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is uploaded, when anyone listens.
         """
         data, metadata, _, close = value_parts(value)
         try:
@@ -844,8 +802,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
         Parameters
         ----------
-        key : str
-            The key; created with empty metadata if new.
         data : file-like
             The new data, read in ``buffer_size`` chunks as it is sent.
         buffer_size : int, optional
@@ -855,8 +811,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
         ------
         StoreSetEvent or StoreUpdateEvent
             After the write.
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is uploaded, when anyone listens.
         """
         created = self._upload(key, data, buffer_size, None)
         self._emit_write_event(key, created, {} if created else None)
@@ -866,8 +820,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
         Parameters
         ----------
-        key : str
-            The key; created with empty data if new.
         metadata : dict
             The new metadata.
         """
@@ -879,8 +831,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
         Parameters
         ----------
-        key : str
-            The key.
         metadata : dict
             The names and values to add or replace.
         """
@@ -901,8 +851,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
         Raises
         ------
-        KeyError
-            If the key does not exist or the user may not see it.
         AuthorizationError
             If the server refuses (``401``/``403``).
         """
@@ -913,8 +861,6 @@ class DynamicURLStore(AbstractAuthorizingStore):
 
         Raises
         ------
-        KeyError
-            If the key does not exist or the user may not see it.
         AuthorizationError
             If the server refuses (``401``/``403``).
         """

@@ -772,20 +772,7 @@ class _FileSystemValue(FileValue):
         return open(self.path, "rb")
 
     def range(self, start: Optional[int] = None, end: Optional[int] = None) -> Any:
-        """Return a stream over ``data[start:end]``.
-
-        Parameters
-        ----------
-        start : int, optional
-            The first offset (default 0).
-        end : int, optional
-            The offset just past the end (default: the end of the data).
-
-        Returns
-        -------
-        file-like
-            A stream of the range; the caller closes it.
-        """
+        """Return a stream over ``data[start:end]`` of the data file, seeking to ``start``."""
         return range_stream(self.data, start, end, self.size)
 
     def __del__(self) -> None:
@@ -1129,18 +1116,7 @@ class FileSystemStore(AbstractStore):
                 raise KeyError(key) from None
 
     def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> Any:
-        """Return part of the data of a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        start : int, optional
-            The offset of the first byte (default 0).
-        end : int, optional
-            The offset just past the last byte (default: the end); the
-            stream holds ``data[start:end]``.
-        """
+        """Return part of the data of a key."""
         stream = self.get_data(key)
         try:
             size = os.fstat(stream.fileno()).st_size
@@ -1151,13 +1127,6 @@ class FileSystemStore(AbstractStore):
 
     def get_metadata(self, key: str, select: Optional[Iterable[str]] = None) -> Dict[str, Any]:
         """Return the metadata of a key, reading only its metadata file.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        select : iterable of str, optional
-            The names wanted; names the key lacks are left out.
 
         Returns
         -------
@@ -1419,23 +1388,12 @@ class FileSystemStore(AbstractStore):
 
         Parameters
         ----------
-        key : str
-            The key; replaced if it exists.
         value : Value or (file-like, dict) tuple
             The new data and metadata.  A stream given in a tuple is read
             to its end but not closed; a Value's stream is closed.
-        buffer_size : int, optional
-            The number of bytes copied at a time (default 1 MiB).
-
-        Raises
-        ------
-        TypeError, ValueError
-            If the value's parts have the wrong types; nothing is written.
 
         Events
         ------
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is copied, when anyone listens.
         StoreSetEvent or StoreUpdateEvent
             After the write.
         """
@@ -1469,17 +1427,11 @@ class FileSystemStore(AbstractStore):
 
         Parameters
         ----------
-        key : str
-            The key; created with empty metadata if it does not exist.
         data : file-like
             A readable binary stream, read to its end (not closed).
-        buffer_size : int, optional
-            The number of bytes copied at a time (default 1 MiB).
 
         Events
         ------
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is copied, when anyone listens.
         StoreSetEvent or StoreUpdateEvent
             After the write, with the key's metadata.
         """
@@ -1519,8 +1471,6 @@ class FileSystemStore(AbstractStore):
 
         Parameters
         ----------
-        key : str
-            The key; created with empty data if it does not exist.
         metadata : dict
             The new metadata.
         """
@@ -1542,15 +1492,7 @@ class FileSystemStore(AbstractStore):
         self._emit_write(key, existed, metadata)
 
     def update_metadata(self, key: str, metadata: Dict[str, Any]) -> None:
-        """Merge new values into the metadata of a key.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        metadata : dict
-            Names and values to add or replace.
-        """
+        """Merge new values into the metadata of a key."""
         data_path, metadata_path = self._paths(key)
         with self._writing(key):
             merged = self._read_metadata(key, metadata_path)
@@ -1624,8 +1566,6 @@ class FileSystemStore(AbstractStore):
 
         Parameters
         ----------
-        key : str
-            The key.
         buffer_size : int, optional
             Ignored: the file is read in one call.
         """

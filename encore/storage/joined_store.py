@@ -156,22 +156,13 @@ class JoinedStore(_CompositeStore, AbstractAuthorizingStore):
     def _copies(self, key: str) -> List[Tuple[Any, str]]:
         return [(store, key) for store in self.stores if store.exists(key)]
 
-    def info(self) -> Dict[str, Any]:
-        """Describe the joined store.
+    def _info_writer(self) -> Any:
+        return self.stores[0] if self.stores else None
 
-        Returns
-        -------
-        dict
-            ``'readonly'`` (whether ``stores[0]`` is read-only),
-            ``'authorizing'`` (whether any child is), ``'type'`` and
-            ``'stores'`` (the number of children).
-        """
-        stores = self.stores
+    def _info_details(self) -> Dict[str, Any]:
         return {
-            "readonly": not stores or not _is_writable(stores[0]),
-            "authorizing": any(isinstance(store, AbstractAuthorizingStore) for store in stores),
-            "type": type(self).__name__,
-            "stores": len(stores),
+            "authorizing": any(isinstance(store, AbstractAuthorizingStore) for store in self.stores),
+            "stores": len(self.stores),
         }
 
     # -- reads ---------------------------------------------------------------
@@ -203,33 +194,21 @@ class JoinedStore(_CompositeStore, AbstractAuthorizingStore):
 
         A key is reported once, with the metadata of the first store holding
         it; a shadowed copy in a later store is never reported, even when
-        the copy that shadows it does not match.
+        the copy that shadows it does not match.  The keys come store by
+        store.
 
         Parameters
         ----------
         select : iterable of str, optional
             The metadata names to return (``None``: all).
-        **kwargs
-            Metadata names and the values they must equal.
-
-        Returns
-        -------
-        iterator of (str, dict)
-            The matching keys and their (selected) metadata, store by store.
         """
         if select is not None:
             select = list(select)
         return self._joined(lambda store: store.query(select, **kwargs), bool(kwargs), True)
 
     def query_keys(self, **kwargs: Any) -> Iterator[str]:
-        """Find the keys whose metadata match (see :meth:`query`).
-
-        Parameters
-        ----------
-        **kwargs
-            Metadata names and the values they must equal; with none, every
-            key of every store, once.
-        """
+        """Find the keys whose metadata match (see :meth:`query`); with no
+        condition, every key of every store, once."""
         return self._joined(lambda store: store.query_keys(**kwargs), bool(kwargs), False)
 
     def glob(self, pattern: str) -> Iterator[str]:
@@ -307,8 +286,6 @@ class JoinedStore(_CompositeStore, AbstractAuthorizingStore):
 
         Parameters
         ----------
-        key : str
-            The key.
         permissions : dict of str to set of str
             The new permissions.
 
@@ -326,8 +303,6 @@ class JoinedStore(_CompositeStore, AbstractAuthorizingStore):
 
         Parameters
         ----------
-        key : str
-            The key.
         permissions : dict of str to set of str
             The permissions to grant.
 

@@ -142,21 +142,11 @@ class MountedStore(_CompositeStore, AbstractStore):
             copies.append((self.backing_store, key))
         return copies
 
-    def info(self) -> Dict[str, Any]:
-        """Describe the mounted store.
+    def _info_writer(self) -> Any:
+        return self.mount_store
 
-        Returns
-        -------
-        dict
-            ``'readonly'``, ``'authorizing'`` (``False``), ``'type'`` and
-            ``'mount_point'``.
-        """
-        return {
-            "readonly": not _is_writable(self.mount_store),
-            "authorizing": False,
-            "type": type(self).__name__,
-            "mount_point": self.mount_point,
-        }
+    def _info_details(self) -> Dict[str, Any]:
+        return {"mount_point": self.mount_point}
 
     # -- reads ---------------------------------------------------------------
 
@@ -192,13 +182,6 @@ class MountedStore(_CompositeStore, AbstractStore):
         ----------
         select : iterable of str, optional
             The metadata names to return.
-        **kwargs
-            Metadata names and the values they must equal.
-
-        Returns
-        -------
-        iterator of (str, dict)
-            Each matching key once, with its (selected) metadata.
         """
         if select is not None:
             select = list(select)
@@ -209,18 +192,7 @@ class MountedStore(_CompositeStore, AbstractStore):
         return self._merge(mounted, backing, bool(kwargs), True)
 
     def query_keys(self, **kwargs: Any) -> Iterator[str]:
-        """Find the keys whose metadata match (see :meth:`query`).
-
-        Parameters
-        ----------
-        **kwargs
-            Metadata names and the values they must equal.
-
-        Returns
-        -------
-        iterator of str
-            Each matching key once.
-        """
+        """Find the keys whose metadata match (see :meth:`query`)."""
         prefix = self.mount_point
         mounted = (prefix + short for short in self.mount_store.query_keys(**kwargs))
         backing = self.backing_store.query_keys(**kwargs)
@@ -234,11 +206,6 @@ class MountedStore(_CompositeStore, AbstractStore):
         pattern : str
             A pattern for :func:`fnmatch.fnmatchcase`, applied to the keys
             of the view.
-
-        Returns
-        -------
-        iterator of str
-            Each matching key once.
         """
         prefix = self.mount_point
         if pattern.startswith(prefix) and not (_GLOB_SPECIALS & set(prefix)):

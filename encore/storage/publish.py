@@ -37,9 +37,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from typing import Any, Callable, Dict, List, Optional, Union
 
+from ._atomic_file import replacing
 from ._metadata_codec import decode_metadata, to_json
 from .utils import DEFAULT_BUFFER_SIZE
 
@@ -60,22 +60,9 @@ def _check_key(key: str) -> List[str]:
 
 
 def _atomic_write(path: str, write: Callable[[Any], None]) -> None:
-    """Write a file under a temporary name beside it, then rename it over."""
-    directory = os.path.dirname(path)
-    descriptor, temporary = tempfile.mkstemp(prefix=".publish-", dir=directory)
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
+    """Write a file readable by a web server, replacing ``path`` when complete."""
+    with replacing(path, mode=0o644) as stream:
+        write(stream)
 
 
 def _copy(source: Any, buffer_size: int) -> Callable[[Any], None]:

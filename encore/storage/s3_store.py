@@ -104,7 +104,7 @@ from .abstract_store import (
 )
 from ._metadata_codec import decode_metadata
 from .events import StoreDeleteEvent
-from .utils import DEFAULT_BUFFER_SIZE, is_listened, slice_offsets, store_progress
+from .utils import DEFAULT_BUFFER_SIZE, _chunk_bytes, is_listened, slice_offsets, store_progress
 
 logger = logging.getLogger(__name__)
 
@@ -151,18 +151,6 @@ def _obstore() -> Any:
             "S3Store needs the obstore package: pip install 'encore[s3]' (or pip install obstore)"
         ) from None
     return obstore
-
-
-def _as_bytes(chunk: Any) -> bytes:
-    if isinstance(chunk, bytes):
-        return chunk
-    if isinstance(chunk, (bytearray, memoryview)):
-        return bytes(chunk)
-    if chunk is None:
-        raise TypeError("the data stream returned None (a non-blocking stream?)")
-    raise TypeError(
-        "data streams must produce bytes, got {} (open files in binary mode)".format(
-            type(chunk).__name__))
 
 
 class _Header(object):
@@ -890,7 +878,7 @@ class S3Store(AbstractStore):
         chunks: List[bytes] = []
         total = 0
         while total <= SINGLE_PUT_LIMIT:
-            chunk = _as_bytes(stream.read(buffer_size))
+            chunk = _chunk_bytes(stream.read(buffer_size))
             if not chunk:
                 progress.step(step=total)
                 return chunks, total, True
@@ -908,7 +896,7 @@ class S3Store(AbstractStore):
         if buffer_size is None or buffer_size <= 0:
             buffer_size = DEFAULT_BUFFER_SIZE
         while True:
-            chunk = _as_bytes(stream.read(buffer_size))
+            chunk = _chunk_bytes(stream.read(buffer_size))
             if not chunk:
                 return
             total += len(chunk)

@@ -116,7 +116,7 @@ import warnings
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, cast
 
 from ._server_auth import Authenticator, PasswordFile, hash_password, read_users, verify_password
-from ._metadata_codec import decode_metadata, encode_metadata
+from ._metadata_codec import decode_metadata, encode_metadata, permissions_to_json
 from ._server_http import PooledHTTPServer
 from .abstract_store import AuthorizationError
 
@@ -345,16 +345,6 @@ def _parse_range(header: str, size: int) -> Optional[Tuple[int, int]]:
         raise _HTTPError(416, "range not satisfiable",
                          [("Content-Range", "bytes */{}".format(size))])
     return start, end
-
-
-def _permissions_json(permissions: Dict[str, Any]) -> Dict[str, Any]:
-    result = {}
-    for name, tags in permissions.items():
-        if isinstance(tags, (set, frozenset, list, tuple)):
-            result[name] = sorted(tags, key=str)
-        else:
-            result[name] = tags
-    return result
 
 
 def _permissions_from_json(document: Any) -> Dict[str, Any]:
@@ -801,7 +791,7 @@ class _StoreApp(object):
 
     def _get_permissions(self, key: str, environ: Dict[str, Any], store: Any) -> Tuple[int, list, Iterable[bytes]]:
         self._authorizing(key, store)
-        return self._json_reply(json.dumps(_permissions_json(store.get_permissions(key))).encode("utf-8"))
+        return self._json_reply(json.dumps(permissions_to_json(store.get_permissions(key))).encode("utf-8"))
 
     def _put_permissions(self, key: str, environ: Dict[str, Any], store: Any) -> Tuple[int, list, Iterable[bytes]]:
         self._authorizing(key, store)

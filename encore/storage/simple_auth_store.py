@@ -36,7 +36,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from .abstract_store import AbstractStore, AuthorizationError
-from ._composite import _CompositeStore, _close, _is_writable
+from ._composite import _CompositeStore, _close
 
 if TYPE_CHECKING:
     from encore.events.abstract_event_manager import BaseEventManager
@@ -458,21 +458,11 @@ class SimpleAuthStore(_CompositeStore, AbstractStore):
 
     # -- connection info -----------------------------------------------------
 
-    def info(self) -> Dict[str, Any]:
-        """Describe the store; works whether or not a user is connected.
+    def _info_writer(self) -> Any:
+        return self.store
 
-        Returns
-        -------
-        dict
-            ``'readonly'``, ``'authorizing'`` (``False``), ``'type'`` and
-            ``'user'`` (the connected user's name or ``None``).
-        """
-        return {
-            "readonly": not _is_writable(self.store),
-            "authorizing": False,
-            "type": type(self).__name__,
-            "user": self._username,
-        }
+    def _info_details(self) -> Dict[str, Any]:
+        return {"user": self._username}
 
     def transaction(self, notes: str) -> Any:
         """Return a context manager grouping writes into one transaction.
@@ -494,13 +484,6 @@ class SimpleAuthStore(_CompositeStore, AbstractStore):
         AuthenticationError
             If no user is connected (``'connect'`` is not among
             :meth:`check_permissions`).
-
-        Events
-        ------
-        StoreTransactionStartEvent
-            When the outermost transaction begins.
-        StoreTransactionEndEvent
-            When it ends, before the modification events of its writes.
         """
         if "connect" not in self.check_permissions():
             raise AuthenticationError("a transaction needs a connected user")
@@ -530,8 +513,6 @@ class SimpleAuthStore(_CompositeStore, AbstractStore):
         ----------
         select : iterable of str, optional
             The metadata names to return.
-        **kwargs
-            Metadata names and the values they must equal.
 
         Returns
         -------
@@ -544,13 +525,7 @@ class SimpleAuthStore(_CompositeStore, AbstractStore):
         return self._filtered(lambda: self.store.query(select, **kwargs), True)
 
     def query_keys(self, **kwargs: Any) -> Iterator[str]:
-        """Find the keys the user may see whose metadata match.
-
-        Parameters
-        ----------
-        **kwargs
-            Metadata names and the values they must equal.
-        """
+        """Find the keys the user may see whose metadata match."""
         return self._filtered(lambda: self.store.query_keys(**kwargs), False)
 
     def glob(self, pattern: str) -> Iterator[str]:

@@ -104,7 +104,6 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional,
 
 from ._sqlite_blobs import (  # noqa: F401  (re-exported: names of this module before the split)
     INLINE_LIMIT,
-    _as_chunk,
     _blob_bytes,
     _blob_reader,
     _BlobStream,
@@ -251,20 +250,8 @@ class SqliteValue(Value):
         return self._store._decode_metadata(self._raw_metadata, self._key)
 
     def range(self, start: Optional[int] = None, end: Optional[int] = None) -> Any:
-        """Return a stream over ``data[start:end]``.
-
-        Parameters
-        ----------
-        start : int, optional
-            The first offset (default 0); negative counts from the end.
-        end : int, optional
-            The offset just past the end (default: the end of the data).
-
-        Returns
-        -------
-        file-like
-            A stream of the range; the caller closes it.
-        """
+        """Return a stream over ``data[start:end]``: a copy of a small value, else
+        the blob, checked to be unchanged since ``get``."""
         first, last = slice_offsets(start, end, self.size)
         if self._inline is not None:
             return io.BytesIO(self._inline[first:last])
@@ -744,31 +731,22 @@ class SqliteStore(AbstractStore):
         return _blob_bytes(row[0])
 
     def get_data(self, key: str) -> Any:
-        """Return the data of a key as a readable stream.
-
-        Returns
-        -------
-        file-like
-            A stream from the start of the data (seekable); the caller
-            closes it.
-        """
+        """Return the data of a key as a readable stream."""
         return self._open_key_data(key, None, None)
 
     def get_data_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> Any:
-        """Return part of the data of a key as a readable stream.
-
-        Parameters
-        ----------
-        key : str
-            The key.
-        start : int, optional
-            The offset of the first byte (default 0); negative counts from
-            the end.
-        end : int, optional
-            The offset just past the last byte (default: the end); the
-            stream holds ``data[start:end]``.
-        """
+        """Return part of the data of a key as a readable stream."""
         return self._open_key_data(key, start, end)
+
+    @staticmethod
+    def _blob_row(connection: sqlite3.Connection, sql: str, key: str) -> Tuple[Any, ...]:
+        """The ``(rowid, size, modified, inline)`` row of ``key``; KeyError if absent."""
+        cursor = connection.execute(sql, (key,))
+        row = cursor.fetchone()
+        cursor.close()
+        if row is None:
+            raise KeyError(key)
+        return row
 
     def _open_key_data(self, key: str, start: Optional[int], end: Optional[int]) -> Any:
         sql = self._statements["get_data" if _BLOB_IO else "get_data_whole"]
@@ -777,12 +755,7 @@ class SqliteStore(AbstractStore):
             # One connection: the row cannot change between the statements.
             with self._tx_lock:
                 connection = self._require_writer()
-                cursor = connection.execute(sql, (key,))
-                row = cursor.fetchone()
-                cursor.close()
-                if row is None:
-                    raise KeyError(key)
-                rowid, size, _, inline = row
+                rowid, size, _, inline = self._blob_row(connection, sql, key)
                 if size is None or inline is not None:
                     return _bytes_range(inline, start, end)
                 first, last = slice_offsets(start, end, size)
@@ -791,12 +764,7 @@ class SqliteStore(AbstractStore):
         connection = self._pool.acquire()
         try:
             for _ in range(20):
-                cursor = connection.execute(sql, (key,))
-                row = cursor.fetchone()
-                cursor.close()
-                if row is None:
-                    raise KeyError(key)
-                rowid, size, modified, inline = row
+                rowid, size, modified, inline = self._blob_row(connection, sql, key)
                 if size is None or inline is not None:
                     return _bytes_range(inline, start, end)
                 first, last = slice_offsets(start, end, size)
@@ -881,8 +849,6 @@ class SqliteStore(AbstractStore):
 
         Parameters
         ----------
-        key : str
-            The key.
         buffer_size : int, optional
             Ignored: the data is read in one statement.
         """
@@ -894,12 +860,7 @@ class SqliteStore(AbstractStore):
         Conditions on indexed names are evaluated by SQLite with the index;
         the others are checked in Python on the metadata of the remaining
         rows.  Either way a key matches when ``metadata.get(name) == value``.
-
-        Returns
-        -------
-        iterator of (str, dict)
-            The matching keys with their (selected) metadata, read from one
-            snapshot of the database.
+        The keys and metadata come from one snapshot of the database.
         """
         if select is not None:
             select = list(select)
@@ -1280,8 +1241,6 @@ class SqliteStore(AbstractStore):
         value : Value or (file-like, dict) tuple
             The new data and metadata.  A tuple's stream is read to its end
             and left open; the stream of a Value is closed after reading.
-        buffer_size : int, optional
-            The number of bytes read at a time (default 1 MiB).
 
         Raises
         ------
@@ -1292,8 +1251,6 @@ class SqliteStore(AbstractStore):
 
         Events
         ------
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is copied, when anyone listens.
         StoreSetEvent or StoreUpdateEvent
             After the write (after the transaction, inside one).
         """
@@ -1356,17 +1313,11 @@ class SqliteStore(AbstractStore):
 
         Parameters
         ----------
-        key : str
-            The key; created with empty metadata if it does not exist.
         data : file-like
             A readable binary stream, read to its end (and left open).
-        buffer_size : int, optional
-            The number of bytes read at a time (default 1 MiB).
 
         Events
         ------
-        StoreProgressStartEvent, StoreProgressStepEvent, StoreProgressEndEvent
-            While the data is copied, when anyone listens.
         StoreSetEvent or StoreUpdateEvent
             After the write.
         """
@@ -1415,8 +1366,6 @@ class SqliteStore(AbstractStore):
 
         Raises
         ------
-        KeyError
-            If the key is not in the store.
         TypeError, ValueError
             If the metadata cannot be stored.
         """

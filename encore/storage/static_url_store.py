@@ -731,11 +731,6 @@ class StaticURLStore(AbstractReadOnlyStore):
         -------
         URLValue
             With the metadata of the cached index.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the index.
         """
         metadata = self._metadata(key)
         return _StaticValue(key, self._url(key), metadata, self._require_opener(), self.timeout,
@@ -766,26 +761,13 @@ class StaticURLStore(AbstractReadOnlyStore):
 
         Parameters
         ----------
-        key : str
-            The key.
         select : iterable of str, optional
             The names wanted; ``None`` for all.
-
-        Raises
-        ------
-        KeyError
-            If the key is not in the index.
         """
         return select_metadata(self._metadata(key), select)
 
     def exists(self, key: str) -> bool:
-        """Whether the cached index has a key.
-
-        Returns
-        -------
-        bool
-            ``True`` if the key is in the index.
-        """
+        """Whether the cached index has a key."""
         with self._index_lock:
             return key in self._index
 
@@ -799,13 +781,6 @@ class StaticURLStore(AbstractReadOnlyStore):
         ----------
         select : iterable of str, optional
             The metadata names to return (``None``: all).
-        **kwargs
-            Metadata names and the values they must equal.
-
-        Returns
-        -------
-        iterator of (str, dict)
-            The matching keys with (copies of) their metadata.
         """
         items = self._snapshot()
         if select is not None:
@@ -819,13 +794,7 @@ class StaticURLStore(AbstractReadOnlyStore):
         return generate()
 
     def query_keys(self, **kwargs: Any) -> Iterator[str]:
-        """Find the keys whose metadata match, from a snapshot of the index.
-
-        Parameters
-        ----------
-        **kwargs
-            Metadata names and the values they must equal.
-        """
+        """Find the keys whose metadata match, from a snapshot of the index."""
         items = self._snapshot()
         criteria = list(kwargs.items())
         return (key for key, metadata in items

@@ -118,6 +118,26 @@ class UserTag(str):
 # Streaming helpers
 # ---------------------------------------------------------------------------
 
+def _chunk_bytes(chunk: Any) -> bytes:
+    """Return a chunk read from a data stream as ``bytes``, refusing anything else.
+
+    ``bytes`` come back as they are, ``bytearray`` and ``memoryview`` (and
+    ``bytes`` subclasses) as a ``bytes`` copy; ``None`` (what a non-blocking
+    stream returns) and text raise ``TypeError`` with a message naming the
+    likely cause.  Stores call it on every chunk they keep.
+    """
+    if type(chunk) is bytes:
+        return chunk
+    if isinstance(chunk, (bytes, bytearray, memoryview)):
+        return bytes(chunk)
+    if chunk is None:
+        raise TypeError("the data stream returned None (a non-blocking stream?)")
+    raise TypeError(
+        "data streams must produce bytes, got {} (open files in binary mode)".format(
+            type(chunk).__name__)
+    )
+
+
 def _check_chunk(chunk: Any) -> None:
     if not isinstance(chunk, (bytes, bytearray, memoryview)):
         raise TypeError(

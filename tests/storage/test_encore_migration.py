@@ -31,13 +31,13 @@ from encore.storage.filesystem_store import FileSystemStore, init_shared_store
 from encore.storage.sqlite_store import SqliteStore, adapt_dict, convert_dict
 from encore.storage.tests import abstract_test
 from encore.storage.tests.abstract_test import (
-    StoreMetadataTypesTestMixin,
     StoreReadTestMixin,
     StoreWriteTestMixin,
     create_file_like_data,
     metadata_type_samples,
     populate,
     read_fixture,
+    store_test_cases,
     write_fixture,
 )
 
@@ -164,53 +164,24 @@ def test_an_overridden_encore_test_can_fail():
 # Metadata value types beyond JSON, in every store
 # ---------------------------------------------------------------------------
 
-class DictMemoryStoreTypesTest(unittest.TestCase, StoreMetadataTypesTestMixin):
-    def setUp(self):
-        self.store = DictMemoryStore()
-        self.store.connect()
+# store_test_cases builds StoreMetadataTypesTestMixin's case for every store
+# in that store's own test module (TestMemoryMetadataTypes and
+# TestFileMetadataTypes of SqliteStore, the dictionary and file-system stores,
+# the composites, S3Store).  Here: the SQLite variants those modules leave out.
+
+def _sqlite_file(**options):
+    def make(test):
+        directory = abstract_test.temp_dir()
+        path = directory.__enter__()
+        test.addCleanup(directory.__exit__, None, None, None)
+        return SqliteStore(os.path.join(path, "types.db"), **options)
+    return make
 
 
-class SqliteStoreTypesTest(unittest.TestCase, StoreMetadataTypesTestMixin):
-    index = "dynamic"
-    legacy_pickle = False
-
-    def setUp(self):
-        self.directory = abstract_test.temp_dir()
-        path = self.directory.__enter__()
-        self.store = SqliteStore(os.path.join(path, "types.db"), index=self.index,
-                                 legacy_pickle=self.legacy_pickle)
-        self.store.connect()
-
-    def tearDown(self):
-        self.store.disconnect()
-        self.directory.__exit__(None, None, None)
-
-
-class SqliteStoreUnindexedTypesTest(SqliteStoreTypesTest):
-    index = None
-
-
-class SqliteStoreLegacyTypesTest(SqliteStoreTypesTest):
-    legacy_pickle = True
-
-
-class SqliteMemoryStoreTypesTest(unittest.TestCase, StoreMetadataTypesTestMixin):
-    def setUp(self):
-        self.store = SqliteStore()
-        self.store.connect()
-
-
-class FileSystemStoreTypesTest(unittest.TestCase, StoreMetadataTypesTestMixin):
-    def setUp(self):
-        self.directory = abstract_test.temp_dir()
-        path = self.directory.__enter__()
-        init_shared_store(path)
-        self.store = FileSystemStore(path)
-        self.store.connect()
-
-    def tearDown(self):
-        self.store.disconnect()
-        self.directory.__exit__(None, None, None)
+globals().update(store_test_cases(_sqlite_file(index=None), "TestSqliteUnindexed",
+                                  include=["MetadataTypes"]))
+globals().update(store_test_cases(_sqlite_file(legacy_pickle=True), "TestSqliteLegacyPickle",
+                                  include=["MetadataTypes"]))
 
 
 def test_tagged_json_form_is_documented_and_stable():

@@ -29,7 +29,7 @@ from encore.storage.publish import publish
 from encore.storage.server import StoreServer, make_app
 from encore.storage.simple_auth_store import SimpleAuthStore, create_user_record, make_pbkdf2_encoder
 from encore.storage.static_url_store import StaticURLStore
-from encore.storage.tests.abstract_test import StoreMetadataTypesTestMixin
+from encore.storage.tests.abstract_test import StoreMetadataTypesTestMixin, store_test_cases
 from encore.storage.tests.mixins.metadata_types import metadata_type_samples
 
 from .composite_support import CHILD_KINDS, make_child
@@ -199,11 +199,7 @@ class _RemoteChecks(_Remote):
                             if method == "GET" and "metadata" not in path))
 
 
-class TestDynamicTypesDict(_RemoteChecks, StoreMetadataTypesTestMixin, unittest.TestCase):
-    """Over a dictionary store, protocol 2 (data and metadata in one request)."""
-
-
-class TestDynamicTypesDictOldProtocol(_RemoteChecks, StoreMetadataTypesTestMixin, unittest.TestCase):
+class _OldProtocolChecks(_RemoteChecks):
     """Against a server that does not announce protocol 2: ``set`` is two
     requests, the metadata encoded before the first."""
 
@@ -216,12 +212,15 @@ class TestDynamicTypesDictOldProtocol(_RemoteChecks, StoreMetadataTypesTestMixin
         _assert_same(self, self.backing.get_metadata("two"), {"day": datetime.date(2000, 1, 2)})
 
 
-class TestDynamicTypesSqlite(_Remote, StoreMetadataTypesTestMixin, unittest.TestCase):
-    kind = "sqlite"
-
-
-class TestDynamicTypesFilesystem(_Remote, StoreMetadataTypesTestMixin, unittest.TestCase):
-    kind = "filesystem"
+# Over a dictionary store, protocol 2 (data and metadata in one request), and
+# protocol 1; then over the other kinds of served store.
+globals().update(store_test_cases(prefix="TestDynamicDict", base=_RemoteChecks, include=["MetadataTypes"]))
+globals().update(store_test_cases(prefix="TestDynamicDictOldProtocol", base=_OldProtocolChecks,
+                                  include=["MetadataTypes"]))
+for _kind in ("sqlite", "filesystem"):
+    globals().update(store_test_cases(prefix="TestDynamic" + _kind.capitalize(), base=_Remote,
+                                      include=["MetadataTypes"],
+                                      attributes={"MetadataTypes": {"kind": _kind}}))
 
 
 class TestWireForm(_Remote, _SameTypes, unittest.TestCase):
@@ -418,10 +417,10 @@ class _Auth(_Children):
 
 for _kind in CHILD_KINDS:
     for _label, _case in (("Joined", _Joined), ("Mounted", _Mounted), ("SimpleAuth", _Auth)):
-        _name = "Test{}Types{}".format(_label, _kind.capitalize())
-        globals()[_name] = type(_name, (_case, StoreMetadataTypesTestMixin, unittest.TestCase),
-                                {"kind": _kind, "__module__": __name__})
-del _kind, _label, _case, _name
+        globals().update(store_test_cases(
+            prefix="Test{}{}".format(_label, _kind.capitalize()), base=_case, include=["MetadataTypes"],
+            attributes={"MetadataTypes": {"kind": _kind}}))
+del _kind, _label, _case
 
 
 

@@ -65,7 +65,7 @@ def test_republish_updates_and_removes(source, tmp_path):
     assert json.loads((target / "index.json").read_text()) == {"a": {"n": 9}, "big": {}}
     assert (target / "data" / "a").read_bytes() == b"new"
     assert not (target / "data" / "dir").exists()
-    assert not [name for name in os.listdir(target) if name.startswith(".publish-")]
+    assert not [name for name in os.listdir(target) if name.startswith(".publish-") or name.endswith(".part")]
     assert publish(source, target, "b*") == 1
 
 

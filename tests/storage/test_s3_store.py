@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import unittest
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -27,7 +26,6 @@ from encore.storage.s3_store import PART_SIZE, UPLOAD_CONCURRENCY, S3Store  # no
 from encore.storage.tests.abstract_test import (  # noqa: E402
     EventRecorder,
     PatternFile,
-    StoreMetadataTypesTestMixin,
     StoreReadTestMixin,
     StoreWriteTestMixin,
     metadata_type_samples,
@@ -96,10 +94,8 @@ globals().update(store_test_cases(
         "LargeValues": {"streaming_peak_limit": PART_SIZE * (UPLOAD_CONCURRENCY + 1) + (4 << 20)},
         "Concurrency": {"concurrency_rounds": 10},
     }))
-
-
-class TestS3MetadataTypes(_S3Case, unittest.TestCase, StoreMetadataTypesTestMixin):
-    """Metadata values beyond JSON, in headers and in the metadata index."""
+# (TestS3MetadataTypes among them: metadata values beyond JSON, in headers and
+# in the metadata index.)
 
 
 # ---------------------------------------------------------------------------

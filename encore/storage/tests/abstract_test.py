@@ -68,7 +68,7 @@ from .mixins._support import (  # noqa: F401  (private helpers re-exported too)
     write_fixture,
 )
 from .mixins.bad_input import StoreBadInputTestMixin
-from .mixins.cases import CONFORMANCE_MIXINS, store_test_cases
+from .mixins.cases import CONFORMANCE_MIXINS, conformance_cases, store_test_cases
 from .mixins.concurrency import StoreConcurrencyTestMixin
 from .mixins.events import StoreEventTestMixin
 from .mixins.keys import StoreKeyTestMixin
@@ -102,5 +102,6 @@ __all__ = [
     "StoreLargeValueTestMixin",
     "StoreConcurrencyTestMixin",
     "CONFORMANCE_MIXINS",
+    "conformance_cases",
     "store_test_cases",
 ]

@@ -27,11 +27,12 @@ from .events import StoreEventTestMixin
 from .keys import StoreKeyTestMixin
 from .large_value import StoreLargeValueTestMixin
 from .metadata_copy import StoreMetadataCopyTestMixin
+from .metadata_types import StoreMetadataTypesTestMixin
 from .read import StoreReadTestMixin
 from .transactions import StoreTransactionTestMixin
 from .write import StoreWriteTestMixin
 
-__all__ = ["CONFORMANCE_MIXINS", "store_test_cases"]
+__all__ = ["CONFORMANCE_MIXINS", "conformance_cases", "store_test_cases"]
 
 #: Every conformance mixin, by the label :func:`store_test_cases` gives it
 #: (the end of the generated class names), in the order they run.
@@ -45,6 +46,7 @@ CONFORMANCE_MIXINS: Dict[str, type] = {
     "Concurrency": StoreConcurrencyTestMixin,
     "BadInput": StoreBadInputTestMixin,
     "LargeValues": StoreLargeValueTestMixin,
+    "MetadataTypes": StoreMetadataTypesTestMixin,
 }
 
 
@@ -176,3 +178,69 @@ def store_test_cases(
         namespace.setdefault("__module__", module)
         cases[name] = type(name, bases, namespace)
     return cases
+
+
+def conformance_cases(
+    prefix: str = "TestStore",
+    fixture: str = "encore_store",
+    *,
+    include: Optional[Iterable[str]] = None,
+    exclude: Iterable[str] = (),
+    fixtures: Optional[Mapping[str, Any]] = None,
+    attributes: Optional[Mapping[str, Mapping[str, Any]]] = None,
+) -> Dict[str, type]:
+    """Build the conformance test cases of the store a pytest fixture makes.
+
+    The pytest form of :func:`store_test_cases`, documented with the plugin
+    :mod:`encore.storage.tests.pytest_plugin` that offers the fixtures.
+
+    Parameters
+    ----------
+    prefix : str, optional
+        The start of the class names (default ``'TestStore'``); a class is
+        named ``prefix + label``, e.g. ``TestMyStoreRead``.
+    fixture : str, optional
+        The name of the fixture giving a new store for each test (default
+        ``'encore_store'``).  It may yield, to clean up after the test.
+    include, exclude, fixtures, attributes
+        As for :func:`~encore.storage.tests.abstract_test.store_test_cases`.
+
+    Returns
+    -------
+    dict of str to type
+        Class name to :class:`unittest.TestCase` subclass; ``globals().update``
+        it in the test module.
+
+    Raises
+    ------
+    TypeError
+        If ``fixture`` is not a string.
+    ValueError
+        If ``fixture`` is empty or a label is unknown.
+    """
+    if not isinstance(fixture, str):
+        raise TypeError("fixture must be the name of a pytest fixture, got {!r}".format(fixture))
+    if not fixture:
+        raise ValueError("fixture must be the name of a pytest fixture")
+
+    import pytest  # only this function needs it
+
+    @pytest.fixture(autouse=True)
+    def _encore_fixture_store(self: Any, request: Any) -> None:
+        # Runs before unittest's setUp, which asks the factory for the store.
+        self._encore_store = request.getfixturevalue(fixture)
+
+    def factory(test: Any) -> Any:
+        return test._encore_store
+
+    module = sys._getframe(1).f_globals.get("__name__", __name__)
+    merged: Dict[str, Dict[str, Any]] = {}
+    for label in CONFORMANCE_MIXINS:
+        merged[label] = dict((attributes or {}).get(label, {}))
+        merged[label]["_encore_fixture_store"] = _encore_fixture_store
+        merged[label].setdefault("__module__", module)
+    unknown = set(attributes or {}) - set(CONFORMANCE_MIXINS)
+    if unknown:
+        raise ValueError("unknown conformance mixins: {}".format(", ".join(sorted(unknown))))
+    return store_test_cases(factory, prefix, include=include, exclude=exclude,
+                            fixtures=fixtures, attributes=merged)
