@@ -1,7 +1,7 @@
 """A key-value store in S3-compatible object storage (AWS S3, SeaweedFS, MinIO,
 Ceph ...), through the `obstore <https://pypi.org/project/obstore/>`_ client.
 
-Install the client with the ``s3`` extra (``pip install "encore[s3]"``).
+Install the client with the ``s3`` extra (``pip install ".[s3]"`` from the checkout).
 
 Layout
 ------
@@ -148,7 +148,7 @@ def _obstore() -> Any:
         import obstore
     except ImportError:  # pragma: no cover - depends on the installation
         raise ImportError(
-            "S3Store needs the obstore package: pip install 'encore[s3]' (or pip install obstore)"
+            "S3Store needs the obstore package: pip install \".[s3]\" in the encore checkout (or pip install obstore)"
         ) from None
     return obstore
 
