@@ -111,15 +111,15 @@ def open_store(url: str, **options: Any) -> Any:
         * ``http://host:port/base`` (or ``https``) -- a
           :class:`~encore.storage.dynamic_url_store.DynamicURLStore` with
           ``base`` as its base URL and ``base/query`` as its query URL, as
-          served by ``encore serve`` (needs the ``encore[http]`` extra);
+          served by ``encore serve`` (needs the ``http`` extra: ``pip install ".[http]"`` from the checkout);
         * ``static+http://host/root`` (or ``static+https``,
           ``static+file``) -- a read-only
           :class:`~encore.storage.static_url_store.StaticURLStore` over
           ``root/index.json`` and ``root/data/<key>`` (``data_path`` and
           ``query_path`` options change these);
         * ``s3://bucket/prefix?endpoint_url=http://host:port`` -- an
-          :class:`~encore.storage.s3_store.S3Store` (needs the ``encore[s3]``
-          extra); credentials come from the environment
+          :class:`~encore.storage.s3_store.S3Store` (needs the ``s3``
+          extra: ``pip install ".[s3]"`` from the checkout); credentials come from the environment
           (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``); the query may
           also give ``region`` and ``create_bucket=true``.
 

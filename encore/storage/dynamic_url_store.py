@@ -9,7 +9,7 @@ any store with it.
 
 The HTTP requests are made with the third-party `requests
 <https://requests.readthedocs.io>`_ library, an optional dependency of
-encore: install it with ``pip install 'encore[http]'``.  This module can be
+encore: install it with ``pip install ".[http]"`` from the checkout.  This module can be
 imported without it; creating a store then raises :class:`ImportError`.
 """
 from __future__ import annotations
@@ -60,7 +60,7 @@ def _requests() -> Any:
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise ImportError(
             "DynamicURLStore needs the 'requests' package, an optional dependency "
-            "of encore: install it with  pip install 'encore[http]'") from error
+            "of encore: install it with  pip install \".[http]\"  in the encore checkout") from error
     return requests
 
 
@@ -296,7 +296,7 @@ class DynamicURLStore(AbstractAuthorizingStore):
     Raises
     ------
     ImportError
-        If :mod:`requests` is not installed (``pip install 'encore[http]'``).
+        If :mod:`requests` is not installed (``pip install ".[http]"`` from the checkout).
     ValueError
         If ``timeout``, ``retries``, ``backoff`` or ``pool_size`` is invalid.
     """

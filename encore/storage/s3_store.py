@@ -1,7 +1,7 @@
 """A key-value store in S3-compatible object storage (AWS S3, SeaweedFS, MinIO,
 Ceph ...), through the `obstore <https://pypi.org/project/obstore/>`_ client.
 
-Install the client with the ``s3`` extra (``pip install "encore[s3]"``).
+Install the client with the ``s3`` extra (``pip install ".[s3]"`` from the checkout).
 
 Layout
 ------
@@ -148,7 +148,7 @@ def _obstore() -> Any:
         import obstore
     except ImportError:  # pragma: no cover - depends on the installation
         raise ImportError(
-            "S3Store needs the obstore package: pip install 'encore[s3]' (or pip install obstore)"
+            "S3Store needs the obstore package: pip install \".[s3]\" in the encore checkout (or pip install obstore)"
         ) from None
     return obstore
 
@@ -612,23 +612,32 @@ class S3Store(AbstractStore):
 
     # -- reading ---------------------------------------------------------------
 
-    def _parse(self, raw: bytes, etag: Optional[str], object_size: int, last_modified: Any) -> Optional[_Header]:
+    def _parse(self, raw: bytes, meta: Any, object_size: int, name: str, key: str) -> Optional[_Header]:
         """Parse a header from the first bytes of an object; ``None`` when
-        more bytes are needed."""
+        more bytes are needed.  A header that cannot be decoded, or claims
+        more bytes than the object has, raises :func:`_corrupt`'s error."""
+        etag, last_modified = meta["e_tag"], meta["last_modified"]
         offset = codec.header_length(raw[:codec.PREFIX_SIZE])
         if offset is None:
             modified = last_modified.timestamp() if last_modified is not None else None
             return _Header({}, None, modified, etag, 0, object_size)
+        if offset > object_size:
+            raise _corrupt(name, key, "its header claims {} bytes but the object has {}".format(
+                offset, object_size))
         if len(raw) < offset:
             return None
-        metadata, created, modified, key = codec.parse_header(bytes(raw[:offset]))
-        return _Header(metadata, created, modified, etag, offset, object_size - offset, key)
+        try:
+            metadata, created, modified, recorded = codec.parse_header(bytes(raw[:offset]))
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise _corrupt(name, key, "its header cannot be decoded ({}: {})".format(
+                type(error).__name__, error)) from None
+        return _Header(metadata, created, modified, etag, offset, object_size - offset, recorded)
 
-    def _whole(self, raw: bytes, meta: Any, object_size: int, name: str) -> _Header:
+    def _whole(self, raw: bytes, meta: Any, object_size: int, name: str, key: str) -> _Header:
         """Parse a header from bytes holding at least all of it."""
-        header = self._parse(raw, meta["e_tag"], object_size, meta["last_modified"])
+        header = self._parse(raw, meta, object_size, name, key)
         if header is None:
-            raise StoreError("object {!r} has a truncated header".format(name))
+            raise _corrupt(name, key, "its header is truncated")
         return header
 
     def _read_header(self, name: str, key: str) -> _Header:
@@ -642,7 +651,7 @@ class S3Store(AbstractStore):
             result = self._call(obstore.get, name, key=key)  # an empty (foreign) object
         meta = result.meta
         raw = bytes(result.bytes())
-        header = self._parse(raw, meta["e_tag"], meta["size"], meta["last_modified"])
+        header = self._parse(raw, meta, meta["size"], name, key)
         if header is None:
             offset = codec.header_length(raw[:codec.PREFIX_SIZE])
             try:
@@ -653,7 +662,7 @@ class S3Store(AbstractStore):
                     return self._read_header(name, key)  # rewritten meanwhile: start again
                 raise
             raw += bytes(rest.bytes())
-            header = self._whole(raw, meta, meta["size"], name)
+            header = self._whole(raw, meta, meta["size"], name, key)
         self._remember_header(name, header)
         return header
 
@@ -703,7 +712,7 @@ class S3Store(AbstractStore):
         size = meta["size"]
         if size <= INLINE_LIMIT:
             raw = bytes(result.bytes())
-            header = self._whole(raw, meta, size, name)
+            header = self._whole(raw, meta, size, name, key)
             self._remember_header(name, header)
             return S3Value(self, name, header, inline=raw[header.offset:])
         reader = _ChunkReader(iter(result.stream(min_chunk_size=READ_CHUNK)), size, name=name)
@@ -711,11 +720,11 @@ class S3Store(AbstractStore):
         offset = codec.header_length(prefix)
         # Both parse a whole header (or none): never None.
         if offset is None:
-            header = self._whole(prefix, meta, size, name)
+            header = self._whole(prefix, meta, size, name, key)
             stream = _ChunkReader(_chain(prefix, reader), size, name=name)
         else:
             raw = prefix + _read_exactly(reader, offset - len(prefix))
-            header = self._whole(raw, meta, size, name)
+            header = self._whole(raw, meta, size, name, key)
             stream = reader
         self._remember_header(name, header)
         return S3Value(self, name, header, stream=stream)
@@ -1103,7 +1112,7 @@ class S3Store(AbstractStore):
             now = time.time()
             if object_size <= SINGLE_PUT_LIMIT:
                 raw = bytes(result.bytes())
-                old = self._whole(raw, meta, object_size, name)
+                old = self._whole(raw, meta, object_size, name, key)
                 metadata = change(old.metadata)
                 created = old.created if old.created is not None else now
                 header = codec.pack_header(metadata, created, now, self._recorded_key(name, key))
@@ -1122,11 +1131,11 @@ class S3Store(AbstractStore):
             prefix = _read_exactly(reader, codec.PREFIX_SIZE)
             offset = codec.header_length(prefix)
             if offset is None:
-                old = self._whole(prefix, meta, object_size, name)
+                old = self._whole(prefix, meta, object_size, name, key)
                 data_stream: Any = _ChunkReader(_chain(prefix, reader), object_size, name=name)
             else:
                 raw = prefix + _read_exactly(reader, offset - len(prefix))
-                old = self._whole(raw, meta, object_size, name)
+                old = self._whole(raw, meta, object_size, name, key)
                 data_stream = reader
             metadata = change(old.metadata)
             created = old.created if old.created is not None else now
@@ -1323,6 +1332,13 @@ def _backoff(attempt: int) -> None:
     # Contention between writers: wait a random, growing moment before the
     # next attempt so the racers spread out.
     time.sleep(random.uniform(0, min(0.2, 0.002 * (2 ** min(attempt, 7)))))
+
+
+def _corrupt(name: str, key: str, problem: str) -> StoreError:
+    """The error for an object whose header is damaged (naming the key)."""
+    if key == name:  # a hashed name read for its recorded key
+        return StoreError("object {!r} is not a valid value: {}".format(name, problem))
+    return StoreError("the value of key {!r} (object {!r}) is not a valid value: {}".format(key, name, problem))
 
 
 def _read_exactly(reader: Any, size: int) -> bytes:

@@ -345,5 +345,5 @@ class TestDynamicSpecific(_RemoteStore, unittest.TestCase):
 
 def test_missing_requests_gives_a_clear_import_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "requests", None)
-    with pytest.raises(ImportError, match=r"encore\[http\]"):
+    with pytest.raises(ImportError, match=r"pip install \"\.\[http\]\"  in the encore checkout"):
         DynamicURLStore("http://127.0.0.1:1", "http://127.0.0.1:1/query")

@@ -323,9 +323,15 @@ class LegacyStoreEventTest(unittest.TestCase, abstract_test.StoreEventTestMixin)
 class LegacyReadOnlyStoreReadTest(unittest.TestCase, abstract_test.StoreReadTestMixin):
 
     def setUp(self):
-        entries = {key: (data, metadata) for key, data, metadata in abstract_test.read_fixture()}
-        self.store = LegacyReadOnlyStore(entries)
+        self.entries = {key: (data, metadata) for key, data, metadata in abstract_test.read_fixture()}
+        self.store = LegacyReadOnlyStore(self.entries)
         self.store.connect()
+
+    def utils_large(self):
+        # A read-only store: put the large values in its entries directly.
+        self.entries["test_large"] = (
+            abstract_test.PatternFile(abstract_test.LARGE_SIZE).read(), {"large": True})
+        self.entries["test3"] = (b"test4" * 10 ** 7, {})
 
 
 class TestLegacyStore:

@@ -858,3 +858,38 @@ def test_a_server_that_checks_signatures():
         bad_create = S3Store(new_bucket(), endpoint_url=server.endpoint, create_bucket=True)
         with pytest.raises((AuthorizationError, StoreError)):
             bad_create.connect({"access_key_id": "AKIDTESTER", "secret_access_key": "wrong"})
+
+
+def _header_bytes(length, body):
+    return codec.MAGIC + length.to_bytes(4, "big") + body
+
+
+@pytest.mark.parametrize("label, body", [
+    # The header claims more bytes than the object has (small, then over
+    # INLINE_LIMIT and SINGLE_PUT_LIMIT so the streamed paths read it).
+    ("overlong", _header_bytes(1000, b'{"metadata": {}}')),
+    ("overlong-large", _header_bytes(5 << 20, b"x" * (4 << 20) + b"y" * 200)),
+    ("undecodable", _header_bytes(6, b"\xff\xfe{{{{") + b"data"),
+    ("not-json", _header_bytes(5, b"{oops") + b"data"),
+    ("no-metadata", _header_bytes(8, b'{"x": 1}') + b"data"),
+    ("not-an-object", _header_bytes(2, b"[]") + b"data"),
+])
+def test_a_corrupted_header_gives_a_store_error_naming_the_key(store, label, body):
+    key = "damaged-" + label
+    obstore.put(store._client, store._name(key), body)  # put directly, past the store
+    operations = {
+        "get": lambda: store.get(key).data.read(),
+        "get_metadata": lambda: store.get_metadata(key),
+        "get_data_range": lambda: store.get_data_range(key, 0, 2).read(),
+        "set_metadata": lambda: store.set_metadata(key, {"a": 1}),
+        "update_metadata": lambda: store.update_metadata(key, {"a": 1}),
+    }
+    for operation, call in operations.items():
+        with pytest.raises(StoreError) as caught:
+            call()
+        message = str(caught.value)
+        assert not isinstance(caught.value, KeyError), operation
+        assert repr(key) in message and "not a valid value" in message, (operation, message)
+    # The store still works for other keys.
+    store.set("fine", (io.BytesIO(b"ok"), {"b": 2}))
+    assert store.get_metadata("fine") == {"b": 2}

@@ -135,14 +135,18 @@ class _StaticSite(object):
         self.store.disconnect()
 
     def utils_large(self):
-        """Put the large value in the served directory and reload the index."""
-        path = os.path.join(self.site.directory, "data", "test_large")
-        with open(path, "wb") as target:
-            shutil.copyfileobj(PatternFile(LARGE_SIZE), target, 1 << 20)
+        """Put the large values ('test_large', and Encore's 'test3' for
+        test_to_file_large) in the served directory and reload the index."""
         index_path = os.path.join(self.site.directory, "index.json")
         with open(index_path) as stream:
             index = json.load(stream)
-        index["test_large"] = {"large": True}
+        for key, source, metadata in (
+                ("test_large", PatternFile(LARGE_SIZE), {"large": True}),
+                ("test3", PatternFile(5 * 10 ** 7, b"test4"), {})):
+            path = os.path.join(self.site.directory, "data", key)
+            with open(path, "wb") as target:
+                shutil.copyfileobj(source, target, 1 << 20)
+            index[key] = metadata
         _write_json(index_path, index)
         try:
             self.store.update_index()
