@@ -17,12 +17,12 @@ __all__ = ["replacing"]
 _FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def _temporary_beside(path: str) -> Any:
+def _temporary_beside(path: str, bits: int) -> Any:
     directory, name = os.path.split(path)
     for _ in range(100):
         temporary = os.path.join(directory or ".", ".{}.{}.part".format(name, os.urandom(4).hex()))
         try:
-            return os.open(temporary, _FLAGS, 0o666), temporary
+            return os.open(temporary, _FLAGS, bits), temporary
         except FileExistsError:
             continue
     raise FileExistsError("could not create a temporary file beside {!r}".format(path))
@@ -61,7 +61,9 @@ def replacing(path: Any, mode: Optional[int] = None) -> Iterator[Any]:
         with open(path, "wb") as stream:
             yield stream
         return
-    fd, temporary = _temporary_beside(path)
+    # With an explicit mode the file is private until it gets its bits, so
+    # content meant for its owner only is never readable by others.
+    fd, temporary = _temporary_beside(path, 0o666 if mode is None else 0o600)
     try:
         with open(fd, "wb") as stream:
             yield stream

@@ -38,11 +38,11 @@ import hashlib
 import hmac
 import os
 import secrets
-import tempfile
 import threading
 import time
 from typing import Any, Dict, Iterator, Mapping, Optional, Tuple, Union
 
+from ._atomic_file import replacing
 from .simple_auth_store import DEFAULT_PBKDF2_ITERATIONS, make_pbkdf2_encoder
 
 __all__ = [
@@ -256,23 +256,10 @@ class PasswordFile(object):
 
     def save(self) -> None:
         """Write the file atomically, readable and writable by its owner only."""
-        directory = os.path.dirname(os.path.abspath(self.path))
-        descriptor, temporary = tempfile.mkstemp(prefix=".users-", dir=directory)
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-                stream.write("# encore users: NAME:RECORD lines, written by `encore users`\n")
-                for name in sorted(self.records):
-                    stream.write("{}:{}\n".format(name, self.records[name]))
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.chmod(temporary, 0o600)
-            os.replace(temporary, self.path)
-        except BaseException:
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass
-            raise
+        with replacing(self.path, mode=0o600) as stream:
+            lines = ["# encore users: NAME:RECORD lines, written by `encore users`\n"]
+            lines.extend("{}:{}\n".format(name, self.records[name]) for name in sorted(self.records))
+            stream.write("".join(lines).encode("utf-8"))
 
 
 def read_users(path: Union[str, "os.PathLike[str]"]) -> Dict[str, str]:

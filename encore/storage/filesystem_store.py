@@ -144,6 +144,7 @@ from ._filesystem_keys import (  # noqa: F401  (re-exported: names of this modul
 from ._metadata_codec import decode_metadata, make_encoder
 from .abstract_store import AbstractStore, StoreError, Value, copy_metadata, value_parts
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
+from .file_lock import _process_is_dead
 from .file_value import FileValue
 from .utils import (
     DEFAULT_BUFFER_SIZE,
@@ -274,16 +275,7 @@ def _owner_is_gone(name: str) -> bool:
     match = _OWNER.match(name)
     if match is None or match.group(2) != _HOST_TOKEN or os.name == "nt":
         return False
-    pid = int(match.group(1), 16)
-    if pid == os.getpid() or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # exists, but not ours to signal
-        return False
-    return False
+    return _process_is_dead(int(match.group(1), 16))
 
 
 _TEMPORARY_FLAGS = (os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0)
