@@ -14,7 +14,7 @@ import tempfile
 from typing import Any, Optional
 
 from .abstract_store import StoreError
-from .utils import DEFAULT_BUFFER_SIZE, _chunk_bytes, remaining_size as _remaining_size, slice_offsets
+from .utils import DEFAULT_BUFFER_SIZE, _chunk_bytes, _read_chunks, remaining_size as _remaining_size, slice_offsets
 
 #: Values up to this size are written and read in one SQL statement; larger
 #: ones go through incremental blob I/O.
@@ -199,15 +199,10 @@ def _prepare_payload(stream: Any, size: Optional[int], buffer_size: int, progres
         if blob_io and size is not None and size > INLINE_LIMIT:
             return _Payload(size=size, stream=stream, verify=True)
     limit = INLINE_LIMIT if blob_io else None
-    read = stream.read
+    chunks = _read_chunks(stream, buffer_size)
     parts = []
     total = 0
-    while True:
-        chunk = read(buffer_size)
-        if type(chunk) is not bytes:
-            chunk = _chunk_bytes(chunk)
-        if not chunk:
-            break
+    for chunk in chunks:
         parts.append(chunk)
         total += len(chunk)
         if progress is not None:
@@ -222,12 +217,7 @@ def _prepare_payload(stream: Any, size: Optional[int], buffer_size: int, progres
         for part in parts:
             spool.write(part)
         del parts
-        while True:
-            chunk = read(buffer_size)
-            if type(chunk) is not bytes:
-                chunk = _chunk_bytes(chunk)
-            if not chunk:
-                break
+        for chunk in chunks:  # where the first loop stopped
             spool.write(chunk)
             total += len(chunk)
             if progress is not None:

@@ -37,7 +37,7 @@ from .abstract_store import (
 )
 from .events import StoreDeleteEvent, StoreSetEvent, StoreUpdateEvent
 from .string_value import StringValue
-from .utils import DEFAULT_BUFFER_SIZE, _chunk_bytes, progress_is_listened, store_progress, transaction_lock
+from .utils import DEFAULT_BUFFER_SIZE, _read_chunks, progress_is_listened, store_progress, transaction_lock
 
 logger = logging.getLogger(__name__)
 
@@ -241,18 +241,14 @@ class DictMemoryStore(AbstractStore):
             return stream.read()
         if buffer_size is None or buffer_size <= 0:
             buffer_size = DEFAULT_BUFFER_SIZE
-        read = stream.read
-        first = read(buffer_size)
-        if type(first) is not bytes:
-            first = _chunk_bytes(first)
+        chunks = _read_chunks(stream, buffer_size)
+        first = next(chunks, b"")
         if not first:
             return b""
         total = len(first)
         if progress is not None:
             progress.step(step=total)
-        chunk = read(buffer_size)
-        if type(chunk) is not bytes:
-            chunk = _chunk_bytes(chunk)
+        chunk = next(chunks, b"")
         if not chunk:
             return first  # one buffer: no copy at all
         # Several buffers: gather them in ONE growing buffer.  A BytesIO
@@ -268,9 +264,7 @@ class DictMemoryStore(AbstractStore):
             if progress is not None:
                 total += len(chunk)
                 progress.step(step=total)
-            chunk = read(buffer_size)
-            if type(chunk) is not bytes:
-                chunk = _chunk_bytes(chunk)
+            chunk = next(chunks, b"")
         del chunk
         data = buffer.getvalue()
         buffer.close()

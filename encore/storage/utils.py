@@ -138,11 +138,17 @@ def _chunk_bytes(chunk: Any) -> bytes:
     )
 
 
-def _check_chunk(chunk: Any) -> None:
-    if not isinstance(chunk, (bytes, bytearray, memoryview)):
-        raise TypeError(
-            "data streams must produce bytes, got {}".format(type(chunk).__name__)
-        )
+def _read_chunks(stream: Any, buffer_size: int) -> Iterator[bytes]:
+    """Yield a stream's non-empty chunks as ``bytes`` (checked with
+    :func:`_chunk_bytes`) until it ends; ``None`` from the stream raises."""
+    read = stream.read
+    while True:
+        chunk = read(buffer_size)
+        if type(chunk) is not bytes:
+            chunk = _chunk_bytes(chunk)
+        if not chunk:
+            return
+        yield chunk
 
 
 def buffer_iterator(
@@ -185,15 +191,15 @@ def buffer_iterator(
             if size <= 0:
                 break
         chunk = filelike.read(size)
-        if not chunk:
-            if chunk is not None and not isinstance(chunk, (bytes, bytearray, memoryview)):
-                _check_chunk(chunk)
+        if chunk is None:  # this iterator has always taken None for the end
             break
-        _check_chunk(chunk)
+        chunk = _chunk_bytes(chunk)
+        if not chunk:
+            break
         total += len(chunk)
         if progress is not None:
             progress(step=total)
-        yield bytes(chunk) if not isinstance(chunk, bytes) else chunk
+        yield chunk
     if progress is not None and total == 0:
         progress(step=0)
 
@@ -273,8 +279,7 @@ class BufferIteratorIO(io.RawIOBase):
         except StopIteration:
             self._iterator = None
             return None
-        _check_chunk(chunk)
-        return bytes(chunk)
+        return _chunk_bytes(chunk)
 
     def read(self, buffer_size: Optional[int] = -1, *, size: Optional[int] = None) -> bytes:
         """Read and return up to ``buffer_size`` bytes.
