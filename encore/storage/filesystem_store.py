@@ -1191,18 +1191,7 @@ class FileSystemStore(AbstractStore):
             for key, _ in self._walk(self._root, []):
                 yield key, {}
             return
-        items = list(criteria.items())
-        for key, metadata_path in self._walk(self._root, []):
-            try:
-                with self._reading(key):
-                    # Checked without a copy; only what is returned is copied.
-                    metadata = self._load_metadata(key, metadata_path)
-            except KeyError:
-                continue  # deleted while we walked
-            if items:
-                get = metadata.get
-                if not all(get(name) == value for name, value in items):
-                    continue
+        for key, metadata in self._matching(criteria):
             if select is not None:
                 metadata = {name: metadata[name] for name in select if name in metadata}
             yield key, copy_metadata(metadata)
@@ -1221,6 +1210,12 @@ class FileSystemStore(AbstractStore):
         return self._query_keys(kwargs)
 
     def _query_keys(self, criteria: Dict[str, Any]) -> Iterator[str]:
+        for key, _ in self._matching(criteria):
+            yield key
+
+    def _matching(self, criteria: Dict[str, Any]) -> Iterator[Tuple[str, Dict[str, Any]]]:
+        """The keys whose metadata match, with that metadata as cached (not
+        a copy: callers copy what they hand out)."""
         items = list(criteria.items())
         for key, metadata_path in self._walk(self._root, []):
             try:
@@ -1230,7 +1225,7 @@ class FileSystemStore(AbstractStore):
                 continue  # deleted while we walked
             get = metadata.get
             if all(get(name) == value for name, value in items):
-                yield key
+                yield key, metadata
 
     # -- writing -------------------------------------------------------------
 
